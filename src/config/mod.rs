@@ -1,0 +1,341 @@
+//! Configuration as written (TOML, serde), and its validation.
+//!
+//! [`Config::load`] reads and checks one file; [`crate::snapshot`] then
+//! compiles it, with the catalogue, ranges and templates it names, into the
+//! immutable snapshot the proxy serves from. Unknown keys are errors, and every
+//! error names the file, line and key.
+
+pub mod error;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use error::{ConfigError, Located};
+
+use crate::policy::RuleSpec;
+use crate::respond::{Lang, RightsHolder};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub catalog: CatalogSection,
+    pub rights_holder: RightsHolder,
+    #[serde(default)]
+    pub responses: ResponsesSection,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// The proxy listener and its upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Where clients connect.
+    pub listen: String,
+    /// The origin: `http://host:port`, `https://host:port`, or `builtin:demo`
+    /// for the demo catalogue site started inside rempart.
+    pub upstream: String,
+    /// Worker threads of the proxy (one runtime, no work stealing).
+    pub threads: usize,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Downstream write buffer; 16 KiB keeps header and body of a page in one write.
+    pub write_buffer_bytes: usize,
+    pub upstream_connect_timeout_ms: u64,
+    pub upstream_read_timeout_ms: u64,
+    /// Idle upstream connections are kept this long for reuse.
+    pub upstream_idle_timeout_ms: u64,
+    /// Pid file and graceful-upgrade socket (defaults: per listen port, in the temp dir).
+    pub pid_file: Option<PathBuf>,
+    pub upgrade_sock: Option<PathBuf>,
+    /// Seconds a stopping process keeps serving (SIGTERM).
+    pub grace_period_seconds: u64,
+    /// Directory of the built-in demo site, for `upstream = "builtin:demo"`.
+    pub demo_root: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            upstream: "builtin:demo".into(),
+            threads: 2,
+            trusted_proxies: Vec::new(),
+            write_buffer_bytes: 16 * 1024,
+            upstream_connect_timeout_ms: 2_000,
+            upstream_read_timeout_ms: 30_000,
+            upstream_idle_timeout_ms: 60_000,
+            pid_file: None,
+            upgrade_sock: None,
+            grace_period_seconds: 5,
+            demo_root: "demo-site".into(),
+        }
+    }
+}
+
+/// The admin listener (metrics, health).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Loopback by default: metrics are not for the world.
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// Where the agent catalogue and range files are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSection {
+    /// Catalogue files, later ones overriding earlier ones by agent name.
+    pub agents: Vec<PathBuf>,
+    /// Directory of operator range files (`*.json`).
+    pub ranges_dir: PathBuf,
+}
+
+impl Default for CatalogSection {
+    fn default() -> Self {
+        Self {
+            agents: vec!["agents/ai-robots.toml".into(), "agents/curated.toml".into()],
+            ranges_dir: "ipranges".into(),
+        }
+    }
+}
+
+/// How refusals look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesSection {
+    /// Status of the licensing offer: 402 (Payment Required) or 403.
+    pub offer_status: u16,
+    /// Page language when `Accept-Language` names neither French nor English.
+    pub default_language: Lang,
+    pub templates_dir: PathBuf,
+}
+
+impl Default for ResponsesSection {
+    fn default() -> Self {
+        Self {
+            offer_status: 402,
+            default_language: Lang::En,
+            templates_dir: "templates".into(),
+        }
+    }
+}
+
+/// Where the origin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamSpec {
+    /// The built-in demo site.
+    Demo,
+    Url {
+        tls: bool,
+        /// `host:port` as written, resolved when the snapshot is compiled.
+        authority: String,
+        host: String,
+    },
+}
+
+/// A loaded, validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub text: String,
+    pub raw: RawConfig,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub upstream: UpstreamSpec,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = error::read(path)?;
+        Self::parse(path, text)
+    }
+
+    /// Parses and validates config text (`path` is for messages and relative paths).
+    pub fn parse(path: &Path, text: String) -> Result<Self, ConfigError> {
+        let raw: RawConfig = error::parse_toml(path, &text)?;
+        let at = |key: &str, msg: String| ConfigError::from(error::at_key(path, &text, key, msg));
+        let listen = parse_addr(&raw.server.listen).map_err(|m| at("server.listen", m))?;
+        let admin = parse_addr(&raw.admin.listen).map_err(|m| at("admin.listen", m))?;
+        let upstream =
+            parse_upstream(&raw.server.upstream).map_err(|m| at("server.upstream", m))?;
+        if !(1..=64).contains(&raw.server.threads) {
+            return Err(at("server.threads", "must be between 1 and 64".into()));
+        }
+        if !(0..=1 << 20).contains(&raw.server.write_buffer_bytes) {
+            return Err(at(
+                "server.write_buffer_bytes",
+                "must be at most 1 MiB".into(),
+            ));
+        }
+        if !matches!(raw.responses.offer_status, 402 | 403) {
+            return Err(at(
+                "responses.offer_status",
+                format!(
+                    "{} is not allowed: use 402 or 403",
+                    raw.responses.offer_status
+                ),
+            ));
+        }
+        if !raw.rights_holder.offer_path.starts_with('/') {
+            return Err(at("rights_holder.offer_path", "must start with '/'".into()));
+        }
+        if raw.catalog.agents.is_empty() {
+            return Err(at(
+                "catalog.agents",
+                "name at least one catalogue file".into(),
+            ));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            text,
+            raw,
+            listen,
+            admin,
+            upstream,
+        })
+    }
+
+    /// Resolves a path written in the config relative to the config's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    /// An error located at `key` in this config file.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        error::at_key(&self.path, &self.text, key, message).into()
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address:port such as 127.0.0.1:8080"))
+}
+
+/// Parses `http://host[:port]`, `https://host[:port]` or `builtin:demo`.
+pub fn parse_upstream(s: &str) -> Result<UpstreamSpec, String> {
+    if s == "builtin:demo" {
+        return Ok(UpstreamSpec::Demo);
+    }
+    let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(format!(
+                "{s:?}: use http://host:port, https://host:port or builtin:demo"
+            ))
+        }
+    };
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return Err(format!("{s:?}: an upstream has no path"));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{s:?} has no host"))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let authority = if bare.contains(':') {
+        format!("[{bare}]:{port}")
+    } else {
+        format!("{bare}:{port}")
+    };
+    Ok(UpstreamSpec::Url {
+        tls,
+        authority,
+        host: bare,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[rights_holder]\nname='n'\ncontact='c'\nterms_url='https://t'\n";
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::parse(Path::new("r.toml"), MINIMAL.into()).unwrap();
+        assert!(c.admin.ip().is_loopback());
+        assert!(c.listen.ip().is_loopback());
+        assert!(c.raw.server.trusted_proxies.is_empty());
+        assert_eq!(c.raw.responses.offer_status, 402);
+        assert_eq!(c.upstream, UpstreamSpec::Demo);
+    }
+
+    #[test]
+    fn semantic_errors_name_line_and_key() {
+        let text = format!("{MINIMAL}\n[responses]\noffer_status = 200\n");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("r.toml:7:16: key `responses.offer_status`"),
+            "{err}"
+        );
+        let text = format!("[server]\nupstream = 'ftp://x'\n{MINIMAL}");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("r.toml:2:12: key `server.upstream`"),
+            "{err}"
+        );
+        let text = format!("[server]\ntrusted_proxies = ['10.0.0.0/33']\n{MINIMAL}");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:") && err.contains("server.trusted_proxies"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn upstream_forms() {
+        assert_eq!(
+            parse_upstream("http://origin.internal:8081").unwrap(),
+            UpstreamSpec::Url {
+                tls: false,
+                authority: "origin.internal:8081".into(),
+                host: "origin.internal".into()
+            }
+        );
+        assert_eq!(
+            parse_upstream("https://[::1]").unwrap(),
+            UpstreamSpec::Url {
+                tls: true,
+                authority: "[::1]:443".into(),
+                host: "::1".into()
+            }
+        );
+        assert!(parse_upstream("http://x/path").is_err());
+        assert!(parse_upstream("origin:80").is_err());
+    }
+}

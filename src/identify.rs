@@ -1,0 +1,169 @@
+//! Identity: who is asking, as far as the user agent and the address tell.
+//!
+//! The order is fixed: a catalogue agent named in the user agent is
+//! `declared` (or `tool` for HTTP libraries), then checked against its
+//! operator's published ranges; otherwise the user agent is `browser`-shaped
+//! or `unknown`. A later stage (licence credentials, reverse DNS) slots in
+//! before or after the range check without changing the callers.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::catalog::{AgentId, Catalogue};
+use crate::model::{IdentityKind, Purpose, Verification};
+use crate::ranges::{RangeTable, SourceSet};
+
+/// How a verification verdict was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMethod {
+    /// Checked against the operator's published IP ranges.
+    IpRanges,
+    /// Nothing to check against (no ranges published), or nothing claimed.
+    None,
+}
+
+/// The identity of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    pub agent: Option<AgentId>,
+    pub purpose: Option<Purpose>,
+    pub verification: Verification,
+    pub method: VerifyMethod,
+    /// Every published range source containing the client address, whatever
+    /// it claims (an operator's address is not a person's).
+    pub operator_sources: SourceSet,
+}
+
+/// Identifies a request from its user agent and client address.
+pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAddr) -> Identity {
+    let operator_sources = ranges.lookup(ip);
+    let Some(id) = catalogue.match_ua(ua) else {
+        let kind = if looks_like_browser(ua) {
+            IdentityKind::Browser
+        } else {
+            IdentityKind::Unknown
+        };
+        return Identity {
+            kind,
+            agent: None,
+            purpose: None,
+            verification: Verification::None,
+            method: VerifyMethod::None,
+            operator_sources,
+        };
+    };
+    let agent = catalogue.agent(id);
+    let (kind, verification, method) = if agent.purpose == crate::model::Purpose::Tool {
+        (IdentityKind::Tool, Verification::None, VerifyMethod::None)
+    } else if agent.ranges.is_empty() {
+        (
+            IdentityKind::Declared,
+            Verification::Unverifiable,
+            VerifyMethod::None,
+        )
+    } else if agent.ranges.intersects(operator_sources) {
+        (
+            IdentityKind::Declared,
+            Verification::Verified,
+            VerifyMethod::IpRanges,
+        )
+    } else {
+        (
+            IdentityKind::Declared,
+            Verification::Spoofed,
+            VerifyMethod::IpRanges,
+        )
+    };
+    Identity {
+        kind,
+        agent: Some(id),
+        purpose: Some(agent.purpose),
+        verification,
+        method,
+        operator_sources,
+    }
+}
+
+/// Browsers all open with `Mozilla/5.0 (` and carry an engine token.
+fn looks_like_browser(ua: &[u8]) -> bool {
+    ua.starts_with(b"Mozilla/5.0 (")
+        && [&b"Gecko"[..], b"AppleWebKit", b"Trident"]
+            .iter()
+            .any(|engine| ua.windows(engine.len()).any(|w| w == *engine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::file::CatalogFile;
+    use crate::ranges::RangeSource;
+    use std::path::{Path, PathBuf};
+
+    fn setup() -> (Catalogue, RangeTable) {
+        let ranges = RangeTable::new(vec![RangeSource::parse(
+            "gptbot",
+            Path::new("gptbot.json"),
+            r#"{"prefixes":[{"ipv4Prefix":"192.0.2.0/24"}]}"#,
+        )
+        .unwrap()]);
+        let file: CatalogFile = toml::from_str(
+            "[[agent]]\nname='GPTBot'\noperator='OpenAI'\npurpose='ai-training'\nranges=['gptbot']\n\
+             [[agent]]\nname='Bytespider'\noperator='ByteDance'\npurpose='ai-training'\n\
+             [[agent]]\nname='curl'\noperator='curl'\npurpose='tool'\n",
+        )
+        .unwrap();
+        let cat = Catalogue::compile(vec![(PathBuf::from("a.toml"), file)], &ranges).unwrap();
+        (cat, ranges)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn verification_follows_the_ranges() {
+        let (c, r) = setup();
+        let id = identify(&c, &r, b"GPTBot/1.2", ip("192.0.2.9"));
+        assert_eq!(
+            (id.kind, id.verification),
+            (IdentityKind::Declared, Verification::Verified)
+        );
+        let id = identify(&c, &r, b"GPTBot/1.2", ip("127.0.0.1"));
+        assert_eq!(id.verification, Verification::Spoofed);
+        let id = identify(&c, &r, b"Bytespider", ip("127.0.0.1"));
+        assert_eq!(id.verification, Verification::Unverifiable);
+    }
+
+    #[test]
+    fn tools_browsers_and_unknowns() {
+        let (c, r) = setup();
+        assert_eq!(
+            identify(&c, &r, b"curl/8.5.0", ip("127.0.0.1")).kind,
+            IdentityKind::Tool
+        );
+        let chrome = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+        let id = identify(&c, &r, chrome, ip("127.0.0.1"));
+        assert_eq!(
+            (id.kind, id.purpose, id.verification),
+            (IdentityKind::Browser, None, Verification::None)
+        );
+        assert_eq!(
+            identify(&c, &r, b"", ip("127.0.0.1")).kind,
+            IdentityKind::Unknown
+        );
+        assert_eq!(
+            identify(&c, &r, b"\xff\xfe\x00", ip("127.0.0.1")).kind,
+            IdentityKind::Unknown
+        );
+    }
+
+    #[test]
+    fn operator_sources_are_reported_without_a_claim() {
+        let (c, r) = setup();
+        let id = identify(&c, &r, b"Mozilla/5.0 (X11) Gecko", ip("192.0.2.1"));
+        assert!(!id.operator_sources.is_empty());
+    }
+}

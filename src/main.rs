@@ -1,0 +1,254 @@
+//! The `rempart` command line.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use rempart::classify::{classify, parse_line, Sample, Summary};
+use rempart::config::Config;
+use rempart::server::{run, RunOptions};
+use rempart::snapshot::{CompileOptions, Snapshot};
+
+const DEFAULT_CONFIG: &str = "config/rempart.toml";
+
+/// rempart: an edge reverse proxy that makes a rights holder's AI opt-out stick.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Listen address (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Origin URL (overrides server.upstream).
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Admin address for /metrics and /healthz (overrides admin.listen).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Take over the listening sockets of a running instance (graceful upgrade).
+        #[arg(long, short)]
+        upgrade: bool,
+    },
+    /// Run the shipped config in front of the built-in demo site on 127.0.0.1:8080.
+    Demo {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
+    /// Validate a config and everything it names; exit 0 if good, 1 if not.
+    Check {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print the verdict for a request, or for every line of stdin (JSON lines or combined logs).
+    Classify {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// User agent to classify (without it, requests are read from stdin).
+        #[arg(long)]
+        ua: Option<String>,
+        /// Client address (default 0.0.0.0, which no operator publishes).
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Maintain the agent catalogue.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Regenerate the AI part of the catalogue from ai.robots.txt's robots.json.
+    ImportAiRobots {
+        /// Path to robots.json.
+        path: PathBuf,
+        /// Output catalogue file.
+        #[arg(long, short, default_value = "config/agents/ai-robots.toml")]
+        output: PathBuf,
+        /// Provenance recorded in each entry (default: the file name).
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn offline_snapshot(config: &std::path::Path) -> anyhow::Result<Snapshot> {
+    let config = Config::load(config)?;
+    Ok(Snapshot::compile(
+        &config,
+        &CompileOptions {
+            demo_origin: None,
+            offline: true,
+        },
+    )?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rempart: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            config,
+            listen,
+            upstream,
+            admin,
+            upgrade,
+        } => run(RunOptions {
+            config,
+            listen,
+            upstream,
+            admin,
+            upgrade,
+            print_demo_guide: false,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Demo {
+            config,
+            listen,
+            admin,
+        } => run(RunOptions {
+            config,
+            listen: Some(listen),
+            upstream: Some("builtin:demo".into()),
+            admin: Some(admin),
+            upgrade: false,
+            print_demo_guide: true,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Check { config } => match offline_snapshot(&config) {
+            Ok(snap) => {
+                println!(
+                    "{}: ok ({} agents, {} tokens, {} range files with {} prefixes, {} rules)",
+                    config.display(),
+                    snap.catalogue.agents().len(),
+                    snap.catalogue.token_count(),
+                    snap.ranges.sources().len(),
+                    snap.ranges.prefix_count(),
+                    snap.policy.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Classify {
+            config,
+            ua,
+            ip,
+            path,
+            host,
+        } => {
+            let snap = offline_snapshot(&config)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            if let Some(ua) = ua {
+                let sample = Sample {
+                    ua,
+                    ip,
+                    path: Some(path),
+                    host,
+                };
+                serde_json::to_writer(&mut out, &classify(&snap, &sample))?;
+                writeln!(out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut summary = Summary::default();
+            for line in std::io::stdin().lock().lines() {
+                let line = line.context("reading stdin")?;
+                let Some(sample) = parse_line(&line) else {
+                    if !line.trim().is_empty() {
+                        summary.unparsed += 1;
+                    }
+                    continue;
+                };
+                let verdict = classify(&snap, &sample);
+                *summary.by_action.entry(verdict.action).or_default() += 1;
+                serde_json::to_writer(&mut out, &verdict)?;
+                writeln!(out)?;
+            }
+            eprintln!("{}", summary.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            command:
+                CatalogCommand::ImportAiRobots {
+                    path,
+                    output,
+                    source,
+                },
+        } => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            let provenance = source.unwrap_or_else(|| {
+                format!(
+                    "ai.robots.txt robots.json ({})",
+                    path.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                )
+            });
+            let file = rempart::catalog::import::import(&text, &provenance)
+                .with_context(|| format!("{}", path.display()))?;
+            let header = format!(
+                "Generated by `rempart catalog import-ai-robots` from {provenance}.\n\
+                 Do not edit: corrections and additions belong in curated.toml, which is merged over this file.\n\
+                 Source: https://github.com/ai-robots-txt/ai.robots.txt (MIT licence).\n\
+                 {} agents.",
+                file.agents.len()
+            );
+            let rendered = rempart::catalog::import::render(&file, &header)?;
+            std::fs::write(&output, rendered)
+                .with_context(|| format!("{}: cannot write", output.display()))?;
+            println!("{}: {} agents written", output.display(), file.agents.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Prometheus metrics, registered once in the default registry (the one
+//! pingora's own metrics use), and surviving every configuration reload.
+//!
+//! The per-request counters are resolved to handles up front, so the hot path
+//! does one atomic add per counter and never hashes label values or takes the
+//! metric family's lock.
+
+use std::sync::{LazyLock, OnceLock};
+
+use prometheus::{
+    exponential_buckets, register_histogram, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+};
+
+use crate::model::{Action, Purpose, Verification};
+
+const ACTIONS: [Action; 3] = [Action::Allow, Action::Block, Action::Offer];
+const VERIFICATIONS: [Verification; 4] = [
+    Verification::Verified,
+    Verification::Spoofed,
+    Verification::Unverifiable,
+    Verification::None,
+];
+/// Purpose slots: the nine purposes, then "none" for browsers and unknowns.
+const PURPOSE_SLOTS: usize = Purpose::ALL.len() + 1;
+
+/// Every metric rempart exports.
+pub struct Metrics {
+    requests: Vec<IntCounter>,
+    pub requests_vec: IntCounterVec,
+    pub agent_requests: IntCounterVec,
+    pub log_only: IntCounterVec,
+    pub decision_seconds: Histogram,
+    pub upstream_errors: IntCounterVec,
+    pub served_documents: IntCounterVec,
+    pub catalog_agents: IntGauge,
+    pub catalog_tokens: IntGauge,
+    pub ipranges_prefixes: IntGaugeVec,
+    pub policy_rules: IntGauge,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+    &METRICS
+}
+
+fn slot(action: Action, purpose: Option<Purpose>, verification: Verification) -> usize {
+    let a = action as usize;
+    let p = purpose.map_or(Purpose::ALL.len(), |p| p as usize);
+    let v = verification as usize;
+    (a * PURPOSE_SLOTS + p) * VERIFICATIONS.len() + v
+}
+
+impl Metrics {
+    fn register() -> Self {
+        // Registering twice in one process is the only failure, and the
+        // LazyLock above rules it out.
+        #[allow(clippy::expect_used)]
+        let requests_vec = register_int_counter_vec!(
+            "rempart_requests_total",
+            "Requests by the action taken, the purpose of the agent (none for browsers and unknown clients) and its verification.",
+            &["action", "purpose", "verification"]
+        )
+        .expect("register rempart_requests_total");
+        let mut requests = Vec::with_capacity(ACTIONS.len() * PURPOSE_SLOTS * VERIFICATIONS.len());
+        for action in ACTIONS {
+            for p in 0..PURPOSE_SLOTS {
+                let purpose = Purpose::ALL.get(p).map_or("none", |p| p.as_str());
+                for v in VERIFICATIONS {
+                    requests.push(requests_vec.with_label_values(&[
+                        action.as_str(),
+                        purpose,
+                        v.as_str(),
+                    ]));
+                }
+            }
+        }
+        #[allow(clippy::expect_used)]
+        Self {
+            requests,
+            requests_vec,
+            agent_requests: register_int_counter_vec!(
+                "rempart_agent_requests_total",
+                "Requests from catalogue agents, by agent name and action (labels bounded by the catalogue).",
+                &["agent", "operator", "action"]
+            )
+            .expect("register rempart_agent_requests_total"),
+            log_only: register_int_counter_vec!(
+                "rempart_log_only_total",
+                "Matches of log-only rules: the action the rule would have taken, not enforced.",
+                &["rule", "action"]
+            )
+            .expect("register rempart_log_only_total"),
+            decision_seconds: register_histogram!(
+                "rempart_decision_seconds",
+                "Time to extract facts, identify and decide, per request.",
+                exponential_buckets(0.000_000_25, 2.0, 14).expect("buckets")
+            )
+            .expect("register rempart_decision_seconds"),
+            upstream_errors: register_int_counter_vec!(
+                "rempart_upstream_errors_total",
+                "Requests that failed towards the origin, by stage (connect, proxy).",
+                &["stage"]
+            )
+            .expect("register rempart_upstream_errors_total"),
+            served_documents: register_int_counter_vec!(
+                "rempart_served_documents_total",
+                "Documents served by rempart itself (robots.txt, offer page).",
+                &["document"]
+            )
+            .expect("register rempart_served_documents_total"),
+            catalog_agents: register_int_gauge!(
+                "rempart_catalog_agents",
+                "Agents in the loaded catalogue."
+            )
+            .expect("register rempart_catalog_agents"),
+            catalog_tokens: register_int_gauge!(
+                "rempart_catalog_tokens",
+                "User-agent tokens matched by the loaded catalogue."
+            )
+            .expect("register rempart_catalog_tokens"),
+            ipranges_prefixes: register_int_gauge_vec!(
+                "rempart_ipranges_prefixes",
+                "Published prefixes loaded, per range source.",
+                &["source"]
+            )
+            .expect("register rempart_ipranges_prefixes"),
+            policy_rules: register_int_gauge!(
+                "rempart_policy_rules",
+                "Rules in the loaded policy."
+            )
+            .expect("register rempart_policy_rules"),
+        }
+    }
+
+    /// Counts one request by action, purpose and verification.
+    pub fn count_request(
+        &self,
+        action: Action,
+        purpose: Option<Purpose>,
+        verification: Verification,
+    ) {
+        if let Some(c) = self.requests.get(slot(action, purpose, verification)) {
+            c.inc();
+        }
+    }
+}
+
+/// Per-agent counter handles, created on first use (so that an agent never
+/// seen exports no series) and then lock-free.
+pub struct AgentCounters {
+    slots: Vec<OnceLock<[IntCounter; 3]>>,
+}
+
+impl AgentCounters {
+    pub fn new(agents: usize) -> Self {
+        Self {
+            slots: (0..agents).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    pub fn inc(&self, agent: usize, name: &str, operator: &str, action: Action) {
+        let Some(slot) = self.slots.get(agent) else {
+            return;
+        };
+        let counters = slot.get_or_init(|| {
+            let vec = &metrics().agent_requests;
+            ACTIONS.map(|a| vec.with_label_values(&[name, operator, a.as_str()]))
+        });
+        counters[action as usize].inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_and_in_range() {
+        let mut seen = std::collections::HashSet::new();
+        for a in ACTIONS {
+            for p in Purpose::ALL.map(Some).into_iter().chain([None]) {
+                for v in VERIFICATIONS {
+                    let s = slot(a, p, v);
+                    assert!(s < ACTIONS.len() * PURPOSE_SLOTS * VERIFICATIONS.len());
+                    assert!(seen.insert(s));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counting_reaches_the_labelled_series() {
+        let m = metrics();
+        let before = m
+            .requests_vec
+            .with_label_values(&["offer", "ai-search", "spoofed"])
+            .get();
+        m.count_request(
+            Action::Offer,
+            Some(Purpose::AiSearch),
+            Verification::Spoofed,
+        );
+        let after = m
+            .requests_vec
+            .with_label_values(&["offer", "ai-search", "spoofed"])
+            .get();
+        assert_eq!(after, before + 1);
+    }
+}

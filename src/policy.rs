@@ -1,0 +1,533 @@
+//! The ordered policy: the first enforcing rule whose conditions all hold
+//! gives the action; with none, the request passes.
+//!
+//! A rule in `log-only` mode is a shadow: when it matches, its would-be action
+//! is recorded and counted, and evaluation goes on as if it were absent. So
+//! adding a log-only rule never changes what a client gets, which is what makes
+//! it safe to try a new rule on live traffic.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::catalog::{AgentId, Catalogue};
+use crate::facts::RequestFacts;
+use crate::identify::Identity;
+use crate::model::{Action, IdentityKind, Purpose, Verification};
+
+/// A rule as written in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    #[serde(default)]
+    pub identity: Vec<IdentityKind>,
+    #[serde(default)]
+    pub agent: Vec<String>,
+    #[serde(default)]
+    pub operator: Vec<String>,
+    #[serde(default)]
+    pub purpose: Vec<Purpose>,
+    #[serde(default)]
+    pub verification: Vec<Verification>,
+    #[serde(default)]
+    pub host: Vec<String>,
+    #[serde(default)]
+    pub path_prefix: Vec<String>,
+    #[serde(default)]
+    pub path: Vec<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Whether a rule acts or only records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    LogOnly,
+}
+
+/// Index of a rule in the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleId(pub u16);
+
+/// A rule that cannot be compiled; `field` is the key inside the rule.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RuleError {
+    pub rule: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// A small set of enum values as a bitmask; empty means "any".
+#[derive(Debug, Clone, Copy, Default)]
+struct Mask(u32);
+
+impl Mask {
+    fn of(bits: impl Iterator<Item = u32>) -> Self {
+        Mask(bits.fold(0, |m, b| m | (1 << b)))
+    }
+    fn allows(self, bit: u32) -> bool {
+        self.0 == 0 || self.0 & (1 << bit) != 0
+    }
+    fn allows_opt(self, bit: Option<u32>) -> bool {
+        self.0 == 0 || bit.is_some_and(|b| self.0 & (1 << b) != 0)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HostPattern {
+    Exact(String),
+    /// `*.example.com`: any subdomain (not the apex).
+    Suffix(String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    kinds: Mask,
+    purposes: Mask,
+    verifications: Mask,
+    /// Sorted agent indices; `None` = any agent (or none).
+    agents: Option<Vec<u32>>,
+    hosts: Vec<HostPattern>,
+    prefixes: Vec<String>,
+    globs: Option<GlobSet>,
+    action: Action,
+    mode: Mode,
+}
+
+/// The outcome of the policy for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What the client gets.
+    pub action: Action,
+    /// The enforcing rule that gave it; `None` for the default (allow).
+    pub rule: Option<RuleId>,
+    /// The first log-only rule that matched, with the action it would have taken.
+    pub shadow: Option<(RuleId, Action)>,
+}
+
+/// The compiled, ordered rules.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+}
+
+fn kind_bit(k: IdentityKind) -> u32 {
+    k as u32
+}
+fn purpose_bit(p: Purpose) -> u32 {
+    p as u32
+}
+fn verification_bit(v: Verification) -> u32 {
+    v as u32
+}
+
+impl Policy {
+    /// Compiles rule specs against a catalogue (agent and operator names must exist).
+    pub fn compile(specs: &[RuleSpec], catalogue: &Catalogue) -> Result<Self, RuleError> {
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let err = |field: &str, message: String| RuleError {
+                rule: i,
+                field: field.to_owned(),
+                message,
+            };
+            if spec.name.trim().is_empty() {
+                return Err(err("name", "a rule needs a name".into()));
+            }
+            if !seen.insert(spec.name.as_str()) {
+                return Err(err("name", format!("duplicate rule name {:?}", spec.name)));
+            }
+            let mut agents: Option<Vec<u32>> = None;
+            for (j, name) in spec.agent.iter().enumerate() {
+                let id = catalogue.by_name(name).ok_or_else(|| {
+                    err(
+                        &format!("agent[{j}]"),
+                        format!("no agent {name:?} in the catalogue"),
+                    )
+                })?;
+                agents.get_or_insert_with(Vec::new).push(id.0);
+            }
+            for (j, op) in spec.operator.iter().enumerate() {
+                let ids: Vec<u32> = catalogue
+                    .agents()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.operator.eq_ignore_ascii_case(op))
+                    .map(|(k, _)| k as u32)
+                    .collect();
+                if ids.is_empty() {
+                    return Err(err(
+                        &format!("operator[{j}]"),
+                        format!("no agent of operator {op:?} in the catalogue"),
+                    ));
+                }
+                agents.get_or_insert_with(Vec::new).extend(ids);
+            }
+            if let Some(a) = agents.as_mut() {
+                a.sort_unstable();
+                a.dedup();
+            }
+            let mut hosts = Vec::with_capacity(spec.host.len());
+            for (j, h) in spec.host.iter().enumerate() {
+                let h = h.trim().to_ascii_lowercase();
+                if h.is_empty() || h.contains(['/', ' ']) {
+                    return Err(err(
+                        &format!("host[{j}]"),
+                        format!("{h:?} is not a host name"),
+                    ));
+                }
+                hosts.push(match h.strip_prefix("*.") {
+                    Some(rest) => HostPattern::Suffix(format!(".{rest}")),
+                    None => HostPattern::Exact(h),
+                });
+            }
+            for (j, p) in spec.path_prefix.iter().enumerate() {
+                if !p.starts_with('/') {
+                    return Err(err(
+                        &format!("path_prefix[{j}]"),
+                        format!("{p:?} must start with '/'"),
+                    ));
+                }
+            }
+            let globs = if spec.path.is_empty() {
+                None
+            } else {
+                let mut b = GlobSetBuilder::new();
+                for (j, p) in spec.path.iter().enumerate() {
+                    if !p.starts_with('/') {
+                        return Err(err(
+                            &format!("path[{j}]"),
+                            format!("{p:?} must start with '/'"),
+                        ));
+                    }
+                    let glob = GlobBuilder::new(p)
+                        .literal_separator(false)
+                        .build()
+                        .map_err(|e| err(&format!("path[{j}]"), format!("bad glob: {e}")))?;
+                    b.add(glob);
+                }
+                Some(
+                    b.build()
+                        .map_err(|e| err("path", format!("bad glob: {e}")))?,
+                )
+            };
+            rules.push(Rule {
+                name: spec.name.clone(),
+                kinds: Mask::of(spec.identity.iter().map(|&k| kind_bit(k))),
+                purposes: Mask::of(spec.purpose.iter().map(|&p| purpose_bit(p))),
+                verifications: Mask::of(spec.verification.iter().map(|&v| verification_bit(v))),
+                agents,
+                hosts,
+                prefixes: spec.path_prefix.clone(),
+                globs,
+                action: spec.action,
+                mode: spec.mode,
+            });
+        }
+        if rules.len() > u16::MAX as usize {
+            return Err(RuleError {
+                rule: rules.len(),
+                field: String::new(),
+                message: "too many rules".into(),
+            });
+        }
+        Ok(Self { rules })
+    }
+
+    /// Runs the rules in order.
+    pub fn decide(&self, facts: &RequestFacts<'_>, identity: &Identity) -> Decision {
+        let mut shadow = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matches(facts, identity) {
+                continue;
+            }
+            let id = RuleId(i as u16);
+            match rule.mode {
+                Mode::LogOnly => {
+                    if shadow.is_none() {
+                        shadow = Some((id, rule.action));
+                    }
+                }
+                Mode::Enforce => {
+                    return Decision {
+                        action: rule.action,
+                        rule: Some(id),
+                        shadow,
+                    }
+                }
+            }
+        }
+        Decision {
+            action: Action::Allow,
+            rule: None,
+            shadow,
+        }
+    }
+
+    /// The rule's name, or `default` for the implicit final allow.
+    pub fn rule_name(&self, rule: Option<RuleId>) -> &str {
+        rule.and_then(|r| self.rules.get(r.0 as usize))
+            .map_or("default", |r| r.name.as_str())
+    }
+
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl Rule {
+    fn matches(&self, facts: &RequestFacts<'_>, id: &Identity) -> bool {
+        if !self.kinds.allows(kind_bit(id.kind))
+            || !self.purposes.allows_opt(id.purpose.map(purpose_bit))
+            || !self.verifications.allows(verification_bit(id.verification))
+        {
+            return false;
+        }
+        if let Some(agents) = &self.agents {
+            match id.agent {
+                Some(AgentId(a)) if agents.binary_search(&a).is_ok() => {}
+                _ => return false,
+            }
+        }
+        if !self.hosts.is_empty() {
+            let Some(host) = facts.host else { return false };
+            let ok = self.hosts.iter().any(|p| match p {
+                HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+                HostPattern::Suffix(s) => {
+                    host.len() > s.len()
+                        && host.is_char_boundary(host.len() - s.len())
+                        && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+                }
+            });
+            if !ok {
+                return false;
+            }
+        }
+        if !self.prefixes.is_empty() || self.globs.is_some() {
+            let path: &str = &facts.path;
+            let by_prefix = self.prefixes.iter().any(|p| path.starts_with(p.as_str()));
+            let by_glob = !by_prefix && self.globs.as_ref().is_some_and(|g| g.is_match(path));
+            if !by_prefix && !by_glob {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::file::CatalogFile;
+    use crate::facts::{AddrSource, RequestFacts};
+    use crate::identify::VerifyMethod;
+    use crate::ranges::{RangeTable, SourceSet};
+    use std::borrow::Cow;
+    use std::path::PathBuf;
+
+    fn catalogue() -> Catalogue {
+        let file: CatalogFile = toml::from_str(
+            "[[agent]]\nname='GPTBot'\noperator='OpenAI'\npurpose='ai-training'\n\
+             [[agent]]\nname='Googlebot'\noperator='Google'\npurpose='search-engine'\n",
+        )
+        .unwrap();
+        Catalogue::compile(
+            vec![(PathBuf::from("a.toml"), file)],
+            &RangeTable::default(),
+        )
+        .unwrap()
+    }
+
+    fn facts<'a>(host: Option<&'a str>, path: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            client_ip: "127.0.0.1".parse().unwrap(),
+            addr_source: AddrSource::Peer,
+            method: "GET",
+            host,
+            path: Cow::Borrowed(path),
+            user_agent: b"",
+            accept: b"",
+            accept_language: b"",
+        }
+    }
+
+    fn declared(agent: u32, purpose: Purpose, v: Verification) -> Identity {
+        Identity {
+            kind: IdentityKind::Declared,
+            agent: Some(AgentId(agent)),
+            purpose: Some(purpose),
+            verification: v,
+            method: VerifyMethod::IpRanges,
+            operator_sources: SourceSet::EMPTY,
+        }
+    }
+
+    fn browser() -> Identity {
+        Identity {
+            kind: IdentityKind::Browser,
+            agent: None,
+            purpose: None,
+            verification: Verification::None,
+            method: VerifyMethod::None,
+            operator_sources: SourceSet::EMPTY,
+        }
+    }
+
+    fn rules(toml_text: &str) -> Policy {
+        #[derive(Deserialize)]
+        struct R {
+            rules: Vec<RuleSpec>,
+        }
+        let r: R = toml::from_str(toml_text).unwrap();
+        Policy::compile(&r.rules, &catalogue()).unwrap()
+    }
+
+    const DEFAULT: &str = r#"
+        [[rules]]
+        name = "reachable"
+        path = ["/robots.txt", "/.well-known/*"]
+        action = "allow"
+        [[rules]]
+        name = "verified-search"
+        purpose = ["search-engine"]
+        verification = ["verified"]
+        action = "allow"
+        [[rules]]
+        name = "ai-offer"
+        purpose = ["ai-training", "ai-search", "ai-assistant"]
+        action = "offer"
+        [[rules]]
+        name = "spoofed"
+        verification = ["spoofed"]
+        action = "block"
+    "#;
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let p = rules(DEFAULT);
+        let gpt = declared(0, Purpose::AiTraining, Verification::Spoofed);
+        let d = p.decide(&facts(None, "/films/1"), &gpt);
+        assert_eq!((d.action, p.rule_name(d.rule)), (Action::Offer, "ai-offer"));
+        let d = p.decide(&facts(None, "/robots.txt"), &gpt);
+        assert_eq!(
+            (d.action, p.rule_name(d.rule)),
+            (Action::Allow, "reachable")
+        );
+        let d = p.decide(&facts(None, "/.well-known/tdmrep.json"), &gpt);
+        assert_eq!(d.action, Action::Allow);
+        let fake_google = declared(1, Purpose::SearchEngine, Verification::Spoofed);
+        let d = p.decide(&facts(None, "/"), &fake_google);
+        assert_eq!((d.action, p.rule_name(d.rule)), (Action::Block, "spoofed"));
+        let google = declared(1, Purpose::SearchEngine, Verification::Verified);
+        assert_eq!(p.decide(&facts(None, "/"), &google).action, Action::Allow);
+        let d = p.decide(&facts(None, "/"), &browser());
+        assert_eq!((d.action, d.rule), (Action::Allow, None));
+        assert_eq!(p.rule_name(None), "default");
+    }
+
+    #[test]
+    fn log_only_records_and_passes() {
+        let p = rules(
+            r#"
+            [[rules]]
+            name = "try-block-browsers"
+            identity = ["browser"]
+            action = "block"
+            mode = "log-only"
+            [[rules]]
+            name = "gpt"
+            agent = ["gptbot"]
+            action = "offer"
+            "#,
+        );
+        let d = p.decide(&facts(None, "/"), &browser());
+        assert_eq!(d.action, Action::Allow);
+        assert_eq!(d.shadow, Some((RuleId(0), Action::Block)));
+        let d = p.decide(
+            &facts(None, "/"),
+            &declared(0, Purpose::AiTraining, Verification::Spoofed),
+        );
+        assert_eq!((d.action, d.shadow), (Action::Offer, None));
+    }
+
+    #[test]
+    fn hosts_prefixes_and_operators() {
+        let p = rules(
+            r#"
+            [[rules]]
+            name = "films"
+            host = ["*.example.com", "example.org"]
+            path_prefix = ["/films/"]
+            operator = ["openai"]
+            action = "block"
+            "#,
+        );
+        let gpt = declared(0, Purpose::AiTraining, Verification::Verified);
+        assert_eq!(
+            p.decide(&facts(Some("WWW.Example.com"), "/films/x"), &gpt)
+                .action,
+            Action::Block
+        );
+        assert_eq!(
+            p.decide(&facts(Some("example.org"), "/films/x"), &gpt)
+                .action,
+            Action::Block
+        );
+        assert_eq!(
+            p.decide(&facts(Some("example.com"), "/films/x"), &gpt)
+                .action,
+            Action::Allow
+        );
+        assert_eq!(
+            p.decide(&facts(Some("www.example.com"), "/news"), &gpt)
+                .action,
+            Action::Allow
+        );
+        assert_eq!(
+            p.decide(&facts(None, "/films/x"), &gpt).action,
+            Action::Allow
+        );
+        let google = declared(1, Purpose::SearchEngine, Verification::Verified);
+        assert_eq!(
+            p.decide(&facts(Some("example.org"), "/films/x"), &google)
+                .action,
+            Action::Allow
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_the_field() {
+        #[derive(Deserialize)]
+        struct R {
+            rules: Vec<RuleSpec>,
+        }
+        let r: R =
+            toml::from_str("[[rules]]\nname='x'\nagent=['NoSuchBot']\naction='block'\n").unwrap();
+        let e = Policy::compile(&r.rules, &catalogue()).unwrap_err();
+        assert_eq!((e.rule, e.field.as_str()), (0, "agent[0]"));
+        let r: R = toml::from_str(
+            "[[rules]]\nname='x'\naction='block'\n[[rules]]\nname='x'\naction='allow'\n",
+        )
+        .unwrap();
+        let e = Policy::compile(&r.rules, &catalogue()).unwrap_err();
+        assert_eq!((e.rule, e.field.as_str()), (1, "name"));
+        let r: R =
+            toml::from_str("[[rules]]\nname='x'\npath=['films/*']\naction='block'\n").unwrap();
+        assert!(Policy::compile(&r.rules, &catalogue()).is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The pingora glue: each proxy phase hands its job to a pipeline stage and
+//! does nothing else.
+//!
+//! - `request_filter`: facts → identity → decision; answers refusals and
+//!   rempart's own documents itself, with keep-alive;
+//! - `upstream_peer`: the origin from the snapshot;
+//! - `upstream_request_filter`: tells the origin who the client is;
+//! - `fail_to_connect` / `fail_to_proxy`: count upstream errors and answer 502.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, Result};
+
+use crate::facts::RequestFacts;
+use crate::metrics::metrics;
+use crate::model::Action;
+use crate::respond::{choose_lang, Page};
+use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
+
+/// The proxy service.
+pub struct RempartProxy {
+    snapshot: SharedSnapshot,
+}
+
+impl RempartProxy {
+    pub fn new(snapshot: SharedSnapshot) -> Self {
+        Self { snapshot }
+    }
+}
+
+/// Per-request state carried between phases.
+#[derive(Default)]
+pub struct RequestCtx {
+    snapshot: Option<Arc<Snapshot>>,
+    verdict: Option<Verdict>,
+    client_ip: Option<IpAddr>,
+}
+
+/// Documents rempart serves itself, ahead of policy, so that they stay
+/// reachable whatever the rules say.
+enum Builtin {
+    RobotsTxt,
+    OfferPage,
+}
+
+fn builtin(snap: &Snapshot, method: &http::Method, path: &str) -> Option<Builtin> {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return None;
+    }
+    if path == "/robots.txt" {
+        Some(Builtin::RobotsTxt)
+    } else if path == snap.offer_path {
+        Some(Builtin::OfferPage)
+    } else {
+        None
+    }
+}
+
+/// Writes a whole response from rempart itself, keeping the connection open
+/// (unlike `respond_error`, which closes it).
+async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<()> {
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header(http::header::CONTENT_TYPE, page.content_type)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, page.body.len())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    resp.insert_header(http::header::VARY, "accept, accept-language")?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(page.body.clone()), true)
+            .await?;
+    }
+    Ok(())
+}
+
+fn peer_ip(session: &Session) -> IpAddr {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+#[async_trait]
+impl ProxyHttp for RempartProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let snap = self.snapshot.load_full();
+        let m = metrics();
+        let started = Instant::now();
+        let peer = peer_ip(session);
+        let req: &RequestHeader = session.req_header();
+        let facts =
+            RequestFacts::from_parts(&req.method, &req.uri, &req.headers, peer, &snap.trusted);
+        let verdict = snap.evaluate(&facts);
+        m.decision_seconds.observe(started.elapsed().as_secs_f64());
+
+        let doc = builtin(&snap, &req.method, &facts.path);
+        let action = if doc.is_some() {
+            Action::Allow
+        } else {
+            verdict.decision.action
+        };
+        let id = &verdict.identity;
+        m.count_request(action, id.purpose, id.verification);
+        if let Some(agent) = id.agent {
+            let a = snap.catalogue.agent(agent);
+            snap.agent_counters
+                .inc(agent.0 as usize, &a.name, &a.operator, action);
+        }
+        if let Some((rule, would)) = verdict.decision.shadow {
+            m.log_only
+                .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
+                .inc();
+        }
+        let lang = choose_lang(facts.accept_language, snap.default_lang);
+        let json = facts.wants_json();
+        ctx.client_ip = Some(facts.client_ip);
+        ctx.verdict = Some(verdict);
+        drop(facts);
+
+        let answered = match doc {
+            Some(Builtin::RobotsTxt) => {
+                m.served_documents.with_label_values(&["robots.txt"]).inc();
+                write_page(session, 200, &snap.pages.robots_txt).await?;
+                true
+            }
+            Some(Builtin::OfferPage) => {
+                m.served_documents.with_label_values(&["offer"]).inc();
+                let page = if json {
+                    &snap.pages.offer_json
+                } else {
+                    snap.pages.offer(lang)
+                };
+                write_page(session, 200, page).await?;
+                true
+            }
+            None => match action {
+                Action::Allow => false,
+                Action::Block => {
+                    let page = if json {
+                        &snap.pages.block_json
+                    } else {
+                        snap.pages.block(lang)
+                    };
+                    write_page(session, 403, page).await?;
+                    true
+                }
+                Action::Offer => {
+                    let page = if json {
+                        &snap.pages.offer_json
+                    } else {
+                        snap.pages.offer(lang)
+                    };
+                    write_page(session, snap.offer_status, page).await?;
+                    true
+                }
+            },
+        };
+        ctx.snapshot = Some(snap);
+        Ok(answered)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let snap = match &ctx.snapshot {
+            Some(s) => s.clone(),
+            None => self.snapshot.load_full(),
+        };
+        let u = &snap.upstream;
+        let mut peer = HttpPeer::new(u.addr, u.tls, u.sni.clone());
+        peer.options.connection_timeout = Some(u.connect_timeout);
+        peer.options.read_timeout = Some(u.read_timeout);
+        peer.options.idle_timeout = Some(u.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        // Append the socket peer to X-Forwarded-For, as every proxy hop does.
+        let peer = peer_ip(session);
+        let value = match upstream_request.headers.get("x-forwarded-for") {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 42);
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(peer.to_string().as_bytes());
+                Bytes::from(v)
+            }
+            None => Bytes::from(peer.to_string()),
+        };
+        let value = http::HeaderValue::from_maybe_shared(value)
+            .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
+        upstream_request.insert_header("x-forwarded-for", value)?;
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut Self::CTX,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        metrics()
+            .upstream_errors
+            .with_label_values(&["connect"])
+            .inc();
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy
+    where
+        Self::CTX: Send + Sync,
+    {
+        let code = match e.esource() {
+            pingora::ErrorSource::Upstream => 502,
+            pingora::ErrorSource::Downstream => match e.etype() {
+                pingora::ErrorType::WriteError
+                | pingora::ErrorType::ReadError
+                | pingora::ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            _ => match e.etype() {
+                pingora::ErrorType::HTTPStatus(code) => *code,
+                pingora::ErrorType::ConnectTimedout
+                | pingora::ErrorType::ConnectRefused
+                | pingora::ErrorType::ConnectError
+                | pingora::ErrorType::ConnectNoRoute => 502,
+                _ => 500,
+            },
+        };
+        if code == 502 {
+            metrics()
+                .upstream_errors
+                .with_label_values(&["proxy"])
+                .inc();
+        }
+        if code > 0 && session.response_written().is_none() {
+            let snap = ctx
+                .snapshot
+                .clone()
+                .unwrap_or_else(|| self.snapshot.load_full());
+            let written = if code == 502 {
+                write_page(session, 502, &snap.pages.bad_gateway).await
+            } else {
+                session.respond_error(code).await
+            };
+            if let Err(err) = written {
+                tracing::debug!(error = %err, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let Some(verdict) = ctx.verdict else { return };
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        tracing::debug!(
+            target: "rempart::access",
+            client = ?ctx.client_ip,
+            method = %session.req_header().method,
+            path = %session.req_header().uri.path(),
+            status,
+            identity = verdict.identity.kind.as_str(),
+            verification = verdict.identity.verification.as_str(),
+            action = verdict.decision.action.as_str(),
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! What rempart says itself: the licensing offer, the block page, the error
+//! page and robots.txt.
+//!
+//! Pages are rendered from template files once per configuration snapshot
+//! (they depend only on the config), so answering a refused crawler costs a
+//! header build and a reference-counted copy of bytes, not a template run.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use minijinja::Environment;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalogue;
+
+/// The languages of the served pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    En,
+    Fr,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Fr];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+}
+
+/// Who holds the rights, as shown on the offer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightsHolder {
+    pub name: String,
+    pub contact: String,
+    pub terms_url: String,
+    /// Where the offer page is served (always reachable).
+    #[serde(default = "default_offer_path")]
+    pub offer_path: String,
+}
+
+fn default_offer_path() -> String {
+    "/ai-licensing".into()
+}
+
+/// Picks the page language from `Accept-Language` (highest q among those we
+/// have; `fr-CA` counts as `fr`), else `default`.
+pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
+    let Ok(header) = std::str::from_utf8(accept_language) else {
+        return default;
+    };
+    let mut best: Option<(f32, Lang)> = None;
+    for item in header.split(',').take(32) {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let primary = tag.split('-').next().unwrap_or("");
+        let lang = Lang::ALL
+            .into_iter()
+            .find(|l| primary.eq_ignore_ascii_case(l.as_str()));
+        if let Some(lang) = lang {
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+    }
+    best.map_or(default, |(_, l)| l)
+}
+
+/// A response body with its media type.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+/// Every page rempart serves, rendered for one snapshot.
+#[derive(Debug, Clone)]
+pub struct Pages {
+    offer_html: [Page; 2],
+    block_html: [Page; 2],
+    pub offer_json: Page,
+    pub block_json: Page,
+    pub bad_gateway: Page,
+    pub robots_txt: Page,
+}
+
+impl Pages {
+    pub fn offer(&self, lang: Lang) -> &Page {
+        &self.offer_html[lang as usize]
+    }
+    pub fn block(&self, lang: Lang) -> &Page {
+        &self.block_html[lang as usize]
+    }
+}
+
+/// A template that fails to load or render.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TemplateError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// Renders every page from the templates in `dir`.
+pub fn render_pages(
+    dir: &Path,
+    holder: &RightsHolder,
+    offer_status: u16,
+    catalogue: &Catalogue,
+) -> Result<Pages, TemplateError> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".json") {
+            minijinja::AutoEscape::Json
+        } else if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    let names = [
+        "offer.en.html",
+        "offer.fr.html",
+        "block.en.html",
+        "block.fr.html",
+        "offer.json",
+        "block.json",
+        "bad-gateway.html",
+    ];
+    let mut sources = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| TemplateError {
+            path: path.clone(),
+            message: format!("cannot read template: {e}"),
+        })?;
+        sources.push((name, path, text));
+    }
+    for (name, path, text) in &sources {
+        env.add_template_owned(name.to_string(), text.clone())
+            .map_err(|e| TemplateError {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    let ctx = minijinja::context! {
+        rights_holder => holder,
+        offer_status => offer_status,
+        offer_path => holder.offer_path,
+    };
+    let render = |name: &str, content_type: &'static str| -> Result<Page, TemplateError> {
+        let path = dir.join(name);
+        let tmpl = env.get_template(name).map_err(|e| TemplateError {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let body = tmpl.render(&ctx).map_err(|e| TemplateError {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if content_type == JSON {
+            serde_json::from_str::<serde_json::Value>(&body).map_err(|e| TemplateError {
+                path,
+                message: format!("does not render to valid JSON: {e}"),
+            })?;
+        }
+        Ok(Page {
+            content_type,
+            body: Bytes::from(body),
+        })
+    };
+    Ok(Pages {
+        offer_html: [
+            render("offer.en.html", HTML)?,
+            render("offer.fr.html", HTML)?,
+        ],
+        block_html: [
+            render("block.en.html", HTML)?,
+            render("block.fr.html", HTML)?,
+        ],
+        offer_json: render("offer.json", JSON)?,
+        block_json: render("block.json", JSON)?,
+        bad_gateway: render("bad-gateway.html", HTML)?,
+        robots_txt: Page {
+            content_type: "text/plain; charset=utf-8",
+            body: Bytes::from(robots_txt(catalogue, holder)),
+        },
+    })
+}
+
+/// robots.txt: one group naming every AI agent token (robots-only tokens
+/// included, since robots.txt is the only place they work), disallowed
+/// everywhere; everyone else is welcome.
+pub fn robots_txt(catalogue: &Catalogue, holder: &RightsHolder) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::with_capacity(8192);
+    out.push_str(&format!(
+        "# robots.txt for {}, served by rempart.\n\
+         # Text and data mining is reserved (art. 4 of directive (EU) 2019/790;\n\
+         # art. L.122-5-3 of the French intellectual property code).\n\
+         # Licensing: {} ({})\n\n",
+        holder.name.replace('\n', " "),
+        holder.terms_url.replace('\n', " "),
+        holder.contact.replace('\n', " ")
+    ));
+    for agent in catalogue.agents().iter().filter(|a| a.purpose.is_ai()) {
+        for token in &agent.tokens {
+            // robots.txt product tokens carry no version or spaces.
+            if token.contains(['/', ' ']) || !seen.insert(token.to_ascii_lowercase()) {
+                continue;
+            }
+            out.push_str("User-agent: ");
+            out.push_str(token);
+            out.push('\n');
+        }
+    }
+    out.push_str("Disallow: /\n\nUser-agent: *\nAllow: /\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_by_accept_language() {
+        assert_eq!(choose_lang(b"fr-FR,fr;q=0.9,en;q=0.8", Lang::En), Lang::Fr);
+        assert_eq!(choose_lang(b"en-GB,fr;q=0.5", Lang::Fr), Lang::En);
+        assert_eq!(choose_lang(b"de-DE, fr;q=0.3", Lang::En), Lang::Fr);
+        assert_eq!(choose_lang(b"de", Lang::Fr), Lang::Fr);
+        assert_eq!(choose_lang(b"", Lang::En), Lang::En);
+        assert_eq!(choose_lang(b"fr;q=0", Lang::En), Lang::En);
+        assert_eq!(choose_lang(b"\xff", Lang::Fr), Lang::Fr);
+    }
+}

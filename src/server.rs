@@ -1,0 +1,178 @@
+//! Assembles the pingora server: the proxy, the admin listener and, for the
+//! demo configuration, the built-in origin, each as its own service.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::prelude::Opt;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::{parse_upstream, Config, UpstreamSpec};
+use crate::demo::DemoSite;
+use crate::proxy::RempartProxy;
+use crate::snapshot::{CompileOptions, Snapshot};
+
+/// What `rempart run` and `rempart demo` were asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    pub admin: Option<SocketAddr>,
+    /// Take the listening sockets over from a running instance (graceful upgrade).
+    pub upgrade: bool,
+    /// Print a short guide with curl commands once the listeners are set up.
+    pub print_demo_guide: bool,
+}
+
+/// A config with command-line overrides applied, and its compiled snapshot.
+pub struct Prepared {
+    pub config: Config,
+    pub snapshot: Snapshot,
+    pub demo: Option<(SocketAddr, DemoSite)>,
+}
+
+/// Loads the config, applies overrides, starts nothing.
+pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
+    let mut config = Config::load(&opts.config)?;
+    if let Some(listen) = opts.listen {
+        config.listen = listen;
+    }
+    if let Some(admin) = opts.admin {
+        config.admin = admin;
+    }
+    if let Some(up) = &opts.upstream {
+        config.upstream = parse_upstream(up).map_err(|m| anyhow::anyhow!("--upstream: {m}"))?;
+    }
+    let demo = if config.upstream == UpstreamSpec::Demo {
+        let root = config.resolve(&config.raw.server.demo_root);
+        let site = DemoSite::load(&root)?;
+        // A free loopback port for the demo origin.
+        let probe = TcpListener::bind("127.0.0.1:0")
+            .context("no free loopback port for the demo origin")?;
+        let addr = probe.local_addr()?;
+        drop(probe);
+        Some((addr, site))
+    } else {
+        None
+    };
+    let snapshot = Snapshot::compile(
+        &config,
+        &CompileOptions {
+            demo_origin: demo.as_ref().map(|(a, _)| *a),
+            offline: false,
+        },
+    )?;
+    Ok(Prepared {
+        config,
+        snapshot,
+        demo,
+    })
+}
+
+/// Runs until a signal stops the process.
+pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let Prepared {
+        config,
+        snapshot,
+        demo,
+    } = prepare(&opts)?;
+    snapshot.publish_gauges();
+    let agents = snapshot.catalogue.agents().len();
+    let prefixes = snapshot.ranges.prefix_count();
+    let shared = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let s = &config.raw.server;
+    let port = config.listen.port();
+    let tmp = std::env::temp_dir();
+    let mut conf = ServerConf {
+        threads: s.threads,
+        work_stealing: false,
+        pid_file: s
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| tmp.join(format!("rempart-{port}.pid")))
+            .to_string_lossy()
+            .into_owned(),
+        upgrade_sock: s
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| tmp.join(format!("rempart-{port}.sock")))
+            .to_string_lossy()
+            .into_owned(),
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.grace_period_seconds.max(1)),
+        ..ServerConf::default()
+    };
+    conf.upstream_keepalive_pool_size = 256;
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        RempartProxy::new(shared.clone()),
+        "rempart proxy",
+    );
+    proxy.add_listener(
+        ListenerConfig::tcp(config.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),
+    );
+    server.add_service(proxy);
+
+    let mut admin = Service::new("rempart admin".to_owned(), AdminApp);
+    admin.add_tcp(&config.admin.to_string());
+    admin.threads = Some(1);
+    server.add_service(admin);
+
+    if let Some((addr, site)) = demo {
+        let mut origin = Service::new("rempart demo origin".to_owned(), site);
+        origin.add_tcp(&addr.to_string());
+        origin.threads = Some(1);
+        server.add_service(origin);
+        tracing::info!(%addr, "built-in demo origin");
+    }
+
+    tracing::info!(
+        listen = %config.listen,
+        admin = %config.admin,
+        config = %config.path.display(),
+        agents,
+        prefixes,
+        "rempart starting"
+    );
+    if opts.print_demo_guide {
+        print_guide(config.listen, config.admin);
+    }
+    server.run_forever()
+}
+
+fn print_guide(listen: SocketAddr, admin: SocketAddr) {
+    let base = format!("http://{listen}");
+    println!(
+        "\nrempart demo: a film catalogue behind rempart on {base}\n\n\
+         A viewer in a browser gets the site:\n  \
+         curl -i {base}/ -A 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'\n\
+         An AI crawler gets the licensing offer (402), in French or as JSON:\n  \
+         curl -i {base}/films/la-traversee -A 'Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)' -H 'Accept-Language: fr'\n  \
+         curl -s {base}/films/la-traversee -A 'GPTBot/1.2' -H 'Accept: application/json'\n\
+         A search engine claiming to be Googlebot from the wrong address is blocked (403):\n  \
+         curl -i {base}/ -A 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'\n\
+         The opt-out, machine-readable:\n  \
+         curl -s {base}/robots.txt | head -20\n\
+         What rempart counted:\n  \
+         curl -s http://{admin}/metrics | grep rempart_requests_total\n\
+         What the policy says without sending a request:\n  \
+         cargo run --release -- classify --ua 'GPTBot/1.2' --ip 132.196.86.1\n"
+    );
+}

@@ -1,0 +1,196 @@
+//! The compiled, immutable configuration the proxy serves from.
+//!
+//! Everything that costs something to build (the token automaton, the range
+//! table, rule globs, rendered pages, resolved upstream) is built here, once,
+//! and shared behind an `Arc`. The proxy loads the current snapshot once per
+//! request and never locks or compiles; a reload builds a new snapshot beside
+//! the old and swaps the pointer.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::Catalogue;
+use crate::config::{Config, ConfigError, UpstreamSpec};
+use crate::facts::{RequestFacts, TrustedProxies};
+use crate::identify::{identify, Identity};
+use crate::metrics::AgentCounters;
+use crate::policy::{Decision, Policy};
+use crate::ranges::{RangeSource, RangeTable};
+use crate::respond::{render_pages, Lang, Pages};
+
+/// The origin, resolved.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// SNI and certificate name for TLS upstreams.
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Identity and decision for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub identity: Identity,
+    pub decision: Decision,
+}
+
+/// One compiled configuration.
+pub struct Snapshot {
+    pub config_path: PathBuf,
+    /// SHA-256 of the config text (hex, first 16 characters shown in metrics).
+    pub hash: String,
+    pub trusted: TrustedProxies,
+    pub ranges: RangeTable,
+    pub catalogue: Catalogue,
+    pub policy: Policy,
+    pub pages: Pages,
+    pub offer_status: u16,
+    pub default_lang: Lang,
+    pub offer_path: String,
+    pub upstream: Upstream,
+    pub agent_counters: AgentCounters,
+}
+
+/// Options decided outside the config file.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Address of the running built-in demo origin, for `upstream = "builtin:demo"`.
+    pub demo_origin: Option<SocketAddr>,
+    /// Skip resolving the upstream (for `check` and `classify`, which send nothing).
+    pub offline: bool,
+}
+
+/// The live snapshot, swapped atomically on reload.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+impl Snapshot {
+    /// Builds a snapshot from a validated config and the files it names.
+    pub fn compile(config: &Config, opts: &CompileOptions) -> Result<Self, ConfigError> {
+        let raw = &config.raw;
+        let ranges_dir = config.resolve(&raw.catalog.ranges_dir);
+        let ranges = RangeTable::new(RangeSource::load_dir(&ranges_dir)?);
+        let agent_files: Vec<PathBuf> = raw
+            .catalog
+            .agents
+            .iter()
+            .map(|p| config.resolve(p))
+            .collect();
+        let catalogue = Catalogue::load(&agent_files, &ranges)?;
+        let policy = Policy::compile(&raw.rules, &catalogue).map_err(|e| {
+            let key = if e.field.is_empty() {
+                format!("rules[{}]", e.rule)
+            } else {
+                format!("rules[{}].{}", e.rule, e.field)
+            };
+            config.error_at(&key, e.message)
+        })?;
+        let templates = config.resolve(&raw.responses.templates_dir);
+        let pages = render_pages(
+            &templates,
+            &raw.rights_holder,
+            raw.responses.offer_status,
+            &catalogue,
+        )
+        .map_err(|e| ConfigError::Template {
+            path: e.path,
+            message: e.message,
+        })?;
+        let upstream = resolve_upstream(config, opts)?;
+        let hash = hex::encode(Sha256::digest(config.text.as_bytes()));
+        let agent_counters = AgentCounters::new(catalogue.agents().len());
+        Ok(Self {
+            config_path: config.path.clone(),
+            hash,
+            trusted: TrustedProxies::new(raw.server.trusted_proxies.clone()),
+            ranges,
+            catalogue,
+            policy,
+            pages,
+            offer_status: raw.responses.offer_status,
+            default_lang: raw.responses.default_language,
+            offer_path: raw.rights_holder.offer_path.clone(),
+            upstream,
+            agent_counters,
+        })
+    }
+
+    /// Identifies and decides: the whole decision path for one request.
+    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
+        let identity = identify(
+            &self.catalogue,
+            &self.ranges,
+            facts.user_agent,
+            facts.client_ip,
+        );
+        let decision = self.policy.decide(facts, &identity);
+        Verdict { identity, decision }
+    }
+
+    /// Publishes the sizes of this snapshot in the metrics.
+    pub fn publish_gauges(&self) {
+        let m = crate::metrics::metrics();
+        m.catalog_agents.set(self.catalogue.agents().len() as i64);
+        m.catalog_tokens.set(self.catalogue.token_count() as i64);
+        m.policy_rules.set(self.policy.len() as i64);
+        m.ipranges_prefixes.reset();
+        for s in self.ranges.sources() {
+            m.ipranges_prefixes
+                .with_label_values(&[s.name.as_str()])
+                .set(s.prefixes.len() as i64);
+        }
+    }
+}
+
+fn resolve_upstream(config: &Config, opts: &CompileOptions) -> Result<Upstream, ConfigError> {
+    let s = &config.raw.server;
+    let (addr, tls, sni) = match &config.upstream {
+        _ if opts.offline => (SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new()),
+        UpstreamSpec::Demo => {
+            let addr = opts.demo_origin.ok_or_else(|| {
+                config.error_at(
+                    "server.upstream",
+                    "builtin:demo is only available to `rempart run` and `rempart demo`",
+                )
+            })?;
+            (addr, false, "localhost".to_owned())
+        }
+        UpstreamSpec::Url {
+            tls,
+            authority,
+            host,
+        } => {
+            let addr = authority
+                .to_socket_addrs()
+                .map_err(|e| {
+                    config.error_at(
+                        "server.upstream",
+                        format!("cannot resolve {authority}: {e}"),
+                    )
+                })?
+                .next()
+                .ok_or_else(|| {
+                    config.error_at(
+                        "server.upstream",
+                        format!("{authority} resolves to nothing"),
+                    )
+                })?;
+            (addr, *tls, host.clone())
+        }
+    };
+    Ok(Upstream {
+        addr,
+        tls,
+        sni,
+        connect_timeout: Duration::from_millis(s.upstream_connect_timeout_ms),
+        read_timeout: Duration::from_millis(s.upstream_read_timeout_ms),
+        idle_timeout: Duration::from_millis(s.upstream_idle_timeout_ms),
+    })
+}

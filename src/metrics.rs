@@ -33,6 +33,7 @@ pub struct Metrics {
     pub decision_seconds: Histogram,
     pub upstream_errors: IntCounterVec,
     pub served_documents: IntCounterVec,
+    pub bad_requests: IntCounterVec,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -110,6 +111,12 @@ impl Metrics {
                 &["document"]
             )
             .expect("register rempart_served_documents_total"),
+            bad_requests: register_int_counter_vec!(
+                "rempart_bad_requests_total",
+                "Requests refused as malformed before any decision, by reason.",
+                &["reason"]
+            )
+            .expect("register rempart_bad_requests_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

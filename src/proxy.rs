@@ -83,6 +83,20 @@ async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<(
     Ok(())
 }
 
+/// HTTP/1.1 requires a Host header (RFC 9112, section 3.2); HTTP/2 carries
+/// `:authority` in the URI instead.
+fn missing_host(req: &RequestHeader) -> bool {
+    req.version == http::Version::HTTP_11
+        && req.headers.get(http::header::HOST).is_none()
+        && req.uri.authority().is_none()
+}
+
+/// A protocol error, not a page of the rights holder: plain text.
+static BAD_REQUEST_NO_HOST: Page = Page {
+    content_type: "text/plain; charset=utf-8",
+    body: Bytes::from_static(b"400 Bad Request: HTTP/1.1 requires a Host header.\n"),
+};
+
 fn peer_ip(session: &Session) -> IpAddr {
     session
         .client_addr()
@@ -101,6 +115,11 @@ impl ProxyHttp for RempartProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let snap = self.snapshot.load_full();
         let m = metrics();
+        if missing_host(session.req_header()) {
+            m.bad_requests.with_label_values(&["missing-host"]).inc();
+            write_page(session, 400, &BAD_REQUEST_NO_HOST).await?;
+            return Ok(true);
+        }
         let started = Instant::now();
         let peer = peer_ip(session);
         let req: &RequestHeader = session.req_header();
@@ -196,7 +215,7 @@ impl ProxyHttp for RempartProxy {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         // Append the socket peer to X-Forwarded-For, as every proxy hop does.
         let peer = peer_ip(session);
@@ -213,6 +232,14 @@ impl ProxyHttp for RempartProxy {
         let value = http::HeaderValue::from_maybe_shared(value)
             .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
         upstream_request.insert_header("x-forwarded-for", value)?;
+        if upstream_request.headers.get(http::header::HOST).is_none() {
+            let host = ctx
+                .snapshot
+                .as_ref()
+                .map(|s| s.upstream.host_header.clone())
+                .unwrap_or_else(|| http::HeaderValue::from_static("localhost"));
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
         Ok(())
     }
 

@@ -120,6 +120,23 @@ pub fn render_pages(
     catalogue: &Catalogue,
 ) -> Result<Pages, TemplateError> {
     let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    // HTML escaping of the five special characters only: minijinja's default
+    // also escapes '/', which mangles the URLs shown on the offer.
+    env.set_formatter(|out, state, value| {
+        if state.auto_escape() == minijinja::AutoEscape::Html {
+            if let Some(s) = value.as_str() {
+                let escaped = s
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&quot;")
+                    .replace('\'', "&#39;");
+                return out.write_str(&escaped).map_err(minijinja::Error::from);
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".json") {
             minijinja::AutoEscape::Json

@@ -30,6 +30,8 @@ pub struct Upstream {
     pub tls: bool,
     /// SNI and certificate name for TLS upstreams.
     pub sni: String,
+    /// Host header sent when the client sent none (HTTP/1.0).
+    pub host_header: http::HeaderValue,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -152,7 +154,11 @@ impl Snapshot {
 fn resolve_upstream(config: &Config, opts: &CompileOptions) -> Result<Upstream, ConfigError> {
     let s = &config.raw.server;
     let (addr, tls, sni) = match &config.upstream {
-        _ if opts.offline => (SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new()),
+        _ if opts.offline => (
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            false,
+            "localhost".to_owned(),
+        ),
         UpstreamSpec::Demo => {
             let addr = opts.demo_origin.ok_or_else(|| {
                 config.error_at(
@@ -185,10 +191,13 @@ fn resolve_upstream(config: &Config, opts: &CompileOptions) -> Result<Upstream, 
             (addr, *tls, host.clone())
         }
     };
+    let host_header = http::HeaderValue::from_str(&sni)
+        .map_err(|_| config.error_at("server.upstream", "the host is not a valid Host header"))?;
     Ok(Upstream {
         addr,
         tls,
         sni,
+        host_header,
         connect_timeout: Duration::from_millis(s.upstream_connect_timeout_ms),
         read_timeout: Duration::from_millis(s.upstream_read_timeout_ms),
         idle_timeout: Duration::from_millis(s.upstream_idle_timeout_ms),

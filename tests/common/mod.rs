@@ -1,0 +1,425 @@
+//! Test harness: a real HTTP origin, the real `rempart` binary in front of it,
+//! and a real HTTP client. Everything listens on loopback.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+pub const GPTBOT: &str = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+/// An address in the shipped gptbot.json ranges.
+pub const GPTBOT_IP: &str = "132.196.86.1";
+/// An address in the shipped googlebot.json (common crawlers) ranges.
+pub const GOOGLEBOT_IP: &str = "66.249.66.1";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rempart")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A request as the origin saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+}
+
+/// A real HTTP origin (tiny_http) serving a fixed page, recording requests.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    server: Arc<tiny_http::Server>,
+}
+
+pub const ORIGIN_BODY: &str =
+    "<!doctype html><title>origin</title><h1>Film page from the origin</h1>";
+
+impl Origin {
+    pub fn start() -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("origin bind"));
+        let addr = server.server_addr().to_ip().expect("ip addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..4 {
+            let server = server.clone();
+            let seen = seen.clone();
+            thread::spawn(move || {
+                for req in server.incoming_requests() {
+                    let headers = req
+                        .headers()
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.field.as_str().as_str().to_ascii_lowercase(),
+                                h.value.as_str().to_owned(),
+                            )
+                        })
+                        .collect();
+                    seen.lock().unwrap().push(Seen {
+                        path: req.url().to_owned(),
+                        headers,
+                    });
+                    let resp = tiny_http::Response::from_string(ORIGIN_BODY).with_header(
+                        tiny_http::Header::from_bytes("content-type", "text/html; charset=utf-8")
+                            .unwrap(),
+                    );
+                    let _ = req.respond(resp);
+                }
+            });
+        }
+        Self { addr, seen, server }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn last(&self) -> Option<Seen> {
+        self.seen.lock().unwrap().last().cloned()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// Writes a config using the shipped catalogue, ranges and templates.
+pub fn write_config(
+    dir: &Path,
+    upstream: &str,
+    listen: u16,
+    admin: u16,
+    extra_server: &str,
+    rules: &str,
+) -> PathBuf {
+    let cfg = repo().join("config");
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:{listen}"
+upstream = "{upstream}"
+threads = 1
+demo_root = "{cfg}/demo-site"
+pid_file = "{dir}/rempart.pid"
+upgrade_sock = "{dir}/rempart.sock"
+upstream_connect_timeout_ms = 1000
+{extra_server}
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[catalog]
+agents = ["{cfg}/agents/ai-robots.toml", "{cfg}/agents/curated.toml"]
+ranges_dir = "{cfg}/ipranges"
+
+[rights_holder]
+name = "Test Rights SAS"
+contact = "licences@test.example"
+terms_url = "https://test.example/terms"
+
+[responses]
+templates_dir = "{cfg}/templates"
+
+{rules}
+"#,
+        cfg = cfg.display(),
+        dir = dir.display(),
+    );
+    let path = dir.join("rempart.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The shipped default rules (the same text as config/rempart.toml).
+pub fn default_rules() -> String {
+    let text = std::fs::read_to_string(repo().join("config/rempart.toml")).expect("shipped config");
+    let start = text.find("[[rules]]").expect("rules in shipped config");
+    text[start..].to_owned()
+}
+
+/// A running `rempart run` process.
+pub struct Proxy {
+    pub child: Child,
+    pub port: u16,
+    pub admin: u16,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Proxy {
+    /// Starts rempart in front of `upstream` with the shipped default rules.
+    pub fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, "", &default_rules())
+    }
+
+    pub fn start_with(upstream: &str, extra_server: &str, rules: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port, admin) = (free_port(), free_port());
+        let config = write_config(dir.path(), upstream, port, admin, extra_server, rules);
+        let log = dir.path().join("rempart.log");
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn rempart");
+        let proxy = Self {
+            child,
+            port,
+            admin,
+            dir,
+            log,
+        };
+        proxy.wait_ready();
+        proxy
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let admin_up =
+                http_get(&format!("http://127.0.0.1:{}/healthz", self.admin), &[]).status == 200;
+            if admin_up && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "rempart did not start: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        http_get(&self.url(path), headers)
+    }
+
+    /// The value of one metric series, 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.admin), &[]).body;
+        metric_value(&body, series)
+    }
+
+    pub fn metrics_text(&self) -> String {
+        http_get(&format!("http://127.0.0.1:{}/metrics", self.admin), &[]).body
+    }
+
+    /// Sends raw bytes and returns the raw answer (until close or timeout).
+    pub fn raw(&self, request: &[u8]) -> String {
+        raw_exchange(self.port, request)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                // One response is enough: stop once headers and body are in.
+                if response_complete(&out) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buf);
+    let Some(head_end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let head = text[..head_end].to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match len {
+        Some(n) => buf.len() >= head_end + 4 + n,
+        None => false,
+    }
+}
+
+/// Finds `name{labels} value` in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// A response, whatever its status.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+pub fn http_get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .redirects(0)
+        .build();
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => {
+            return Resp {
+                status: 0,
+                headers: HashMap::new(),
+                body: e.to_string(),
+            }
+        }
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| {
+            resp.header(&n)
+                .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
+        })
+        .collect();
+    let body = resp.into_string().unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Runs the rempart binary to completion.
+pub fn run_cli(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rempart");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A byte-level HTTP/1.1 origin that accepts any header bytes (tiny_http
+/// rejects non-UTF-8 headers, as some real origins do) and records the raw
+/// request heads it received.
+pub struct RawOrigin {
+    pub addr: SocketAddr,
+    pub heads: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl RawOrigin {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let h = heads.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let h = h.clone();
+                thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            h.lock().unwrap().push(buf[..end].to_vec());
+                            buf.drain(..end + 4);
+                            if stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, heads }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn last_head(&self) -> Vec<u8> {
+        self.heads
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+}

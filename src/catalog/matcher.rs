@@ -20,7 +20,7 @@ pub struct UaMatcher {
 
 /// Error building the automaton (only possible with absurd pattern sets).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the user-agent matcher: {0}")]
+#[error("cannot build the user-agent matcher")]
 pub struct MatcherError(#[from] aho_corasick::BuildError);
 
 fn is_word_byte(b: u8) -> bool {

@@ -47,7 +47,7 @@ pub enum CatalogError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] Located),
     #[error("{path}: agent {agent:?}: {message}")]
     Entry {
@@ -276,18 +276,19 @@ mod tests {
     fn incomplete_or_conflicting_entries_name_file_and_agent() {
         let err = compile(&["[[agent]]\nname='X'\npurpose='seo'\n"]).unwrap_err();
         assert_eq!(err.to_string(), "f0.toml: agent \"X\": missing `operator`");
-        let err = compile(&["[[agent]]\nname='X'\noperator='o'\npurpose='seo'\nranges=['nope']\n"])
-            .unwrap_err();
+        let err =
+            compile(&["[[agent]]\nname='XBot'\noperator='o'\npurpose='seo'\nranges=['nope']\n"])
+                .unwrap_err();
         assert!(
             err.to_string().contains("unknown range file \"nope\""),
             "{err}"
         );
         let err = compile(&[
-            "[[agent]]\nname='X'\noperator='o'\npurpose='seo'\ntokens=['Dup']\n[[agent]]\nname='Y'\noperator='o'\npurpose='seo'\ntokens=['dup']\n",
+            "[[agent]]\nname='XBot'\noperator='o'\npurpose='seo'\ntokens=['Dup']\n[[agent]]\nname='YBot'\noperator='o'\npurpose='seo'\ntokens=['dup']\n",
         ])
         .unwrap_err();
         assert!(
-            err.to_string().contains("also a token of agent \"X\""),
+            err.to_string().contains("also a token of agent \"XBot\""),
             "{err}"
         );
     }

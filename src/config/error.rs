@@ -47,7 +47,7 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] Located),
     #[error(transparent)]
     Ranges(#[from] crate::ranges::RangeError),

@@ -1,0 +1,205 @@
+//! The shipped catalogue against real user-agent strings: no browser may be
+//! taken for a bot (a false positive blocks a paying viewer), and the known
+//! crawlers must be named (a miss leaks the catalogue).
+
+use std::path::Path;
+
+use rempart::config::Config;
+use rempart::model::{IdentityKind, Purpose, Verification};
+use rempart::snapshot::{CompileOptions, Snapshot};
+
+fn shipped() -> Snapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
+    let config = Config::load(&path).expect("shipped config");
+    Snapshot::compile(
+        &config,
+        &CompileOptions {
+            demo_origin: None,
+            offline: true,
+        },
+    )
+    .expect("compile")
+}
+
+fn identify(snap: &Snapshot, ua: &str, ip: &str) -> rempart::identify::Identity {
+    rempart::identify::identify(
+        &snap.catalogue,
+        &snap.ranges,
+        ua.as_bytes(),
+        ip.parse().unwrap(),
+    )
+}
+
+/// Browsers, in-app browsers, TVs and players that viewers of a VOD platform use.
+const BROWSERS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 OPR/115.0.0.0",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 YaBrowser/24.10.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/133.0 Mobile/15E148 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A.240905.003; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/130.0.6723.107 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; ELS-NX9; HMSCore 6.13.0.302) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/114.0.5735.196 HuaweiBrowser/15.0.4.312 Mobile Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/478.0.0.38.109;FBBV/640186014;FBDV/iPhone15,2]",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 347.0.0.24.92 (iPhone15,2; iOS 17_5; fr_FR; fr)",
+    "Mozilla/5.0 (Linux; Android 14; M2101K6G) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 XiaoMi/MiuiBrowser/14.19.1",
+    "Mozilla/5.0 (SMART-TV; LINUX; Tizen 7.0) AppleWebKit/537.36 (KHTML, like Gecko) 94.0.4606.31/7.0 TV Safari/537.36",
+    "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/94.0.4606.128 Safari/537.36 WebAppManager",
+    "Mozilla/5.0 (Linux; Android 12; BRAVIA 4K VH2 Build/STT1.211025.001.Z4) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.230 Mobile Safari/537.36 OPR/46.0.2207.0 OMI/4.24",
+    "Mozilla/5.0 (X11; Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/108.0.5359.128 Safari/537.36 CrKey/1.56.500000",
+    "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Vivaldi/7.0",
+    "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko",
+];
+
+#[test]
+fn no_browser_is_taken_for_a_bot() {
+    let snap = shipped();
+    for ua in BROWSERS {
+        let id = identify(&snap, ua, "203.0.113.10");
+        let agent = id.agent.map(|a| snap.catalogue.agent(a).name.clone());
+        assert_eq!(id.kind, IdentityKind::Browser, "{ua} matched {agent:?}");
+        let v = snap.evaluate(&facts(ua, "203.0.113.10"));
+        assert_eq!(v.decision.action, rempart::model::Action::Allow, "{ua}");
+    }
+}
+
+fn facts<'a>(ua: &'a str, ip: &str) -> rempart::facts::RequestFacts<'a> {
+    rempart::facts::RequestFacts {
+        client_ip: ip.parse().unwrap(),
+        addr_source: rempart::facts::AddrSource::Peer,
+        method: "GET",
+        host: None,
+        path: std::borrow::Cow::Borrowed("/films/x"),
+        user_agent: ua.as_bytes(),
+        accept: b"",
+        accept_language: b"",
+    }
+}
+
+/// Real crawler user agents, the agent they must be identified as, and its purpose.
+const CRAWLERS: &[(&str, &str, Purpose)] = &[
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)", "GPTBot", Purpose::AiTraining),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; ChatGPT-User/1.0; +https://openai.com/bot", "ChatGPT-User", Purpose::AiAssistant),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; OAI-SearchBot/1.0; +https://openai.com/searchbot", "OAI-SearchBot", Purpose::AiSearch),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)", "ClaudeBot", Purpose::AiTraining),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0; +Claude-User@anthropic.com)", "Claude-User", Purpose::AiAssistant),
+    ("CCBot/2.0 (https://commoncrawl.org/faq/)", "CCBot", Purpose::AiTraining),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; PerplexityBot/1.0; +https://perplexity.ai/perplexitybot)", "PerplexityBot", Purpose::AiSearch),
+    ("Mozilla/5.0 (Linux; Android 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 (compatible; Bytespider; spider-feedback@bytedance.com)", "Bytespider", Purpose::AiTraining),
+    ("meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)", "Meta-ExternalAgent", Purpose::AiTraining),
+    ("Mozilla/5.0 (compatible; Amazonbot/0.1; +https://developer.amazon.com/support/amazonbot) Chrome/119.0.6045.214 Safari/537.36", "Amazonbot", Purpose::AiTraining),
+    ("Mozilla/5.0 (compatible; Diffbot/3.0; +http://www.diffbot.com)", "Diffbot", Purpose::AiTraining),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; MistralAI-User/1.0; +https://docs.mistral.ai/robots)", "MistralAI-User", Purpose::AiAssistant),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Googlebot", Purpose::SearchEngine),
+    ("Googlebot-Image/1.0", "Googlebot-Image", Purpose::SearchEngine),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36", "bingbot", Purpose::SearchEngine),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1.1 Safari/605.1.15 (Applebot/0.1; +http://www.apple.com/go/applebot)", "Applebot", Purpose::SearchEngine),
+    ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", "YandexBot", Purpose::SearchEngine),
+    ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", "facebookexternalhit", Purpose::SocialPreview),
+    ("Twitterbot/1.0", "Twitterbot", Purpose::SocialPreview),
+    ("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", "AhrefsBot", Purpose::Seo),
+    ("Mozilla/5.0 (compatible; archive.org_bot +http://archive.org/details/archive.org_bot)", "archive.org_bot", Purpose::Archiver),
+    ("curl/8.5.0", "curl", Purpose::Tool),
+    ("python-requests/2.32.3", "python-requests", Purpose::Tool),
+    ("Scrapy/2.11.2 (+https://scrapy.org)", "Scrapy", Purpose::Tool),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", "HeadlessChrome", Purpose::Tool),
+    ("Go-http-client/1.1", "Go-http-client", Purpose::Tool),
+];
+
+#[test]
+fn known_crawlers_are_named() {
+    let snap = shipped();
+    for (ua, name, purpose) in CRAWLERS {
+        let id = identify(&snap, ua, "203.0.113.10");
+        let agent = id.agent.map(|a| snap.catalogue.agent(a));
+        assert_eq!(agent.map(|a| a.name.as_str()), Some(*name), "{ua}");
+        assert_eq!(id.purpose, Some(*purpose), "{ua}");
+    }
+}
+
+#[test]
+fn every_ai_agent_of_robots_json_is_caught_or_in_robots_txt() {
+    let snap = shipped();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents/ai.robots.txt/robots.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let robots = String::from_utf8(snap.pages.robots_txt.body.to_vec()).unwrap();
+    let mut caught = 0;
+    for name in json.as_object().unwrap().keys() {
+        let ua = format!("Mozilla/5.0 (compatible; {name}/1.0)");
+        let id = identify(&snap, &ua, "203.0.113.10");
+        match id.agent {
+            Some(a) => {
+                caught += 1;
+                let agent = snap.catalogue.agent(a);
+                // Only the documented corrections leave the AI purposes.
+                if !agent.purpose.is_ai() {
+                    assert!(
+                        [
+                            "Applebot",
+                            "facebookexternalhit",
+                            "PetalBot",
+                            "Scrapy",
+                            "Lightpanda"
+                        ]
+                        .contains(&agent.name.as_str()),
+                        "{name} became {:?}",
+                        agent.purpose
+                    );
+                }
+            }
+            None => {
+                let robots_only = snap
+                    .catalogue
+                    .by_name(name)
+                    .map(|a| snap.catalogue.agent(a).robots_only);
+                assert_eq!(
+                    robots_only,
+                    Some(true),
+                    "{name} neither matched nor robots-only"
+                );
+                let line = format!("user-agent: {}\n", name.to_ascii_lowercase());
+                assert!(
+                    robots.to_ascii_lowercase().contains(&line),
+                    "{name} missing from robots.txt"
+                );
+            }
+        }
+    }
+    assert!(caught >= 150, "{caught}");
+}
+
+#[test]
+fn verification_against_the_shipped_ranges() {
+    let snap = shipped();
+    let cases = [
+        ("GPTBot/1.2", "132.196.86.1", Verification::Verified),
+        ("GPTBot/1.2", "8.8.8.8", Verification::Spoofed),
+        ("Googlebot/2.1", "66.249.66.1", Verification::Verified),
+        (
+            "Googlebot/2.1",
+            "2001:4860:4801:10::1",
+            Verification::Verified,
+        ),
+        ("bingbot/2.0", "157.55.39.1", Verification::Verified),
+        ("Bytespider", "8.8.8.8", Verification::Unverifiable),
+        ("ClaudeBot/1.0", "::ffff:8.8.8.8", Verification::Spoofed),
+    ];
+    for (ua, ip, expected) in cases {
+        assert_eq!(
+            identify(&snap, ua, ip).verification,
+            expected,
+            "{ua} from {ip}"
+        );
+    }
+    assert!(snap.ranges.prefix_count() > 5000);
+}

@@ -1,0 +1,321 @@
+//! The command line: check, classify, catalogue import, demo, and config errors.
+
+mod common;
+
+use common::*;
+
+fn shipped() -> String {
+    repo().join("config/rempart.toml").display().to_string()
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let (code, out, err) = run_cli(&["check", "--config", &shipped()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok ("), "{out}");
+    assert!(out.contains("24 range files"), "{out}");
+}
+
+fn broken_config(replace: (&str, &str)) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        free_port(),
+        free_port(),
+        "",
+        &default_rules(),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(replace.0), "fixture has {:?}", replace.0);
+    std::fs::write(&path, text.replacen(replace.0, replace.1, 1)).unwrap();
+    let p = path.display().to_string();
+    (dir, p)
+}
+
+fn line_of(path: &str, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap()
+}
+
+#[test]
+fn a_typo_in_a_key_names_file_line_and_key() {
+    let (_dir, path) = broken_config(("threads = 1", "thraeds = 1"));
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 1);
+    let line = line_of(&path, "thraeds");
+    assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+    assert!(
+        err.contains("key `server.thraeds`") || err.contains("`thraeds`"),
+        "{err}"
+    );
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn a_wrong_value_names_file_line_and_key() {
+    let (_dir, path) = broken_config(("action = \"offer\"", "action = \"ofer\""));
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 1);
+    let line = line_of(&path, "\"ofer\"");
+    assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+    assert!(err.contains("rules[2].action"), "{err}");
+}
+
+#[test]
+fn an_unknown_agent_in_a_rule_names_file_line_and_key() {
+    let (_dir, path) = broken_config(("purpose = [\"search-engine\"]", "agent = [\"NoSuchBot\"]"));
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 1);
+    let line = line_of(&path, "NoSuchBot");
+    assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+    assert!(
+        err.contains("rules[1].agent[0]") && err.contains("NoSuchBot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_refuses_to_start_on_a_bad_config() {
+    let (_dir, path) = broken_config(("listen = \"127.0.0.1:", "listen = \"localhost:"));
+    let (code, _, err) = run_cli(&["run", "--config", &path], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("key `server.listen`"), "{err}");
+}
+
+#[test]
+fn a_broken_range_file_fails_the_check_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let ranges = dir.path().join("ipranges");
+    std::fs::create_dir(&ranges).unwrap();
+    for entry in std::fs::read_dir(repo().join("config/ipranges")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, ranges.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        ranges.join("gptbot.json"),
+        r#"{"prefixes":[{"ipv4Prefix":"300.1.2.0/24"}]}"#,
+    )
+    .unwrap();
+    let path = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        free_port(),
+        free_port(),
+        "",
+        &default_rules(),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        &format!("{}/config/ipranges", repo().display()),
+        &ranges.display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("gptbot.json") && err.contains("300.1.2.0/24"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broken_catalogue_entry_fails_the_check_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra.toml");
+    std::fs::write(
+        &extra,
+        "[[agent]]\nname = \"NewBot\"\npurpose = \"ai-training\"\n",
+    )
+    .unwrap();
+    let path = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        free_port(),
+        free_port(),
+        "",
+        &default_rules(),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "/agents/curated.toml\"]",
+        &format!("/agents/curated.toml\", \"{}\"]", extra.display()),
+    );
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("extra.toml") && err.contains("NewBot") && err.contains("operator"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &extra,
+        "[[agent]]\nname = \"NewBot\"\noperator = \"x\"\npurpose = \"ai-trainign\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("extra.toml:4:") && err.contains("agent[0].purpose"),
+        "{err}"
+    );
+}
+
+#[test]
+fn classify_one_request() {
+    let (code, out, err) = run_cli(
+        &[
+            "classify",
+            "--ua",
+            "Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+            "--ip",
+            GPTBOT_IP,
+            "--path",
+            "/films/x",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["identity"], "declared");
+    assert_eq!(v["agent"], "GPTBot");
+    assert_eq!(v["operator"], "OpenAI");
+    assert_eq!(v["purpose"], "ai-training");
+    assert_eq!(v["verification"], "verified");
+    assert_eq!(v["action"], "offer");
+    assert_eq!(v["rule"], "ai-licensing-offer");
+}
+
+#[test]
+fn classify_replays_json_lines_and_access_logs() {
+    let input = format!(
+        "{{\"ua\":\"{GOOGLEBOT}\",\"ip\":\"{GOOGLEBOT_IP}\",\"path\":\"/films/a\"}}\n\
+         {GOOGLEBOT_IP} - - [23/Nov/2026:10:00:00 +0100] \"GET /films/b?x=1 HTTP/1.1\" 200 512 \"-\" \"{GOOGLEBOT}\"\n\
+         203.0.113.7 - - [23/Nov/2026:10:00:01 +0100] \"GET /films/c HTTP/1.1\" 200 512 \"-\" \"{GOOGLEBOT}\"\n\
+         203.0.113.8 - - [23/Nov/2026:10:00:02 +0100] \"GET / HTTP/1.1\" 200 512 \"https://x\" \"{CHROME}\"\n\
+         203.0.113.9 - - [23/Nov/2026:10:00:03 +0100] \"GET /robots.txt HTTP/1.1\" 200 512 \"-\" \"CCBot/2.0 (https://commoncrawl.org/faq/)\"\n\
+         203.0.113.9 - - [23/Nov/2026:10:00:04 +0100] \"GET /films/d HTTP/1.1\" 200 512 \"-\" \"CCBot/2.0 (https://commoncrawl.org/faq/)\"\n\
+         this line is not a request\n"
+    );
+    let (code, out, err) = run_cli(&["classify"], Some(&input));
+    assert_eq!(code, 0, "{err}");
+    let verdicts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = verdicts
+        .iter()
+        .map(|v| v["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["allow", "allow", "block", "allow", "allow", "offer"]
+    );
+    assert_eq!(verdicts[1]["path"], "/films/b");
+    assert_eq!(verdicts[2]["verification"], "spoofed");
+    assert_eq!(verdicts[3]["identity"], "browser");
+    assert_eq!(verdicts[4]["rule"], "always-reachable");
+    assert!(
+        err.contains("6 requests classified, allow: 4, block: 1, offer: 1, 1 lines not understood"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_ai_robots_reproduces_the_shipped_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ai-robots.toml");
+    let (code, stdout, err) = run_cli(
+        &[
+            "catalog",
+            "import-ai-robots",
+            "config/agents/ai.robots.txt/robots.json",
+            "--output",
+            &out.display().to_string(),
+            "--source",
+            "ai.robots.txt robots.json @ 738c80d (2026-08-22)",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("160 agents written"), "{stdout}");
+    let shipped = std::fs::read_to_string(repo().join("config/agents/ai-robots.toml")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        shipped,
+        "refresh is one command and reproducible"
+    );
+}
+
+#[test]
+fn import_rejects_a_file_that_is_not_robots_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("robots.json");
+    std::fs::write(&bad, "[1, 2, 3]").unwrap();
+    let out = dir.path().join("out.toml");
+    let (code, _, err) = run_cli(
+        &[
+            "catalog",
+            "import-ai-robots",
+            &bad.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("robots.json") && err.contains("not an ai.robots.txt"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn demo_serves_the_built_in_catalogue_site() {
+    let (port, admin) = (free_port(), free_port());
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut page = http_get(
+        &format!("http://127.0.0.1:{port}/films/la-traversee"),
+        &[("user-agent", CHROME)],
+    );
+    while page.status != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        page = http_get(
+            &format!("http://127.0.0.1:{port}/films/la-traversee"),
+            &[("user-agent", CHROME)],
+        );
+    }
+    let offer = http_get(
+        &format!("http://127.0.0.1:{port}/films/la-traversee"),
+        &[("user-agent", GPTBOT)],
+    );
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("La Traversée"), "{}", page.body);
+    assert_eq!(offer.status, 402);
+    let guide = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        guide.contains(&format!("curl -i http://127.0.0.1:{port}/")),
+        "{guide}"
+    );
+}

@@ -98,8 +98,6 @@ pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample) -> VerdictLine<'s> {
         host: sample.host.as_deref(),
         path: normalize_path(raw_path),
         user_agent: sample.ua.as_bytes(),
-        accept: b"",
-        accept_language: b"",
     };
     let v = snap.evaluate(&facts);
     let agent = v.identity.agent.map(|a| snap.catalogue.agent(a));

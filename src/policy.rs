@@ -94,7 +94,11 @@ struct Rule {
     /// Sorted agent indices; `None` = any agent (or none).
     agents: Option<Vec<u32>>,
     hosts: Vec<HostPattern>,
+    /// Exact paths: globs without metacharacters (`/robots.txt`).
+    exact: Vec<String>,
+    /// `path_prefix` entries, and globs that are a literal followed by one `*`.
     prefixes: Vec<String>,
+    /// Everything else, compiled once.
     globs: Option<GlobSet>,
     action: Action,
     mode: Mode,
@@ -196,27 +200,39 @@ impl Policy {
                     ));
                 }
             }
-            let globs = if spec.path.is_empty() {
-                None
-            } else {
-                let mut b = GlobSetBuilder::new();
-                for (j, p) in spec.path.iter().enumerate() {
-                    if !p.starts_with('/') {
-                        return Err(err(
-                            &format!("path[{j}]"),
-                            format!("{p:?} must start with '/'"),
-                        ));
-                    }
-                    let glob = GlobBuilder::new(p)
-                        .literal_separator(false)
-                        .build()
-                        .map_err(|e| err(&format!("path[{j}]"), format!("bad glob: {e}")))?;
-                    b.add(glob);
+            let mut exact = Vec::new();
+            let mut prefixes = spec.path_prefix.clone();
+            let mut glob_builder: Option<GlobSetBuilder> = None;
+            for (j, p) in spec.path.iter().enumerate() {
+                if !p.starts_with('/') {
+                    return Err(err(
+                        &format!("path[{j}]"),
+                        format!("{p:?} must start with '/'"),
+                    ));
                 }
-                Some(
+                // Most path patterns are literals or literal prefixes: compare
+                // those as strings and leave only real globs to globset.
+                let is_meta = |c: char| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\');
+                match p.strip_suffix('*') {
+                    _ if !p.contains(is_meta) => exact.push(p.clone()),
+                    Some(lit) if !lit.contains(is_meta) => prefixes.push(lit.to_owned()),
+                    _ => {
+                        let glob = GlobBuilder::new(p)
+                            .literal_separator(false)
+                            .build()
+                            .map_err(|e| err(&format!("path[{j}]"), format!("bad glob: {e}")))?;
+                        glob_builder
+                            .get_or_insert_with(GlobSetBuilder::new)
+                            .add(glob);
+                    }
+                }
+            }
+            let globs = match glob_builder {
+                Some(b) => Some(
                     b.build()
                         .map_err(|e| err("path", format!("bad glob: {e}")))?,
-                )
+                ),
+                None => None,
             };
             rules.push(Rule {
                 name: spec.name.clone(),
@@ -225,7 +241,8 @@ impl Policy {
                 verifications: Mask::of(spec.verification.iter().map(|&v| verification_bit(v))),
                 agents,
                 hosts,
-                prefixes: spec.path_prefix.clone(),
+                exact,
+                prefixes,
                 globs,
                 action: spec.action,
                 mode: spec.mode,
@@ -318,11 +335,12 @@ impl Rule {
                 return false;
             }
         }
-        if !self.prefixes.is_empty() || self.globs.is_some() {
+        if !self.exact.is_empty() || !self.prefixes.is_empty() || self.globs.is_some() {
             let path: &str = &facts.path;
-            let by_prefix = self.prefixes.iter().any(|p| path.starts_with(p.as_str()));
-            let by_glob = !by_prefix && self.globs.as_ref().is_some_and(|g| g.is_match(path));
-            if !by_prefix && !by_glob {
+            let hit = self.exact.iter().any(|p| p == path)
+                || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
+                || self.globs.as_ref().is_some_and(|g| g.is_match(path));
+            if !hit {
                 return false;
             }
         }
@@ -361,8 +379,6 @@ mod tests {
             host,
             path: Cow::Borrowed(path),
             user_agent: b"",
-            accept: b"",
-            accept_language: b"",
         }
     }
 
@@ -508,6 +524,26 @@ mod tests {
                 .action,
             Action::Allow
         );
+    }
+
+    #[test]
+    fn literal_prefix_and_real_globs() {
+        let p = rules(
+            r#"
+            [[rules]]
+            name = "paths"
+            path = ["/robots.txt", "/films/*", "/series/*/stills/*.jpg"]
+            action = "block"
+            "#,
+        );
+        let b = browser();
+        let hit = |path: &str| p.decide(&facts(None, path), &b).action == Action::Block;
+        assert!(hit("/robots.txt"));
+        assert!(!hit("/robots.txt.bak"));
+        assert!(hit("/films/x/y"));
+        assert!(!hit("/film"));
+        assert!(hit("/series/a/stills/1.jpg"));
+        assert!(!hit("/series/a/stills/1.png"));
     }
 
     #[test]

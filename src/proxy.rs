@@ -7,6 +7,7 @@
 //! - `upstream_request_filter`: tells the origin who the client is;
 //! - `fail_to_connect` / `fail_to_proxy`: count upstream errors and answer 502.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
-use crate::facts::RequestFacts;
+use crate::facts::{prefers_json, RequestFacts};
 use crate::metrics::metrics;
 use crate::model::Action;
 use crate::respond::{choose_lang, Page};
@@ -67,11 +68,22 @@ fn builtin(snap: &Snapshot, method: &http::Method, path: &str) -> Option<Builtin
 /// (unlike `respond_error`, which closes it).
 async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
-    let mut resp = ResponseHeader::build(status, Some(5))?;
-    resp.insert_header(http::header::CONTENT_TYPE, page.content_type)?;
+    // No case map and static values: the header costs one map, not one
+    // allocation per field.
+    let mut resp = ResponseHeader::build_no_case(status, Some(5))?;
+    resp.insert_header(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(page.content_type),
+    )?;
     resp.insert_header(http::header::CONTENT_LENGTH, page.body.len())?;
-    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    resp.insert_header(http::header::VARY, "accept, accept-language")?;
+    resp.insert_header(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    )?;
+    resp.insert_header(
+        http::header::VARY,
+        http::HeaderValue::from_static("accept, accept-language"),
+    )?;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
@@ -146,8 +158,19 @@ impl ProxyHttp for RempartProxy {
                 .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
                 .inc();
         }
-        let lang = choose_lang(facts.accept_language, snap.default_lang);
-        let json = facts.wants_json();
+        // Only refusals and rempart's own pages need the language and format.
+        let negotiated = (doc.is_some() || action != Action::Allow).then(|| {
+            let header = |name| {
+                req.headers
+                    .get(name)
+                    .map_or(&b""[..], |v: &http::HeaderValue| v.as_bytes())
+            };
+            (
+                choose_lang(header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
+                prefers_json(header(http::header::ACCEPT)),
+            )
+        });
+        let (lang, json) = negotiated.unwrap_or((snap.default_lang, false));
         ctx.client_ip = Some(facts.client_ip);
         ctx.verdict = Some(verdict);
         drop(facts);
@@ -204,7 +227,9 @@ impl ProxyHttp for RempartProxy {
             None => self.snapshot.load_full(),
         };
         let u = &snap.upstream;
-        let mut peer = HttpPeer::new(u.addr, u.tls, u.sni.clone());
+        // Plain HTTP needs no SNI: an empty String does not allocate.
+        let sni = if u.tls { u.sni.clone() } else { String::new() };
+        let mut peer = HttpPeer::new(u.addr, u.tls, sni);
         peer.options.connection_timeout = Some(u.connect_timeout);
         peer.options.read_timeout = Some(u.read_timeout);
         peer.options.idle_timeout = Some(u.idle_timeout);
@@ -217,19 +242,23 @@ impl ProxyHttp for RempartProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        // Append the socket peer to X-Forwarded-For, as every proxy hop does.
+        // Append the socket peer to X-Forwarded-For, as every proxy hop does,
+        // formatting into a stack buffer: one allocation, for the header value.
         let peer = peer_ip(session);
-        let value = match upstream_request.headers.get("x-forwarded-for") {
-            Some(prev) => {
-                let mut v = Vec::with_capacity(prev.len() + 42);
-                v.extend_from_slice(prev.as_bytes());
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(peer.to_string().as_bytes());
-                Bytes::from(v)
-            }
-            None => Bytes::from(peer.to_string()),
+        let mut buf = [0u8; 1024];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let prev = upstream_request.headers.get("x-forwarded-for");
+        let written = match prev {
+            Some(prev) if prev.len() < 900 => cursor
+                .write_all(prev.as_bytes())
+                .and_then(|()| write!(cursor, ", {peer}")),
+            // An absurdly long chain from the client is replaced, not extended.
+            _ => write!(cursor, "{peer}"),
         };
-        let value = http::HeaderValue::from_maybe_shared(value)
+        written
+            .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
+        let len = cursor.position() as usize;
+        let value = http::HeaderValue::from_bytes(&buf[..len])
             .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
         upstream_request.insert_header("x-forwarded-for", value)?;
         if upstream_request.headers.get(http::header::HOST).is_none() {
@@ -323,5 +352,26 @@ impl ProxyHttp for RempartProxy {
             action = verdict.decision.action.as_str(),
             error = e.map(|e| e.to_string()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_required_for_http_1_1_only() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.set_version(http::Version::HTTP_11);
+        assert!(missing_host(&req));
+        req.insert_header("host", "example.com").unwrap();
+        assert!(!missing_host(&req));
+        let mut old = RequestHeader::build("GET", b"/", None).unwrap();
+        old.set_version(http::Version::HTTP_10);
+        assert!(!missing_host(&old));
+        let mut h2 = RequestHeader::build("GET", b"/x", None).unwrap();
+        h2.set_uri(http::Uri::from_static("https://example.com/x"));
+        h2.set_version(http::Version::HTTP_11);
+        assert!(!missing_host(&h2), ":authority counts as a host");
     }
 }

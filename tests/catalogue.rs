@@ -76,8 +76,6 @@ fn facts<'a>(ua: &'a str, ip: &str) -> rempart::facts::RequestFacts<'a> {
         host: None,
         path: std::borrow::Cow::Borrowed("/films/x"),
         user_agent: ua.as_bytes(),
-        accept: b"",
-        accept_language: b"",
     }
 }
 

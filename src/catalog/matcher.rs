@@ -1,12 +1,18 @@
 //! One-pass, case-insensitive, whole-token matching of user agents against
 //! every catalogue token.
 //!
-//! An Aho-Corasick automaton finds every occurrence of every token in a single
-//! scan of the user-agent bytes (never a loop of regexes). A hit counts only if
-//! it stands as a whole word, the same rule as the `\b…\b` of the ai.robots.txt
-//! snippets: `GPTBot` matches `GPTBot/1.2` but not `MyGPTBot`. When several
-//! tokens match, the longest wins (`Googlebot-Image` over `Googlebot`), then
-//! the leftmost, so that a generic token never shadows a precise one.
+//! An Aho-Corasick DFA scans the user-agent bytes once (never a loop of
+//! regexes), reporting leftmost-longest hits. A hit counts only if it stands as
+//! a whole word, the same rule as the `\b…\b` of the ai.robots.txt snippets:
+//! `GPTBot` matches `GPTBot/1.2` but not `MyGPTBot`. A hit that fails the word
+//! test resumes the scan one byte after its start, so a token hidden inside a
+//! rejected one is still found. Among the whole-word hits the longest wins
+//! (`Googlebot-Image` over `Googlebot`), then the leftmost, so that a generic
+//! token never shadows a precise one.
+//!
+//! Leftmost-longest search lets the automaton skip ahead with its prefilter;
+//! an overlapping search cannot, and measured twice as slow on browser user
+//! agents, which match nothing.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -33,7 +39,7 @@ impl UaMatcher {
         let (patterns, owners): (Vec<&str>, Vec<u32>) = tokens.into_iter().unzip();
         let automaton = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)?;
         Ok(Self { automaton, owners })
@@ -43,26 +49,26 @@ impl UaMatcher {
     pub fn find(&self, ua: &[u8]) -> Option<u32> {
         // (length, start, agent) of the best hit so far.
         let mut best: Option<(usize, usize, u32)> = None;
-        for m in self.automaton.find_overlapping_iter(ua) {
+        let mut at = 0;
+        while at < ua.len() {
+            let Some(m) = self
+                .automaton
+                .find(aho_corasick::Input::new(ua).range(at..))
+            else {
+                break;
+            };
             let (start, end) = (m.start(), m.end());
-            let first = ua[start];
-            let last = ua[end - 1];
-            if is_word_byte(first) && start > 0 && is_word_byte(ua[start - 1]) {
-                continue;
-            }
-            if is_word_byte(last) && end < ua.len() && is_word_byte(ua[end]) {
+            let whole = !(is_word_byte(ua[start]) && start > 0 && is_word_byte(ua[start - 1]))
+                && !(is_word_byte(ua[end - 1]) && end < ua.len() && is_word_byte(ua[end]));
+            if !whole {
+                at = start + 1;
                 continue;
             }
             let len = end - start;
-            let better = match best {
-                None => true,
-                Some((best_len, best_start, _)) => {
-                    len > best_len || (len == best_len && start < best_start)
-                }
-            };
-            if better {
+            if best.is_none_or(|(best_len, _, _)| len > best_len) {
                 best = Some((len, start, self.owners[m.pattern().as_usize()]));
             }
+            at = end;
         }
         best.map(|(_, _, agent)| agent)
     }
@@ -115,6 +121,8 @@ mod tests {
         assert_eq!(m.find(b"GPTBot/1.2 (+https://openai.com/gptbot)"), Some(0));
         assert_eq!(m.find(b"Sogou web spider/4.0"), Some(5));
         assert_eq!(m.find(b"Baiduspider"), None);
+        // A token inside a rejected hit is still found.
+        assert_eq!(m.find(b"xSogou web spider"), Some(4));
     }
 
     #[test]

@@ -127,7 +127,13 @@ class Bench:
         proc = subprocess.Popen(["taskset", "-c", str(core)] + cmd, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
-        wait_port(port)
+        try:
+            wait_port(port)
+        except RuntimeError:
+            log.flush()
+            with open(log.name) as f:
+                sys.stderr.write(f"--- {name} log ---\n{f.read()[-4000:]}\n")
+            raise
         time.sleep(0.3)
         self.pids[name] = [proc.pid] + children(proc.pid)
 

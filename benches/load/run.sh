@@ -27,10 +27,10 @@ for arg in "$@"; do
 done
 if [ "$profile" = release ]; then
   cargo build --release --locked --bin rempart
-  bin=target/release/rempart
+  bin="${CARGO_TARGET_DIR:-target}/release/rempart"
 else
   cargo build --locked --bin rempart
-  bin=target/debug/rempart
+  bin="${CARGO_TARGET_DIR:-target}/debug/rempart"
 fi
 
 exec python3 benches/load/bench.py --rempart "$bin" "$@"

@@ -58,9 +58,10 @@ impl UaMatcher {
                 break;
             };
             let (start, end) = (m.start(), m.end());
-            let whole = !(is_word_byte(ua[start]) && start > 0 && is_word_byte(ua[start - 1]))
-                && !(is_word_byte(ua[end - 1]) && end < ua.len() && is_word_byte(ua[end]));
-            if !whole {
+            // A word character on both sides of an edge means the hit is part of a longer word.
+            let cut_at_start = start > 0 && is_word_byte(ua[start]) && is_word_byte(ua[start - 1]);
+            let cut_at_end = end < ua.len() && is_word_byte(ua[end - 1]) && is_word_byte(ua[end]);
+            if cut_at_start || cut_at_end {
                 at = start + 1;
                 continue;
             }

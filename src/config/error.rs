@@ -129,7 +129,7 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
         match next {
             Some(found) => {
                 item = found;
-                if let Some(span) = item_span(doc.raw(), item, segment) {
+                if let Some(span) = item_span(item) {
                     best = Some(line_col(text, span));
                 }
             }
@@ -139,8 +139,8 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
     best
 }
 
-/// Start offset of an item: for a key, prefer where the key itself is written.
-fn item_span(_raw: &str, item: &toml_edit::Item, _segment: Segment<'_>) -> Option<usize> {
+/// Start offset of an item's value.
+fn item_span(item: &toml_edit::Item) -> Option<usize> {
     match item {
         toml_edit::Item::Value(v) => v.span().map(|s| s.start),
         toml_edit::Item::Table(t) => t.span().map(|s| s.start),

@@ -43,6 +43,8 @@ pub mod model;
 pub mod policy;
 pub mod proxy;
 pub mod ranges;
+pub mod reservation;
 pub mod respond;
 pub mod server;
+pub mod signals;
 pub mod snapshot;

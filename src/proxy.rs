@@ -42,26 +42,103 @@ pub struct RequestCtx {
     snapshot: Option<Arc<Snapshot>>,
     verdict: Option<Verdict>,
     client_ip: Option<IpAddr>,
+    /// The reservation location in force for this path.
+    location: Option<usize>,
 }
 
 /// Documents rempart serves itself, ahead of policy, so that they stay
 /// reachable whatever the rules say.
+#[derive(Clone, Copy)]
 enum Builtin {
     RobotsTxt,
     OfferPage,
+    TdmRep,
+    TdmPolicy,
+    License,
+}
+
+impl Builtin {
+    fn name(self) -> &'static str {
+        match self {
+            Builtin::RobotsTxt => "robots.txt",
+            Builtin::OfferPage => "offer",
+            Builtin::TdmRep => "tdmrep.json",
+            Builtin::TdmPolicy => "tdm-policy",
+            Builtin::License => "license.xml",
+        }
+    }
 }
 
 fn builtin(snap: &Snapshot, method: &http::Method, path: &str) -> Option<Builtin> {
+    use crate::reservation::{LICENSE_PATH, POLICY_PATH, TDMREP_PATH};
     if method != http::Method::GET && method != http::Method::HEAD {
         return None;
     }
-    if path == "/robots.txt" {
-        Some(Builtin::RobotsTxt)
-    } else if path == snap.offer_path {
-        Some(Builtin::OfferPage)
-    } else {
-        None
+    let reserved = snap.reservation.is_some();
+    match path {
+        "/robots.txt" => Some(Builtin::RobotsTxt),
+        p if p == snap.offer_path => Some(Builtin::OfferPage),
+        TDMREP_PATH if reserved => Some(Builtin::TdmRep),
+        POLICY_PATH if reserved => Some(Builtin::TdmPolicy),
+        LICENSE_PATH if reserved => Some(Builtin::License),
+        _ => None,
     }
+}
+
+/// Adds the reservation's opt-out headers to a proxied response. The config
+/// is the one source of truth: TDMRep and AIPREF values replace the origin's,
+/// `noai` joins the origin's own X-Robots-Tag, and the licence `Link` is
+/// added unless the origin already sent it.
+fn add_optout_headers(
+    resp: &mut ResponseHeader,
+    r: &crate::reservation::Reservation,
+    loc: usize,
+) -> Result<()> {
+    let Some(l) = r.locations.get(loc) else {
+        return Ok(());
+    };
+    let h = &l.headers;
+    resp.insert_header("tdm-reservation", h.tdm_reservation.clone())?;
+    if l.tdm_reserved {
+        resp.insert_header("tdm-policy", h.tdm_policy.clone())?;
+    }
+    if let Some(cu) = &h.content_usage {
+        resp.insert_header("content-usage", cu.clone())?;
+    }
+    if h.noai {
+        let existing: Vec<&[u8]> = resp
+            .headers
+            .get_all("x-robots-tag")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let has_noai = existing.iter().any(|v| {
+            v.split(|&b| b == b',' || b == b':')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"noai"))
+        });
+        if existing.is_empty() {
+            resp.insert_header(
+                "x-robots-tag",
+                http::HeaderValue::from_static("noai, noimageai"),
+            )?;
+        } else if !has_noai {
+            let mut joined = existing.join(&b", "[..]);
+            joined.extend_from_slice(b", noai, noimageai");
+            let value = http::HeaderValue::from_bytes(&joined).map_err(|e| {
+                Error::because(pingora::ErrorType::InternalError, "x-robots-tag", e)
+            })?;
+            resp.insert_header("x-robots-tag", value)?;
+        }
+    }
+    let link_present = resp.headers.get_all(http::header::LINK).iter().any(|v| {
+        v.as_bytes()
+            .windows(r.license_url.len())
+            .any(|w| w == r.license_url.as_bytes())
+    });
+    if !link_present {
+        resp.append_header(http::header::LINK, r.link.clone())?;
+    }
+    Ok(())
 }
 
 /// Writes a whole response from rempart itself, keeping the connection open
@@ -102,6 +179,11 @@ fn missing_host(req: &RequestHeader) -> bool {
         && req.headers.get(http::header::HOST).is_none()
         && req.uri.authority().is_none()
 }
+
+static NOT_FOUND: Page = Page {
+    content_type: "text/plain; charset=utf-8",
+    body: Bytes::from_static(b"404 Not Found\n"),
+};
 
 /// A protocol error, not a page of the rights holder: plain text.
 static BAD_REQUEST_NO_HOST: Page = Page {
@@ -173,22 +255,29 @@ impl ProxyHttp for RempartProxy {
         let (lang, json) = negotiated.unwrap_or((snap.default_lang, false));
         ctx.client_ip = Some(facts.client_ip);
         ctx.verdict = Some(verdict);
+        ctx.location = snap
+            .reservation
+            .as_ref()
+            .filter(|r| r.headers_enabled)
+            .and_then(|r| r.lookup(facts.host, &facts.path));
         drop(facts);
 
         let answered = match doc {
-            Some(Builtin::RobotsTxt) => {
-                m.served_documents.with_label_values(&["robots.txt"]).inc();
-                write_page(session, 200, &snap.pages.robots_txt).await?;
-                true
-            }
-            Some(Builtin::OfferPage) => {
-                m.served_documents.with_label_values(&["offer"]).inc();
-                let page = if json {
-                    &snap.pages.offer_json
-                } else {
-                    snap.pages.offer(lang)
+            Some(d) => {
+                m.served_documents.with_label_values(&[d.name()]).inc();
+                let pages = &snap.pages;
+                let page = match d {
+                    Builtin::RobotsTxt => Some(&pages.robots_txt),
+                    Builtin::OfferPage if json => Some(&pages.offer_json),
+                    Builtin::OfferPage => Some(pages.offer(lang)),
+                    Builtin::TdmRep => pages.tdmrep_json.as_ref(),
+                    Builtin::TdmPolicy => pages.tdm_policy.as_ref(),
+                    Builtin::License => pages.license_xml.as_ref(),
                 };
-                write_page(session, 200, page).await?;
+                match page {
+                    Some(page) => write_page(session, 200, page).await?,
+                    None => write_page(session, 404, &NOT_FOUND).await?,
+                }
                 true
             }
             None => match action {
@@ -268,6 +357,20 @@ impl ProxyHttp for RempartProxy {
                 .map(|s| s.upstream.host_header.clone())
                 .unwrap_or_else(|| http::HeaderValue::from_static("localhost"));
             upstream_request.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let (Some(loc), Some(snap)) = (ctx.location, &ctx.snapshot) {
+            if let Some(r) = &snap.reservation {
+                add_optout_headers(upstream_response, r, loc)?;
+            }
         }
         Ok(())
     }

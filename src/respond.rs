@@ -12,6 +12,7 @@ use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalogue;
+use crate::reservation::Reservation;
 
 /// The languages of the served pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -90,6 +91,10 @@ pub struct Pages {
     pub block_json: Page,
     pub bad_gateway: Page,
     pub robots_txt: Page,
+    /// Generated from the reservation model, when there is one.
+    pub tdmrep_json: Option<Page>,
+    pub tdm_policy: Option<Page>,
+    pub license_xml: Option<Page>,
 }
 
 impl Pages {
@@ -118,6 +123,7 @@ pub fn render_pages(
     holder: &RightsHolder,
     offer_status: u16,
     catalogue: &Catalogue,
+    reservation: Option<&Reservation>,
 ) -> Result<Pages, TemplateError> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
@@ -211,15 +217,32 @@ pub fn render_pages(
         bad_gateway: render("bad-gateway.html", HTML)?,
         robots_txt: Page {
             content_type: "text/plain; charset=utf-8",
-            body: Bytes::from(robots_txt(catalogue, holder)),
+            body: Bytes::from(robots_txt(catalogue, holder, reservation)),
         },
+        tdmrep_json: reservation.map(|r| Page {
+            content_type: JSON,
+            body: Bytes::from(crate::signals::tdmrep_json(r)),
+        }),
+        tdm_policy: reservation.map(|r| Page {
+            content_type: "application/ld+json",
+            body: Bytes::from(crate::signals::tdm_policy(r, holder)),
+        }),
+        license_xml: reservation.map(|r| Page {
+            content_type: "application/rsl+xml",
+            body: Bytes::from(crate::signals::license_xml(r, holder)),
+        }),
     })
 }
 
 /// robots.txt: one group naming every AI agent token (robots-only tokens
 /// included, since robots.txt is the only place they work), disallowed
-/// everywhere; everyone else is welcome.
-pub fn robots_txt(catalogue: &Catalogue, holder: &RightsHolder) -> String {
+/// everywhere; everyone else is welcome, with the reservation's
+/// `Content-Usage` and `Content-Signal` lines and the RSL `License:` line.
+pub fn robots_txt(
+    catalogue: &Catalogue,
+    holder: &RightsHolder,
+    reservation: Option<&Reservation>,
+) -> String {
     let mut seen = std::collections::HashSet::new();
     let mut out = String::with_capacity(8192);
     out.push_str(&format!(
@@ -231,6 +254,13 @@ pub fn robots_txt(catalogue: &Catalogue, holder: &RightsHolder) -> String {
         holder.terms_url.replace('\n', " "),
         holder.contact.replace('\n', " ")
     ));
+    let (license, group_lines) = reservation
+        .map(crate::signals::robots_lines)
+        .unwrap_or_default();
+    out.push_str(&license);
+    if !license.is_empty() {
+        out.push('\n');
+    }
     for agent in catalogue.agents().iter().filter(|a| a.purpose.is_ai()) {
         for token in &agent.tokens {
             // robots.txt product tokens carry no version or spaces.
@@ -243,6 +273,7 @@ pub fn robots_txt(catalogue: &Catalogue, holder: &RightsHolder) -> String {
         }
     }
     out.push_str("Disallow: /\n\nUser-agent: *\nAllow: /\n");
+    out.push_str(&group_lines);
     out
 }
 

@@ -21,6 +21,7 @@ use crate::identify::{identify, Identity};
 use crate::metrics::AgentCounters;
 use crate::policy::{Decision, Policy};
 use crate::ranges::{RangeSource, RangeTable};
+use crate::reservation::Reservation;
 use crate::respond::{render_pages, Lang, Pages};
 
 /// The origin, resolved.
@@ -59,6 +60,8 @@ pub struct Snapshot {
     pub offer_path: String,
     pub upstream: Upstream,
     pub agent_counters: AgentCounters,
+    /// The TDM reservation, when configured.
+    pub reservation: Option<Reservation>,
 }
 
 /// Options decided outside the config file.
@@ -94,12 +97,19 @@ impl Snapshot {
             };
             config.error_at(&key, e.message)
         })?;
+        let reservation = raw
+            .reservation
+            .as_ref()
+            .map(Reservation::compile)
+            .transpose()
+            .map_err(|e| config.error_at(&format!("reservation.{}", e.key), e.message))?;
         let templates = config.resolve(&raw.responses.templates_dir);
         let pages = render_pages(
             &templates,
             &raw.rights_holder,
             raw.responses.offer_status,
             &catalogue,
+            reservation.as_ref(),
         )
         .map_err(|e| ConfigError::Template {
             path: e.path,
@@ -121,6 +131,7 @@ impl Snapshot {
             offer_path: raw.rights_holder.offer_path.clone(),
             upstream,
             agent_counters,
+            reservation,
         })
     }
 

@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub responses: ResponsesSection,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// The TDM reservation every opt-out signal is generated from.
+    #[serde(default)]
+    pub reservation: Option<crate::reservation::ReservationSpec>,
 }
 
 /// The proxy listener and its upstream.

@@ -56,12 +56,22 @@ pub const ORIGIN_BODY: &str =
 
 impl Origin {
     pub fn start() -> Self {
+        Self::start_with_headers(&[])
+    }
+
+    /// An origin that adds these headers to every response.
+    pub fn start_with_headers(extra: &[(&str, &str)]) -> Self {
+        let extra: Vec<tiny_http::Header> = extra
+            .iter()
+            .map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap())
+            .collect();
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("origin bind"));
         let addr = server.server_addr().to_ip().expect("ip addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..4 {
             let server = server.clone();
             let seen = seen.clone();
+            let extra = extra.clone();
             thread::spawn(move || {
                 for req in server.incoming_requests() {
                     let headers = req
@@ -78,10 +88,13 @@ impl Origin {
                         path: req.url().to_owned(),
                         headers,
                     });
-                    let resp = tiny_http::Response::from_string(ORIGIN_BODY).with_header(
+                    let mut resp = tiny_http::Response::from_string(ORIGIN_BODY).with_header(
                         tiny_http::Header::from_bytes("content-type", "text/html; charset=utf-8")
                             .unwrap(),
                     );
+                    for h in &extra {
+                        resp.add_header(h.clone());
+                    }
                     let _ = req.respond(resp);
                 }
             });
@@ -302,8 +315,21 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
+    /// First value of each header (lower-case names).
     pub headers: HashMap<String, String>,
+    /// Every value of every header, in order.
+    pub all: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Resp {
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.all
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 pub fn http_get(url: &str, headers: &[(&str, &str)]) -> Resp {
@@ -322,23 +348,34 @@ pub fn http_get(url: &str, headers: &[(&str, &str)]) -> Resp {
             return Resp {
                 status: 0,
                 headers: HashMap::new(),
+                all: Vec::new(),
                 body: e.to_string(),
             }
         }
     };
     let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
+    let names = resp.headers_names();
+    let headers = names
+        .iter()
         .filter_map(|n| {
-            resp.header(&n)
+            resp.header(n)
                 .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
         })
         .collect();
+    let mut all = Vec::new();
+    let mut done = std::collections::HashSet::new();
+    for n in &names {
+        if done.insert(n.to_ascii_lowercase()) {
+            for v in resp.all(n) {
+                all.push((n.to_ascii_lowercase(), v.to_owned()));
+            }
+        }
+    }
     let body = resp.into_string().unwrap_or_default();
     Resp {
         status,
         headers,
+        all,
         body,
     }
 }

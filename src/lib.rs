@@ -38,6 +38,7 @@ pub mod config;
 pub mod demo;
 pub mod facts;
 pub mod identify;
+pub mod licence;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -79,6 +79,18 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Licence credentials.
+    Licences {
+        #[command(subcommand)]
+        command: LicencesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicencesCommand {
+    /// Print the SHA-256 to put in `token_sha256` for a token read from stdin
+    /// (not from the command line, so that it stays out of shell history).
+    HashToken,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +228,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 writeln!(out)?;
             }
             eprintln!("{}", summary.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Licences {
+            command: LicencesCommand::HashToken,
+        } => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("reading the token from stdin")?;
+            let token = token.trim_end_matches(['\r', '\n']);
+            if token.is_empty() {
+                anyhow::bail!("no token on stdin");
+            }
+            println!("{}", rempart::licence::hash_token(token));
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog {

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub served_documents: IntCounterVec,
     pub bad_requests: IntCounterVec,
+    pub licensed_requests: IntCounterVec,
+    pub licensed_bytes: IntCounterVec,
+    pub licence_rejections: IntCounterVec,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -117,6 +120,24 @@ impl Metrics {
                 &["reason"]
             )
             .expect("register rempart_bad_requests_total"),
+            licensed_requests: register_int_counter_vec!(
+                "rempart_licensed_requests_total",
+                "Requests let through on a valid licence credential, by licensee.",
+                &["licensee"]
+            )
+            .expect("register rempart_licensed_requests_total"),
+            licensed_bytes: register_int_counter_vec!(
+                "rempart_licensed_bytes_total",
+                "Response body bytes sent to licensed crawlers, by licensee.",
+                &["licensee"]
+            )
+            .expect("register rempart_licensed_bytes_total"),
+            licence_rejections: register_int_counter_vec!(
+                "rempart_licence_rejections_total",
+                "Licence credentials refused with 401 (wrong, expired, malformed).",
+                &["scheme"]
+            )
+            .expect("register rempart_licence_rejections_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
 use crate::facts::{prefers_json, RequestFacts};
+use crate::licence::Credential;
 use crate::metrics::metrics;
 use crate::model::Action;
 use crate::respond::{choose_lang, Page};
@@ -44,7 +45,12 @@ pub struct RequestCtx {
     client_ip: Option<IpAddr>,
     /// The reservation location in force for this path.
     location: Option<usize>,
+    /// The licensee whose credential let this request through.
+    licensee: Option<usize>,
 }
+
+/// The header that tells the origin which licensee a request comes from.
+pub const LICENSEE_HEADER: &str = "x-rempart-licensee";
 
 /// Documents rempart serves itself, ahead of policy, so that they stay
 /// reachable whatever the rules say.
@@ -144,6 +150,16 @@ fn add_optout_headers(
 /// Writes a whole response from rempart itself, keeping the connection open
 /// (unlike `respond_error`, which closes it).
 async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<()> {
+    write_page_with(session, status, page, None).await
+}
+
+/// [`write_page`] with one more header.
+async fn write_page_with(
+    session: &mut Session,
+    status: u16,
+    page: &Page,
+    extra: Option<(&'static str, http::HeaderValue)>,
+) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
     // No case map and static values: the header costs one map, not one
     // allocation per field.
@@ -161,6 +177,9 @@ async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<(
         http::header::VARY,
         http::HeaderValue::from_static("accept, accept-language"),
     )?;
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
+    }
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
@@ -214,6 +233,8 @@ impl ProxyHttp for RempartProxy {
             write_page(session, 400, &BAD_REQUEST_NO_HOST).await?;
             return Ok(true);
         }
+        // Only rempart says who is licensed: a client cannot forge it.
+        session.req_header_mut().remove_header(LICENSEE_HEADER);
         let started = Instant::now();
         let peer = peer_ip(session);
         let req: &RequestHeader = session.req_header();
@@ -222,12 +243,30 @@ impl ProxyHttp for RempartProxy {
         let verdict = snap.evaluate(&facts);
         m.decision_seconds.observe(started.elapsed().as_secs_f64());
 
+        let credential = match req.headers.get(http::header::AUTHORIZATION) {
+            None => Credential::None,
+            Some(auth) => snap.licensees.check(
+                Some(auth.as_bytes()),
+                verdict.identity.agent,
+                facts.host,
+                &facts.path,
+                SystemTime::now(),
+            ),
+        };
         let doc = builtin(&snap, &req.method, &facts.path);
-        let action = if doc.is_some() {
+        let action = if doc.is_some() || matches!(credential, Credential::Licensed(_)) {
             Action::Allow
         } else {
             verdict.decision.action
         };
+        if let Credential::Licensed(i) = credential {
+            ctx.licensee = Some(i);
+            if let Some(l) = snap.licensees.get(i) {
+                m.licensed_requests
+                    .with_label_values(&[l.id.as_str()])
+                    .inc();
+            }
+        }
         let id = &verdict.identity;
         m.count_request(action, id.purpose, id.verification);
         if let Some(agent) = id.agent {
@@ -241,17 +280,20 @@ impl ProxyHttp for RempartProxy {
                 .inc();
         }
         // Only refusals and rempart's own pages need the language and format.
-        let negotiated = (doc.is_some() || action != Action::Allow).then(|| {
-            let header = |name| {
-                req.headers
-                    .get(name)
-                    .map_or(&b""[..], |v: &http::HeaderValue| v.as_bytes())
-            };
-            (
-                choose_lang(header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
-                prefers_json(header(http::header::ACCEPT)),
-            )
-        });
+        let negotiated = (doc.is_some()
+            || action != Action::Allow
+            || credential == Credential::Invalid)
+            .then(|| {
+                let header = |name| {
+                    req.headers
+                        .get(name)
+                        .map_or(&b""[..], |v: &http::HeaderValue| v.as_bytes())
+                };
+                (
+                    choose_lang(header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
+                    prefers_json(header(http::header::ACCEPT)),
+                )
+            });
         let (lang, json) = negotiated.unwrap_or((snap.default_lang, false));
         ctx.client_ip = Some(facts.client_ip);
         ctx.verdict = Some(verdict);
@@ -278,6 +320,17 @@ impl ProxyHttp for RempartProxy {
                     Some(page) => write_page(session, 200, page).await?,
                     None => write_page(session, 404, &NOT_FOUND).await?,
                 }
+                true
+            }
+            None if credential == Credential::Invalid => {
+                m.licence_rejections.with_label_values(&["license"]).inc();
+                let page = if json {
+                    &snap.pages.block_json
+                } else {
+                    snap.pages.block(lang)
+                };
+                let challenge = http::HeaderValue::from_static("License error=\"invalid_token\"");
+                write_page_with(session, 401, page, Some(("www-authenticate", challenge))).await?;
                 true
             }
             None => match action {
@@ -350,6 +403,14 @@ impl ProxyHttp for RempartProxy {
         let value = http::HeaderValue::from_bytes(&buf[..len])
             .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
         upstream_request.insert_header("x-forwarded-for", value)?;
+        upstream_request.remove_header(LICENSEE_HEADER);
+        let licensee = ctx
+            .licensee
+            .zip(ctx.snapshot.as_ref())
+            .and_then(|(i, s)| s.licensees.get(i));
+        if let Some(l) = licensee {
+            upstream_request.insert_header(LICENSEE_HEADER, l.id.as_str())?;
+        }
         if upstream_request.headers.get(http::header::HOST).is_none() {
             let host = ctx
                 .snapshot
@@ -442,6 +503,16 @@ impl ProxyHttp for RempartProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let licensee = ctx
+            .licensee
+            .zip(ctx.snapshot.as_ref())
+            .and_then(|(i, s)| s.licensees.get(i));
+        if let Some(l) = licensee {
+            metrics()
+                .licensed_bytes
+                .with_label_values(&[l.id.as_str()])
+                .inc_by(session.body_bytes_sent() as u64);
+        }
         let Some(verdict) = ctx.verdict else { return };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         tracing::debug!(

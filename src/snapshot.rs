@@ -18,6 +18,7 @@ use crate::catalog::Catalogue;
 use crate::config::{Config, ConfigError, UpstreamSpec};
 use crate::facts::{RequestFacts, TrustedProxies};
 use crate::identify::{identify, Identity};
+use crate::licence::Licensees;
 use crate::metrics::AgentCounters;
 use crate::policy::{Decision, Policy};
 use crate::ranges::{RangeSource, RangeTable};
@@ -62,6 +63,7 @@ pub struct Snapshot {
     pub agent_counters: AgentCounters,
     /// The TDM reservation, when configured.
     pub reservation: Option<Reservation>,
+    pub licensees: Licensees,
 }
 
 /// Options decided outside the config file.
@@ -96,6 +98,9 @@ impl Snapshot {
                 format!("rules[{}].{}", e.rule, e.field)
             };
             config.error_at(&key, e.message)
+        })?;
+        let licensees = Licensees::compile(&raw.licensees, &catalogue).map_err(|e| {
+            config.error_at(&format!("licensees[{}].{}", e.index, e.field), e.message)
         })?;
         let reservation = raw
             .reservation
@@ -132,6 +137,7 @@ impl Snapshot {
             upstream,
             agent_counters,
             reservation,
+            licensees,
         })
     }
 

@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// The TDM reservation every opt-out signal is generated from.
     #[serde(default)]
     pub reservation: Option<crate::reservation::ReservationSpec>,
+    /// Crawlers licensed by the rights holder.
+    #[serde(default)]
+    pub licensees: Vec<crate::licence::LicenseeSpec>,
 }
 
 /// The proxy listener and its upstream.

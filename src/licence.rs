@@ -1,0 +1,445 @@
+//! Licensed crawlers: credentials the rights holder issued, checked on every
+//! request that presents one.
+//!
+//! Tokens are never stored: the config holds their SHA-256, and a presented
+//! token is hashed and compared in constant time against every credential.
+//! `Authorization: License <token>` is RSL's scheme and always rempart's
+//! business, so a wrong or expired one gets 401. `Bearer` tokens may belong
+//! to the origin's own API, so an unknown bearer token is left alone and only
+//! a known one (valid or expired) is acted upon.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::catalog::{AgentId, Catalogue};
+
+/// Longest token accepted; anything longer is refused without hashing.
+pub const MAX_TOKEN_LEN: usize = 512;
+
+/// A licensee as written in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseeSpec {
+    /// Short stable identifier, sent upstream and used in metrics.
+    pub id: String,
+    pub name: String,
+    /// Catalogue agents the licence covers; any user agent when empty.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// Path prefixes (`/films/`) the licence covers; all when empty.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Hosts the licence covers; all when empty.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Last day of validity (`YYYY-MM-DD`, UTC), inclusive.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Requests per day the licence allows (metered; not enforced yet).
+    #[serde(default)]
+    pub quota_per_day: Option<u64>,
+    /// SHA-256 of each credential, in hex (`rempart licences hash-token`).
+    pub token_sha256: Vec<String>,
+}
+
+/// A compiled licensee.
+#[derive(Debug, Clone)]
+pub struct Licensee {
+    pub id: String,
+    pub name: String,
+    agents: Vec<AgentId>,
+    paths: Vec<String>,
+    hosts: Vec<String>,
+    /// Seconds since the epoch after which the licence is void.
+    expires_at: Option<u64>,
+    pub quota_per_day: Option<u64>,
+    hashes: Vec<[u8; 32]>,
+}
+
+/// What a request's credential says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// No licence credential presented (or a bearer token rempart does not know).
+    None,
+    /// A valid licence covering this request.
+    Licensed(usize),
+    /// A valid licence that does not cover this agent, host or path.
+    OutOfScope(usize),
+    /// Wrong, malformed, oversized or expired: answer 401.
+    Invalid,
+}
+
+/// A licensee entry that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LicenceError {
+    pub index: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// All licensees.
+#[derive(Debug, Clone, Default)]
+pub struct Licensees {
+    list: Vec<Licensee>,
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` → seconds at the end of that day (UTC).
+fn end_of_day(date: &str) -> Option<u64> {
+    let mut it = date.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    u64::try_from((days + 1) * 86_400).ok()
+}
+
+/// The SHA-256 of a token, as stored in the config.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Licensees {
+    pub fn compile(specs: &[LicenseeSpec], catalogue: &Catalogue) -> Result<Self, LicenceError> {
+        let mut list = Vec::with_capacity(specs.len());
+        let mut ids = std::collections::HashSet::new();
+        for (index, s) in specs.iter().enumerate() {
+            let err = |field: &str, message: String| LicenceError {
+                index,
+                field: field.to_owned(),
+                message,
+            };
+            if s.id.is_empty()
+                || !s
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    "id",
+                    format!("{:?}: use letters, digits, '-' and '_'", s.id),
+                ));
+            }
+            if !ids.insert(s.id.as_str()) {
+                return Err(err("id", format!("duplicate licensee id {:?}", s.id)));
+            }
+            let mut agents = Vec::new();
+            for (j, a) in s.agents.iter().enumerate() {
+                agents.push(catalogue.by_name(a).ok_or_else(|| {
+                    err(
+                        &format!("agents[{j}]"),
+                        format!("no agent {a:?} in the catalogue"),
+                    )
+                })?);
+            }
+            if let Some((j, p)) = s
+                .paths
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !p.starts_with('/'))
+            {
+                return Err(err(
+                    &format!("paths[{j}]"),
+                    format!("{p:?} must start with '/'"),
+                ));
+            }
+            let expires_at = match &s.expires {
+                Some(d) => Some(
+                    end_of_day(d)
+                        .ok_or_else(|| err("expires", format!("{d:?} is not a YYYY-MM-DD date")))?,
+                ),
+                None => None,
+            };
+            if s.token_sha256.is_empty() {
+                return Err(err(
+                    "token_sha256",
+                    "at least one credential hash is needed".into(),
+                ));
+            }
+            let mut hashes = Vec::with_capacity(s.token_sha256.len());
+            for (j, h) in s.token_sha256.iter().enumerate() {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(h.trim(), &mut out).map_err(|_| {
+                    err(
+                        &format!("token_sha256[{j}]"),
+                        "not a SHA-256 in hex (64 characters)".into(),
+                    )
+                })?;
+                hashes.push(out);
+            }
+            list.push(Licensee {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                agents,
+                paths: s.paths.clone(),
+                hosts: s.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                expires_at,
+                quota_per_day: s.quota_per_day,
+                hashes,
+            });
+        }
+        Ok(Self { list })
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Licensee> {
+        self.list.get(i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Licensee> {
+        self.list.iter()
+    }
+
+    /// Checks the `Authorization` header of a request.
+    pub fn check(
+        &self,
+        authorization: Option<&[u8]>,
+        agent: Option<AgentId>,
+        host: Option<&str>,
+        path: &str,
+        now: SystemTime,
+    ) -> Credential {
+        let Some(raw) = authorization else {
+            return Credential::None;
+        };
+        let (scheme, token) = match raw.iter().position(|&b| b == b' ') {
+            Some(i) => (&raw[..i], raw[i + 1..].trim_ascii()),
+            None => (raw, &b""[..]),
+        };
+        let licence_scheme = scheme.eq_ignore_ascii_case(b"License");
+        if !licence_scheme && !scheme.eq_ignore_ascii_case(b"Bearer") {
+            return Credential::None;
+        }
+        if self.list.is_empty() && !licence_scheme {
+            return Credential::None;
+        }
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return if licence_scheme {
+                Credential::Invalid
+            } else {
+                Credential::None
+            };
+        }
+        let digest: [u8; 32] = Sha256::digest(token).into();
+        // Compare against every credential, without stopping at a match.
+        let mut found: Option<usize> = None;
+        for (i, l) in self.list.iter().enumerate() {
+            for h in &l.hashes {
+                if bool::from(h.ct_eq(&digest)) && found.is_none() {
+                    found = Some(i);
+                }
+            }
+        }
+        let Some(i) = found else {
+            return if licence_scheme {
+                Credential::Invalid
+            } else {
+                Credential::None
+            };
+        };
+        let l = &self.list[i];
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if l.expires_at.is_some_and(|t| now >= t) {
+            return Credential::Invalid;
+        }
+        let agent_ok = l.agents.is_empty() || agent.is_some_and(|a| l.agents.contains(&a));
+        let path_ok = l.paths.is_empty() || l.paths.iter().any(|p| path.starts_with(p.as_str()));
+        let host_ok = l.hosts.is_empty()
+            || host.is_some_and(|h| l.hosts.iter().any(|x| h.eq_ignore_ascii_case(x)));
+        if agent_ok && path_ok && host_ok {
+            Credential::Licensed(i)
+        } else {
+            Credential::OutOfScope(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::file::CatalogFile;
+    use crate::ranges::RangeTable;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn catalogue() -> Catalogue {
+        let file: CatalogFile =
+            toml::from_str("[[agent]]\nname='GPTBot'\noperator='OpenAI'\npurpose='ai-training'\n")
+                .unwrap();
+        Catalogue::compile(
+            vec![(PathBuf::from("a.toml"), file)],
+            &RangeTable::default(),
+        )
+        .unwrap()
+    }
+
+    fn licensees(extra: &str) -> Licensees {
+        #[derive(Deserialize)]
+        struct F {
+            licensees: Vec<LicenseeSpec>,
+        }
+        let text = format!(
+            "[[licensees]]\nid='acme'\nname='ACME'\nagents=['GPTBot']\npaths=['/films/']\ntoken_sha256=['{}']\n{extra}",
+            hash_token("s3cret-token")
+        );
+        let f: F = toml::from_str(&text).unwrap();
+        Licensees::compile(&f.licensees, &catalogue()).unwrap()
+    }
+
+    fn at(date: &str) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(end_of_day(date).unwrap() - 3600)
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(end_of_day("1970-01-01"), Some(86_400));
+        assert_eq!(end_of_day("2026-13-01"), None);
+        assert_eq!(end_of_day("tomorrow"), None);
+    }
+
+    #[test]
+    fn licence_tokens() {
+        let l = licensees("");
+        let gpt = Some(AgentId(0));
+        let now = at("2026-11-23");
+        assert_eq!(
+            l.check(Some(b"License s3cret-token"), gpt, None, "/films/x", now),
+            Credential::Licensed(0)
+        );
+        assert_eq!(
+            l.check(Some(b"Bearer s3cret-token"), gpt, None, "/films/x", now),
+            Credential::Licensed(0)
+        );
+        assert_eq!(
+            l.check(
+                Some(b"license   s3cret-token  "),
+                gpt,
+                None,
+                "/films/x",
+                now
+            ),
+            Credential::Licensed(0)
+        );
+        assert_eq!(
+            l.check(Some(b"License wrong"), gpt, None, "/films/x", now),
+            Credential::Invalid
+        );
+        assert_eq!(
+            l.check(Some(b"License"), gpt, None, "/films/x", now),
+            Credential::Invalid
+        );
+        assert_eq!(
+            l.check(
+                Some(b"Bearer someone-elses-api-token"),
+                gpt,
+                None,
+                "/films/x",
+                now
+            ),
+            Credential::None
+        );
+        assert_eq!(
+            l.check(Some(b"Basic dXNlcjpwYXNz"), gpt, None, "/films/x", now),
+            Credential::None
+        );
+        assert_eq!(l.check(None, gpt, None, "/films/x", now), Credential::None);
+        assert_eq!(
+            l.check(Some(b"License s3cret-token"), None, None, "/films/x", now),
+            Credential::OutOfScope(0)
+        );
+        assert_eq!(
+            l.check(Some(b"License s3cret-token"), gpt, None, "/news/x", now),
+            Credential::OutOfScope(0)
+        );
+        let huge = format!("License {}", "a".repeat(10_000));
+        assert_eq!(
+            l.check(Some(huge.as_bytes()), gpt, None, "/films/x", now),
+            Credential::Invalid
+        );
+        assert_eq!(
+            l.check(Some(b"License \xff\xfe"), gpt, None, "/films/x", now),
+            Credential::Invalid
+        );
+    }
+
+    #[test]
+    fn expired_licences_are_invalid() {
+        let l = licensees("expires='2026-06-30'\n");
+        let gpt = Some(AgentId(0));
+        assert_eq!(
+            l.check(
+                Some(b"License s3cret-token"),
+                gpt,
+                None,
+                "/films/x",
+                at("2026-06-30")
+            ),
+            Credential::Licensed(0)
+        );
+        assert_eq!(
+            l.check(
+                Some(b"License s3cret-token"),
+                gpt,
+                None,
+                "/films/x",
+                at("2026-07-01")
+            ),
+            Credential::Invalid
+        );
+        assert_eq!(
+            l.check(
+                Some(b"Bearer s3cret-token"),
+                gpt,
+                None,
+                "/films/x",
+                at("2026-07-01")
+            ),
+            Credential::Invalid
+        );
+    }
+
+    #[test]
+    fn bad_entries_name_the_field() {
+        #[derive(Deserialize)]
+        struct F {
+            licensees: Vec<LicenseeSpec>,
+        }
+        let f: F =
+            toml::from_str("[[licensees]]\nid='a'\nname='A'\ntoken_sha256=['abc']\n").unwrap();
+        let e = Licensees::compile(&f.licensees, &catalogue()).unwrap_err();
+        assert_eq!(e.field, "token_sha256[0]");
+        let f: F = toml::from_str("[[licensees]]\nid='a b'\nname='A'\ntoken_sha256=[]\n").unwrap();
+        assert_eq!(
+            Licensees::compile(&f.licensees, &catalogue())
+                .unwrap_err()
+                .field,
+            "id"
+        );
+    }
+}

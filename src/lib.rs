@@ -41,6 +41,7 @@ pub mod identify;
 pub mod licence;
 pub mod metrics;
 pub mod model;
+pub mod payment;
 pub mod policy;
 pub mod proxy;
 pub mod ranges;

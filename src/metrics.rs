@@ -37,6 +37,9 @@ pub struct Metrics {
     pub licensed_requests: IntCounterVec,
     pub licensed_bytes: IntCounterVec,
     pub licence_rejections: IntCounterVec,
+    pub crawler_charges: IntCounterVec,
+    pub crawler_charged_euros: prometheus::CounterVec,
+    pub crawler_payment_errors: IntCounterVec,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -138,6 +141,24 @@ impl Metrics {
                 &["scheme"]
             )
             .expect("register rempart_licence_rejections_total"),
+            crawler_charges: register_int_counter_vec!(
+                "rempart_crawler_charges_total",
+                "Pay-per-crawl requests let through and charged, by licensee.",
+                &["licensee"]
+            )
+            .expect("register rempart_crawler_charges_total"),
+            crawler_charged_euros: prometheus::register_counter_vec!(
+                "rempart_crawler_charged_euros_total",
+                "Euros charged under pay per crawl, by licensee.",
+                &["licensee"]
+            )
+            .expect("register rempart_crawler_charged_euros_total"),
+            crawler_payment_errors: register_int_counter_vec!(
+                "rempart_crawler_payment_errors_total",
+                "Pay-per-crawl bids refused, by crawler-error code.",
+                &["error"]
+            )
+            .expect("register rempart_crawler_payment_errors_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

@@ -23,6 +23,7 @@ use crate::facts::{prefers_json, RequestFacts};
 use crate::licence::Credential;
 use crate::metrics::metrics;
 use crate::model::Action;
+use crate::payment::{bid, format_price, settle, Settlement};
 use crate::respond::{choose_lang, Page};
 use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
 
@@ -47,6 +48,8 @@ pub struct RequestCtx {
     location: Option<usize>,
     /// The licensee whose credential let this request through.
     licensee: Option<usize>,
+    /// Micro-euros charged under pay per crawl.
+    charged: Option<u64>,
 }
 
 /// The header that tells the origin which licensee a request comes from.
@@ -150,7 +153,7 @@ fn add_optout_headers(
 /// Writes a whole response from rempart itself, keeping the connection open
 /// (unlike `respond_error`, which closes it).
 async fn write_page(session: &mut Session, status: u16, page: &Page) -> Result<()> {
-    write_page_with(session, status, page, None).await
+    write_page_with(session, status, page, &[]).await
 }
 
 /// [`write_page`] with one more header.
@@ -158,7 +161,7 @@ async fn write_page_with(
     session: &mut Session,
     status: u16,
     page: &Page,
-    extra: Option<(&'static str, http::HeaderValue)>,
+    extra: &[(&'static str, http::HeaderValue)],
 ) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
     // No case map and static values: the header costs one map, not one
@@ -177,8 +180,8 @@ async fn write_page_with(
         http::header::VARY,
         http::HeaderValue::from_static("accept, accept-language"),
     )?;
-    if let Some((name, value)) = extra {
-        resp.insert_header(name, value)?;
+    for (name, value) in extra {
+        resp.insert_header(*name, value.clone())?;
     }
     session
         .write_response_header(Box::new(resp), head_only)
@@ -254,11 +257,54 @@ impl ProxyHttp for RempartProxy {
             ),
         };
         let doc = builtin(&snap, &req.method, &facts.path);
-        let action = if doc.is_some() || matches!(credential, Credential::Licensed(_)) {
+        let location = snap.reservation.as_ref().and_then(|r| {
+            r.lookup(facts.host, &facts.path)
+                .and_then(|i| r.locations.get(i).map(|l| (i, l)))
+        });
+        let price = location.and_then(|(_, l)| l.price_micros.zip(l.price_header.clone()));
+        let authenticated = matches!(
+            credential,
+            Credential::Licensed(_) | Credential::OutOfScope(_)
+        );
+        // Pay per crawl applies where the crawler would get the offer, or
+        // holds a licence: a bid from anyone else changes nothing.
+        let settlement = match (&doc, &price) {
+            (None, Some((p, _))) if authenticated || verdict.decision.action == Action::Offer => {
+                let h = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
+                settle(
+                    *p,
+                    bid(h("crawler-exact-price"), h("crawler-max-price")),
+                    authenticated,
+                )
+            }
+            _ => None,
+        };
+        let charged = match settlement {
+            Some(Settlement::Charged(p)) => Some(p),
+            _ => None,
+        };
+        let action = if doc.is_some()
+            || matches!(credential, Credential::Licensed(_))
+            || charged.is_some()
+        {
             Action::Allow
         } else {
             verdict.decision.action
         };
+        if let Some(p) = charged {
+            ctx.charged = Some(p);
+            let payer = match credential {
+                Credential::Licensed(i) | Credential::OutOfScope(i) => {
+                    snap.licensees.get(i).map(|l| l.id.as_str())
+                }
+                _ => None,
+            };
+            let payer = payer.unwrap_or("unknown");
+            m.crawler_charges.with_label_values(&[payer]).inc();
+            m.crawler_charged_euros
+                .with_label_values(&[payer])
+                .inc_by(p as f64 / 1_000_000.0);
+        }
         if let Credential::Licensed(i) = credential {
             ctx.licensee = Some(i);
             if let Some(l) = snap.licensees.get(i) {
@@ -282,26 +328,25 @@ impl ProxyHttp for RempartProxy {
         // Only refusals and rempart's own pages need the language and format.
         let negotiated = (doc.is_some()
             || action != Action::Allow
-            || credential == Credential::Invalid)
-            .then(|| {
-                let header = |name| {
-                    req.headers
-                        .get(name)
-                        .map_or(&b""[..], |v: &http::HeaderValue| v.as_bytes())
-                };
-                (
-                    choose_lang(header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
-                    prefers_json(header(http::header::ACCEPT)),
-                )
-            });
+            || credential == Credential::Invalid
+            || matches!(settlement, Some(Settlement::Refused { .. })))
+        .then(|| {
+            let header = |name| {
+                req.headers
+                    .get(name)
+                    .map_or(&b""[..], |v: &http::HeaderValue| v.as_bytes())
+            };
+            (
+                choose_lang(header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
+                prefers_json(header(http::header::ACCEPT)),
+            )
+        });
         let (lang, json) = negotiated.unwrap_or((snap.default_lang, false));
         ctx.client_ip = Some(facts.client_ip);
         ctx.verdict = Some(verdict);
-        ctx.location = snap
-            .reservation
-            .as_ref()
-            .filter(|r| r.headers_enabled)
-            .and_then(|r| r.lookup(facts.host, &facts.path));
+        ctx.location = location
+            .filter(|_| snap.reservation.as_ref().is_some_and(|r| r.headers_enabled))
+            .map(|(i, _)| i);
         drop(facts);
 
         let answered = match doc {
@@ -330,12 +375,27 @@ impl ProxyHttp for RempartProxy {
                     snap.pages.block(lang)
                 };
                 let challenge = http::HeaderValue::from_static("License error=\"invalid_token\"");
-                write_page_with(session, 401, page, Some(("www-authenticate", challenge))).await?;
+                write_page_with(session, 401, page, &[("www-authenticate", challenge)]).await?;
                 true
             }
-            None => match action {
-                Action::Allow => false,
-                Action::Block => {
+            None => match (settlement, action) {
+                (Some(Settlement::Refused { status, error }), _) => {
+                    m.crawler_payment_errors.with_label_values(&[error]).inc();
+                    let page = match (status == 402, json) {
+                        (true, true) => &snap.pages.offer_json,
+                        (true, false) => snap.pages.offer(lang),
+                        (false, true) => &snap.pages.block_json,
+                        (false, false) => snap.pages.block(lang),
+                    };
+                    let mut extra = vec![("crawler-error", http::HeaderValue::from_static(error))];
+                    if let (402, Some((_, h))) = (status, &price) {
+                        extra.push(("crawler-price", h.clone()));
+                    }
+                    write_page_with(session, status, page, &extra).await?;
+                    true
+                }
+                (_, Action::Allow) => false,
+                (_, Action::Block) => {
                     let page = if json {
                         &snap.pages.block_json
                     } else {
@@ -344,13 +404,24 @@ impl ProxyHttp for RempartProxy {
                     write_page(session, 403, page).await?;
                     true
                 }
-                Action::Offer => {
+                (_, Action::Offer) => {
                     let page = if json {
                         &snap.pages.offer_json
                     } else {
                         snap.pages.offer(lang)
                     };
-                    write_page(session, snap.offer_status, page).await?;
+                    match &price {
+                        Some((_, h)) => {
+                            write_page_with(
+                                session,
+                                snap.offer_status,
+                                page,
+                                &[("crawler-price", h.clone())],
+                            )
+                            .await?
+                        }
+                        None => write_page(session, snap.offer_status, page).await?,
+                    }
                     true
                 }
             },
@@ -428,6 +499,12 @@ impl ProxyHttp for RempartProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        if let Some(p) = ctx.charged {
+            let value = http::HeaderValue::from_str(&format_price(p)).map_err(|e| {
+                Error::because(pingora::ErrorType::InternalError, "crawler-charged", e)
+            })?;
+            upstream_response.insert_header("crawler-charged", value)?;
+        }
         if let (Some(loc), Some(snap)) = (ctx.location, &ctx.snapshot) {
             if let Some(r) = &snap.reservation {
                 add_optout_headers(upstream_response, r, loc)?;

@@ -97,6 +97,9 @@ pub struct Location {
     pub allow: Vec<Usage>,
     pub refuse: Vec<Usage>,
     pub price_eur: Option<f64>,
+    /// The price in micro-euros, and as a `crawler-price` header value.
+    pub price_micros: Option<u64>,
+    pub price_header: Option<http::HeaderValue>,
     /// Pre-built header values for proxied responses.
     pub headers: LocationHeaders,
 }
@@ -278,6 +281,16 @@ impl Reservation {
                 allow: l.allow.clone(),
                 refuse: l.refuse.clone(),
                 price_eur: l.price_eur,
+                price_micros: l.price_eur.map(crate::payment::micros),
+                price_header: l
+                    .price_eur
+                    .map(|p| {
+                        header(
+                            &crate::payment::format_price(crate::payment::micros(p)),
+                            "price_eur",
+                        )
+                    })
+                    .transpose()?,
                 headers: LocationHeaders {
                     tdm_reservation: http::HeaderValue::from_static("0"),
                     tdm_policy: header(&policy_url, "policy_url")?,

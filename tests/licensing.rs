@@ -166,3 +166,147 @@ fn a_forged_licensee_header_is_stripped() {
     );
     assert_eq!(r.status, 402);
 }
+
+const PRICED: &str = r#"
+[reservation]
+base_url = "https://films.example"
+[[reservation.location]]
+path = "/*"
+tdm_reserved = true
+allow = ["search"]
+price_eur = 0.05
+"#;
+
+fn start_priced(origin: &Origin) -> Proxy {
+    Proxy::start_with(
+        &origin.url(),
+        "",
+        &format!("{}\n{}\n{PRICED}", default_rules(), licensees()),
+    )
+}
+
+#[test]
+fn pay_per_crawl_price_flow() {
+    let origin = Origin::start();
+    let proxy = start_priced(&origin);
+    let auth = format!("License {TOKEN}");
+
+    // Unpaid: the offer, with the price.
+    let r = proxy.get("/news/a", &[("user-agent", GPTBOT)]);
+    assert_eq!(r.status, 402);
+    assert_eq!(
+        r.headers.get("crawler-price").map(String::as_str),
+        Some("EUR 0.05")
+    );
+
+    // A bid without a credential: strong authentication is required.
+    let r = proxy.get(
+        "/news/a",
+        &[("user-agent", GPTBOT), ("crawler-max-price", "EUR 1.00")],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.headers.get("crawler-error").map(String::as_str),
+        Some("StrongAuthRequired")
+    );
+
+    // A licensee outside its licence's paths pays per crawl.
+    let r = proxy.get(
+        "/news/a",
+        &[
+            ("user-agent", GPTBOT),
+            ("authorization", &auth),
+            ("crawler-exact-price", "EUR 0.05"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers.get("crawler-charged").map(String::as_str),
+        Some("EUR 0.05")
+    );
+    let r = proxy.get(
+        "/news/b",
+        &[
+            ("user-agent", GPTBOT),
+            ("authorization", &auth),
+            ("crawler-max-price", "EUR 0.10"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers.get("crawler-charged").map(String::as_str),
+        Some("EUR 0.05")
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_crawler_charges_total{licensee="acme-ai"}"#),
+        2.0
+    );
+    assert!(
+        (proxy.metric(r#"rempart_crawler_charged_euros_total{licensee="acme-ai"}"#) - 0.10).abs()
+            < 1e-9
+    );
+
+    // Bids that do not cover the price, or are malformed.
+    let cases: [(&[(&str, &str)], u16, &str); 5] = [
+        (
+            &[("crawler-exact-price", "EUR 0.01")],
+            402,
+            "InvalidCrawlerExactPrice",
+        ),
+        (
+            &[("crawler-max-price", "EUR 0.01")],
+            402,
+            "InvalidCrawlerMaxPrice",
+        ),
+        (
+            &[("crawler-max-price", "USD 1.00")],
+            402,
+            "InvalidCrawlerMaxPrice",
+        ),
+        (
+            &[
+                ("crawler-exact-price", "EUR 0.05"),
+                ("crawler-max-price", "EUR 1"),
+            ],
+            400,
+            "ConflictingPriceHeaders",
+        ),
+        (
+            &[("crawler-exact-price", "five euros")],
+            400,
+            "InvalidCrawlerPriceValue",
+        ),
+    ];
+    for (bids, status, error) in cases {
+        let mut headers = vec![("user-agent", GPTBOT), ("authorization", auth.as_str())];
+        headers.extend_from_slice(bids);
+        let r = proxy.get("/news/c", &headers);
+        assert_eq!(r.status, status, "{bids:?}");
+        assert_eq!(
+            r.headers.get("crawler-error").map(String::as_str),
+            Some(error),
+            "{bids:?}"
+        );
+        if status == 402 {
+            assert_eq!(
+                r.headers.get("crawler-price").map(String::as_str),
+                Some("EUR 0.05")
+            );
+        }
+    }
+    let huge = format!("EUR {}", "9".repeat(5000));
+    let r = proxy.get(
+        "/news/c",
+        &[
+            ("user-agent", GPTBOT),
+            ("authorization", &auth),
+            ("crawler-max-price", &huge),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        origin.count(),
+        2,
+        "only the two paid requests reached the origin"
+    );
+}

@@ -247,7 +247,8 @@ fn pay_per_crawl_price_flow() {
     );
 
     // Bids that do not cover the price, or are malformed.
-    let cases: [(&[(&str, &str)], u16, &str); 5] = [
+    type Bids<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Bids, u16, &str); 5] = [
         (
             &[("crawler-exact-price", "EUR 0.01")],
             402,

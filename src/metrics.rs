@@ -40,6 +40,7 @@ pub struct Metrics {
     pub crawler_charges: IntCounterVec,
     pub crawler_charged_euros: prometheus::CounterVec,
     pub crawler_payment_errors: IntCounterVec,
+    pub origin_robots_fetches: IntCounterVec,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -159,6 +160,12 @@ impl Metrics {
                 &["error"]
             )
             .expect("register rempart_crawler_payment_errors_total"),
+            origin_robots_fetches: register_int_counter_vec!(
+                "rempart_origin_robots_fetches_total",
+                "Fetches of the origin's robots.txt, by result (ok, none, error).",
+                &["result"]
+            )
+            .expect("register rempart_origin_robots_fetches_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

@@ -23,6 +23,7 @@ use crate::facts::{prefers_json, RequestFacts};
 use crate::licence::Credential;
 use crate::metrics::metrics;
 use crate::model::Action;
+use crate::origin_robots::OriginRobots;
 use crate::payment::{bid, format_price, settle, Settlement};
 use crate::respond::{choose_lang, Page};
 use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
@@ -30,11 +31,16 @@ use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
 /// The proxy service.
 pub struct RempartProxy {
     snapshot: SharedSnapshot,
+    /// The origin's robots.txt, when merging is on.
+    origin_robots: Option<Arc<OriginRobots>>,
 }
 
 impl RempartProxy {
-    pub fn new(snapshot: SharedSnapshot) -> Self {
-        Self { snapshot }
+    pub fn new(snapshot: SharedSnapshot, origin_robots: Option<Arc<OriginRobots>>) -> Self {
+        Self {
+            snapshot,
+            origin_robots,
+        }
     }
 }
 
@@ -353,8 +359,17 @@ impl ProxyHttp for RempartProxy {
             Some(d) => {
                 m.served_documents.with_label_values(&[d.name()]).inc();
                 let pages = &snap.pages;
+                // Merged per request: robots.txt is fetched rarely, and the
+                // merge depends on both the origin's copy and this snapshot.
+                let merged = match (d, self.origin_robots.as_ref().and_then(|o| o.current())) {
+                    (Builtin::RobotsTxt, Some(copy)) => Some(Page {
+                        content_type: pages.robots_txt.content_type,
+                        body: Bytes::from(pages.robots.merged(&copy.text)),
+                    }),
+                    _ => None,
+                };
                 let page = match d {
-                    Builtin::RobotsTxt => Some(&pages.robots_txt),
+                    Builtin::RobotsTxt => Some(merged.as_ref().unwrap_or(&pages.robots_txt)),
                     Builtin::OfferPage if json => Some(&pages.offer_json),
                     Builtin::OfferPage => Some(pages.offer(lang)),
                     Builtin::TdmRep => pages.tdmrep_json.as_ref(),

@@ -91,6 +91,8 @@ pub struct Pages {
     pub block_json: Page,
     pub bad_gateway: Page,
     pub robots_txt: Page,
+    /// rempart's parts of robots.txt, for merging with the origin's.
+    pub robots: RobotsParts,
     /// Generated from the reservation model, when there is one.
     pub tdmrep_json: Option<Page>,
     pub tdm_policy: Option<Page>,
@@ -203,6 +205,7 @@ pub fn render_pages(
             body: Bytes::from(body),
         })
     };
+    let robots = robots_parts(catalogue, holder, reservation);
     Ok(Pages {
         offer_html: [
             render("offer.en.html", HTML)?,
@@ -217,8 +220,9 @@ pub fn render_pages(
         bad_gateway: render("bad-gateway.html", HTML)?,
         robots_txt: Page {
             content_type: "text/plain; charset=utf-8",
-            body: Bytes::from(robots_txt(catalogue, holder, reservation)),
+            body: Bytes::from(robots.generated()),
         },
+        robots,
         tdmrep_json: reservation.map(|r| Page {
             content_type: JSON,
             body: Bytes::from(crate::signals::tdmrep_json(r)),
@@ -234,18 +238,51 @@ pub fn render_pages(
     })
 }
 
-/// robots.txt: one group naming every AI agent token (robots-only tokens
-/// included, since robots.txt is the only place they work), disallowed
-/// everywhere; everyone else is welcome, with the reservation's
-/// `Content-Usage` and `Content-Signal` lines and the RSL `License:` line.
-pub fn robots_txt(
+/// The pieces of robots.txt rempart contributes, kept apart so that they can
+/// stand alone (the generated file) or be merged into the origin's file.
+#[derive(Debug, Clone, Default)]
+pub struct RobotsParts {
+    /// Comment and `License:` lines, first in the file.
+    pub header: String,
+    /// Every AI agent token of the group (robots-only tokens included).
+    pub ai_tokens: Vec<String>,
+    /// The AI group: its `User-agent:` lines and `Disallow: /`.
+    pub ai_group: String,
+    /// `Content-Usage` and `Content-Signal` lines, for every agent.
+    pub star_lines: String,
+}
+
+impl RobotsParts {
+    /// The file served when the origin has none (or is not merged).
+    pub fn generated(&self) -> String {
+        format!(
+            "{}{}\nUser-agent: *\nAllow: /\n{}",
+            self.header, self.ai_group, self.star_lines
+        )
+    }
+
+    /// The origin's file with rempart's parts merged in.
+    pub fn merged(&self, origin: &str) -> String {
+        crate::robots::merge(
+            origin,
+            &self.header,
+            &self.ai_tokens,
+            &self.ai_group,
+            &self.star_lines,
+        )
+    }
+}
+
+/// robots.txt parts: one group naming every AI agent token (robots-only
+/// tokens included, since robots.txt is the only place they work), disallowed
+/// everywhere, with the reservation's `Content-Usage` and `Content-Signal`
+/// lines for everyone and the RSL `License:` line.
+pub fn robots_parts(
     catalogue: &Catalogue,
     holder: &RightsHolder,
     reservation: Option<&Reservation>,
-) -> String {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = String::with_capacity(8192);
-    out.push_str(&format!(
+) -> RobotsParts {
+    let mut header = format!(
         "# robots.txt for {}, served by rempart.\n\
          # Text and data mining is reserved (art. 4 of directive (EU) 2019/790;\n\
          # art. L.122-5-3 of the French intellectual property code).\n\
@@ -253,28 +290,36 @@ pub fn robots_txt(
         holder.name.replace('\n', " "),
         holder.terms_url.replace('\n', " "),
         holder.contact.replace('\n', " ")
-    ));
-    let (license, group_lines) = reservation
+    );
+    let (license, star_lines) = reservation
         .map(crate::signals::robots_lines)
         .unwrap_or_default();
-    out.push_str(&license);
     if !license.is_empty() {
-        out.push('\n');
+        header.push_str(&license);
+        header.push('\n');
     }
+    let mut seen = std::collections::HashSet::new();
+    let mut ai_tokens = Vec::new();
+    let mut ai_group = String::with_capacity(8192);
     for agent in catalogue.agents().iter().filter(|a| a.purpose.is_ai()) {
         for token in &agent.tokens {
             // robots.txt product tokens carry no version or spaces.
             if token.contains(['/', ' ']) || !seen.insert(token.to_ascii_lowercase()) {
                 continue;
             }
-            out.push_str("User-agent: ");
-            out.push_str(token);
-            out.push('\n');
+            ai_group.push_str("User-agent: ");
+            ai_group.push_str(token);
+            ai_group.push('\n');
+            ai_tokens.push(token.clone());
         }
     }
-    out.push_str("Disallow: /\n\nUser-agent: *\nAllow: /\n");
-    out.push_str(&group_lines);
-    out
+    ai_group.push_str("Disallow: /\n");
+    RobotsParts {
+        header,
+        ai_tokens,
+        ai_group,
+        star_lines,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -11,11 +12,13 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::Opt;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{parse_upstream, Config, UpstreamSpec};
 use crate::demo::DemoSite;
+use crate::origin_robots::{OriginRobots, RobotsFetcher};
 use crate::proxy::RempartProxy;
 use crate::snapshot::{CompileOptions, Snapshot};
 
@@ -119,9 +122,24 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let robots = &config.raw.robots;
+    let origin_robots = robots
+        .merge_origin
+        .then(|| Arc::new(OriginRobots::default()));
+    if let Some(store) = &origin_robots {
+        let fetcher = RobotsFetcher::new(
+            shared.clone(),
+            store.clone(),
+            Duration::from_secs(robots.origin_ttl_seconds),
+            Duration::from_secs(robots.origin_max_stale_seconds),
+        );
+        let mut service = background_service("rempart origin robots.txt", fetcher);
+        service.threads = Some(1);
+        server.add_service(service);
+    }
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        RempartProxy::new(shared.clone()),
+        RempartProxy::new(shared.clone(), origin_robots),
         "rempart proxy",
     );
     proxy.add_listener(

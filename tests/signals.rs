@@ -291,3 +291,94 @@ fn contradictory_reservations_fail_the_check() {
         "{err}"
     );
 }
+
+const ORIGIN_ROBOTS: &str = "\
+# The origin's own robots.txt
+Sitemap: https://films.example/sitemap.xml
+
+User-agent: *
+Disallow: /admin/
+
+User-agent: GPTBot
+Allow: /
+this line is malformed
+";
+
+fn wait_for_robots(proxy: &Proxy, needle: &str) -> Resp {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = proxy.get("/robots.txt", &[("user-agent", GPTBOT)]);
+        if r.body.contains(needle) || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn robots_txt_is_merged_with_the_origins() {
+    let origin = Origin::start_full(&[], &[("/robots.txt", 200, ORIGIN_ROBOTS)]);
+    let proxy = start(&origin);
+    let r = wait_for_robots(&proxy, "sitemap.xml");
+    assert_eq!(r.status, 200);
+    let body = &r.body;
+    assert!(
+        body.contains("Sitemap: https://films.example/sitemap.xml\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("User-agent: *\nDisallow: /admin/\n"),
+        "the origin's rules are kept: {body}"
+    );
+    assert!(
+        body.contains("this line is malformed\n"),
+        "unparsed lines are kept verbatim: {body}"
+    );
+    assert!(body.contains("\nLicense: https://films.example/license.xml\n"));
+    assert!(body.contains("Content-Signal: search=yes, ai-input=no, ai-train=no\n"));
+    // The origin's `Allow: /` for GPTBot cannot re-open what the reservation closes.
+    let origin_part = &body[..body
+        .find("# --- added by rempart")
+        .expect("rempart's group")];
+    assert!(!origin_part.contains("User-agent: GPTBot"), "{body}");
+    assert!(!origin_part.contains("Allow: /\n"), "{body}");
+    let added = &body[body.find("# --- added by rempart").unwrap()..];
+    for agent in ["GPTBot", "Google-Extended", "ClaudeBot"] {
+        assert!(added.contains(&format!("User-agent: {agent}\n")), "{agent}");
+    }
+    assert!(proxy.metric(r#"rempart_origin_robots_fetches_total{result="ok"}"#) >= 1.0);
+}
+
+#[test]
+fn robots_txt_is_generated_when_the_origin_has_none_or_is_down() {
+    let origin = Origin::start_full(&[], &[("/robots.txt", 404, "not found")]);
+    let proxy = start(&origin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proxy.metric(r#"rempart_origin_robots_fetches_total{result="none"}"#) < 1.0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = proxy.get("/robots.txt", &[("user-agent", GPTBOT)]);
+    assert!(
+        !r.body.contains("# --- added by rempart"),
+        "generated, not merged: {}",
+        r.body
+    );
+    assert!(r.body.contains("User-agent: GPTBot\n"));
+
+    let down = Proxy::start_with(
+        &format!("http://127.0.0.1:{}", free_port()),
+        "",
+        &format!("{}\n{RESERVATION}", default_rules()),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while down.metric(r#"rempart_origin_robots_fetches_total{result="error"}"#) < 1.0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = down.get("/robots.txt", &[("user-agent", GPTBOT)]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("User-agent: GPTBot\n") && r.body.contains("License: "));
+}

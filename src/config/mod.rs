@@ -39,6 +39,30 @@ pub struct RawConfig {
     /// Crawlers licensed by the rights holder.
     #[serde(default)]
     pub licensees: Vec<crate::licence::LicenseeSpec>,
+    #[serde(default)]
+    pub robots: RobotsSection,
+}
+
+/// How robots.txt is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RobotsSection {
+    /// Merge rempart's AI group and signals into the origin's own robots.txt.
+    pub merge_origin: bool,
+    /// How often the origin's robots.txt is fetched again.
+    pub origin_ttl_seconds: u64,
+    /// How long the last good copy is served while the origin fails.
+    pub origin_max_stale_seconds: u64,
+}
+
+impl Default for RobotsSection {
+    fn default() -> Self {
+        Self {
+            merge_origin: true,
+            origin_ttl_seconds: 300,
+            origin_max_stale_seconds: 86_400,
+        }
+    }
 }
 
 /// The proxy listener and its upstream.
@@ -203,6 +227,9 @@ impl Config {
         }
         if !raw.rights_holder.offer_path.starts_with('/') {
             return Err(at("rights_holder.offer_path", "must start with '/'".into()));
+        }
+        if raw.robots.origin_ttl_seconds == 0 {
+            return Err(at("robots.origin_ttl_seconds", "must be at least 1".into()));
         }
         if raw.catalog.agents.is_empty() {
             return Err(at(

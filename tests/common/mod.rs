@@ -61,6 +61,15 @@ impl Origin {
 
     /// An origin that adds these headers to every response.
     pub fn start_with_headers(extra: &[(&str, &str)]) -> Self {
+        Self::start_full(extra, &[])
+    }
+
+    /// An origin with its own answers for some paths: (path, status, body).
+    pub fn start_full(extra: &[(&str, &str)], routes: &[(&str, u16, &str)]) -> Self {
+        let routes: Vec<(String, u16, String)> = routes
+            .iter()
+            .map(|(p, s, b)| (p.to_string(), *s, b.to_string()))
+            .collect();
         let extra: Vec<tiny_http::Header> = extra
             .iter()
             .map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap())
@@ -72,6 +81,7 @@ impl Origin {
             let server = server.clone();
             let seen = seen.clone();
             let extra = extra.clone();
+            let routes = routes.clone();
             thread::spawn(move || {
                 for req in server.incoming_requests() {
                     let headers = req
@@ -88,10 +98,19 @@ impl Origin {
                         path: req.url().to_owned(),
                         headers,
                     });
-                    let mut resp = tiny_http::Response::from_string(ORIGIN_BODY).with_header(
-                        tiny_http::Header::from_bytes("content-type", "text/html; charset=utf-8")
-                            .unwrap(),
-                    );
+                    let (status, body) = routes
+                        .iter()
+                        .find(|(p, _, _)| p == req.url())
+                        .map_or((200, ORIGIN_BODY.to_owned()), |(_, s, b)| (*s, b.clone()));
+                    let ctype =
+                        if req.url() == "/robots.txt" && status == 200 && body != ORIGIN_BODY {
+                            "text/plain"
+                        } else {
+                            "text/html; charset=utf-8"
+                        };
+                    let mut resp = tiny_http::Response::from_string(body)
+                        .with_status_code(status)
+                        .with_header(tiny_http::Header::from_bytes("content-type", ctype).unwrap());
                     for h in &extra {
                         resp.add_header(h.clone());
                     }
@@ -106,12 +125,25 @@ impl Origin {
         format!("http://{}", self.addr)
     }
 
+    /// The last request, not counting rempart's own robots.txt fetches.
     pub fn last(&self) -> Option<Seen> {
-        self.seen.lock().unwrap().last().cloned()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s.path != "/robots.txt")
+            .cloned()
     }
 
+    /// Requests seen, not counting rempart's own robots.txt fetches.
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path != "/robots.txt")
+            .count()
     }
 }
 

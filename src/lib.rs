@@ -39,6 +39,7 @@ pub mod demo;
 pub mod facts;
 pub mod identify;
 pub mod licence;
+pub mod metering;
 pub mod metrics;
 pub mod model;
 pub mod origin_robots;

@@ -91,6 +91,28 @@ enum LicencesCommand {
     /// Print the SHA-256 to put in `token_sha256` for a token read from stdin
     /// (not from the command line, so that it stays out of shell history).
     HashToken,
+    /// Requests, bytes and charges per licensee, day and path class, for invoicing.
+    Report {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Metering directory (default: licensing.metering_dir of the config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        since: String,
+        /// Last day, inclusive.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +264,35 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no token on stdin");
             }
             println!("{}", rempart::licence::hash_token(token));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Licences {
+            command:
+                LicencesCommand::Report {
+                    config,
+                    dir,
+                    since,
+                    until,
+                    format,
+                },
+        } => {
+            let valid =
+                |d: &str| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-';
+            if !valid(&since) || until.as_deref().is_some_and(|u| !valid(u)) {
+                anyhow::bail!("--since and --until take YYYY-MM-DD dates");
+            }
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    let config = Config::load(&config)?;
+                    config.resolve(&config.raw.licensing.metering_dir)
+                }
+            };
+            let rows = rempart::metering::report(&dir, &since, until.as_deref())?;
+            match format {
+                ReportFormat::Csv => print!("{}", rempart::metering::to_csv(&rows)),
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog {

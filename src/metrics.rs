@@ -41,6 +41,8 @@ pub struct Metrics {
     pub crawler_charged_euros: prometheus::CounterVec,
     pub crawler_payment_errors: IntCounterVec,
     pub origin_robots_fetches: IntCounterVec,
+    pub metering_dropped: IntCounter,
+    pub metering_errors: IntCounter,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -166,6 +168,16 @@ impl Metrics {
                 &["result"]
             )
             .expect("register rempart_origin_robots_fetches_total"),
+            metering_dropped: prometheus::register_int_counter!(
+                "rempart_metering_dropped_total",
+                "Metering records dropped because the writer's queue was full."
+            )
+            .expect("register rempart_metering_dropped_total"),
+            metering_errors: prometheus::register_int_counter!(
+                "rempart_metering_errors_total",
+                "Metering records that could not be written (disk full, permissions)."
+            )
+            .expect("register rempart_metering_errors_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

@@ -21,6 +21,7 @@ use pingora::{Error, Result};
 
 use crate::facts::{prefers_json, RequestFacts};
 use crate::licence::Credential;
+use crate::metering::{now_secs, path_class, Meter, MeterRecord};
 use crate::metrics::metrics;
 use crate::model::Action;
 use crate::origin_robots::OriginRobots;
@@ -33,13 +34,20 @@ pub struct RempartProxy {
     snapshot: SharedSnapshot,
     /// The origin's robots.txt, when merging is on.
     origin_robots: Option<Arc<OriginRobots>>,
+    /// Metering of licensed and charged requests.
+    meter: Option<Arc<Meter>>,
 }
 
 impl RempartProxy {
-    pub fn new(snapshot: SharedSnapshot, origin_robots: Option<Arc<OriginRobots>>) -> Self {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        origin_robots: Option<Arc<OriginRobots>>,
+        meter: Option<Arc<Meter>>,
+    ) -> Self {
         Self {
             snapshot,
             origin_robots,
+            meter,
         }
     }
 }
@@ -54,8 +62,9 @@ pub struct RequestCtx {
     location: Option<usize>,
     /// The licensee whose credential let this request through.
     licensee: Option<usize>,
-    /// Micro-euros charged under pay per crawl.
+    /// Micro-euros charged under pay per crawl, and the licensee who pays.
     charged: Option<u64>,
+    payer: Option<usize>,
 }
 
 /// The header that tells the origin which licensee a request comes from.
@@ -300,12 +309,13 @@ impl ProxyHttp for RempartProxy {
         if let Some(p) = charged {
             ctx.charged = Some(p);
             let payer = match credential {
-                Credential::Licensed(i) | Credential::OutOfScope(i) => {
-                    snap.licensees.get(i).map(|l| l.id.as_str())
-                }
+                Credential::Licensed(i) | Credential::OutOfScope(i) => Some(i),
                 _ => None,
             };
-            let payer = payer.unwrap_or("unknown");
+            ctx.payer = payer;
+            let payer = payer
+                .and_then(|i| snap.licensees.get(i))
+                .map_or("unknown", |l| l.id.as_str());
             m.crawler_charges.with_label_values(&[payer]).inc();
             m.crawler_charged_euros
                 .with_label_values(&[payer])
@@ -599,11 +609,30 @@ impl ProxyHttp for RempartProxy {
             .licensee
             .zip(ctx.snapshot.as_ref())
             .and_then(|(i, s)| s.licensees.get(i));
+        let bytes = session.body_bytes_sent() as u64;
         if let Some(l) = licensee {
             metrics()
                 .licensed_bytes
                 .with_label_values(&[l.id.as_str()])
-                .inc_by(session.body_bytes_sent() as u64);
+                .inc_by(bytes);
+        }
+        let payer = ctx
+            .payer
+            .zip(ctx.snapshot.as_ref())
+            .and_then(|(i, s)| s.licensees.get(i));
+        if let (Some(meter), true) = (&self.meter, licensee.is_some() || ctx.charged.is_some()) {
+            let path = session.req_header().uri.path();
+            meter.record(MeterRecord {
+                ts: now_secs(),
+                licensee: licensee
+                    .or(payer)
+                    .map_or_else(|| "unknown".to_owned(), |l| l.id.clone()),
+                path_class: path_class(path).to_owned(),
+                path: path.to_owned(),
+                status: session.response_written().map_or(0, |r| r.status.as_u16()),
+                bytes,
+                charged_micros: ctx.charged,
+            });
         }
         let Some(verdict) = ctx.verdict else { return };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());

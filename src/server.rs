@@ -18,6 +18,7 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::config::{parse_upstream, Config, UpstreamSpec};
 use crate::demo::DemoSite;
+use crate::metering::Meter;
 use crate::origin_robots::{OriginRobots, RobotsFetcher};
 use crate::proxy::RempartProxy;
 use crate::snapshot::{CompileOptions, Snapshot};
@@ -122,6 +123,13 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let metering_dir = config.resolve(&config.raw.licensing.metering_dir);
+    let meter = Arc::new(Meter::start(metering_dir.clone()).with_context(|| {
+        format!(
+            "{}: cannot start the metering writer",
+            metering_dir.display()
+        )
+    })?);
     let robots = &config.raw.robots;
     let origin_robots = robots
         .merge_origin
@@ -139,7 +147,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        RempartProxy::new(shared.clone(), origin_robots),
+        RempartProxy::new(shared.clone(), origin_robots, Some(meter)),
         "rempart proxy",
     );
     proxy.add_listener(

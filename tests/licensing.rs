@@ -311,3 +311,75 @@ fn pay_per_crawl_price_flow() {
         "only the two paid requests reached the origin"
     );
 }
+
+#[test]
+fn licensed_traffic_is_reported_for_invoicing() {
+    let origin = Origin::start();
+    let proxy = start_priced(&origin);
+    let auth = format!("License {TOKEN}");
+    for path in ["/films/a", "/films/b", "/films/poster.jpg"] {
+        assert_eq!(
+            proxy
+                .get(path, &[("user-agent", GPTBOT), ("authorization", &auth)])
+                .status,
+            200
+        );
+    }
+    let paid = proxy.get(
+        "/news/a",
+        &[
+            ("user-agent", GPTBOT),
+            ("authorization", &auth),
+            ("crawler-exact-price", "EUR 0.05"),
+        ],
+    );
+    assert_eq!(paid.status, 200);
+
+    let today = rempart::metering::day_of(rempart::metering::now_secs());
+    let config = proxy.dir.path().join("rempart.toml").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let csv = loop {
+        let (code, out, err) = run_cli(
+            &["licences", "report", "--config", &config, "--since", &today],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        if out.contains(",page,3,") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let body = ORIGIN_BODY.len();
+    assert_eq!(
+        csv,
+        format!(
+            "day,licensee,path_class,requests,bytes,charged_eur\n\
+             {today},acme-ai,image,1,{body},0.000000\n\
+             {today},acme-ai,page,3,{},0.050000\n",
+            3 * body
+        )
+    );
+    let (code, json, _) = run_cli(
+        &[
+            "licences", "report", "--config", &config, "--since", &today, "--format", "json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[1]["requests"], 3);
+    assert_eq!(v[1]["charged_eur"], 0.05);
+    let (code, _, err) = run_cli(
+        &[
+            "licences",
+            "report",
+            "--config",
+            &config,
+            "--since",
+            "yesterday",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+}

@@ -41,6 +41,24 @@ pub struct RawConfig {
     pub licensees: Vec<crate::licence::LicenseeSpec>,
     #[serde(default)]
     pub robots: RobotsSection,
+    #[serde(default)]
+    pub licensing: LicensingSection,
+}
+
+/// Where licensed traffic is metered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicensingSection {
+    /// Directory of the metering files (`metering-YYYY-MM-DD.jsonl`).
+    pub metering_dir: PathBuf,
+}
+
+impl Default for LicensingSection {
+    fn default() -> Self {
+        Self {
+            metering_dir: "state/metering".into(),
+        }
+    }
 }
 
 /// How robots.txt is served.

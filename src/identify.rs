@@ -20,6 +20,8 @@ use crate::ranges::{RangeTable, SourceSet};
 pub enum VerifyMethod {
     /// Checked against the operator's published IP ranges.
     IpRanges,
+    /// A valid Web Bot Auth (RFC 9421) signature.
+    WebBotAuth,
     /// Nothing to check against (no ranges published), or nothing claimed.
     None,
 }
@@ -85,6 +87,14 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
         method,
         operator_sources,
     }
+}
+
+/// A valid message signature proves the agent's identity whatever its
+/// address: the identity becomes `verified` by Web Bot Auth.
+pub fn with_signature(mut id: Identity) -> Identity {
+    id.verification = Verification::Verified;
+    id.method = VerifyMethod::WebBotAuth;
+    id
 }
 
 /// Browsers all open with `Mozilla/5.0 (` and carry an engine token.

@@ -53,3 +53,4 @@ pub mod robots;
 pub mod server;
 pub mod signals;
 pub mod snapshot;
+pub mod webbotauth;

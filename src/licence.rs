@@ -42,7 +42,12 @@ pub struct LicenseeSpec {
     #[serde(default)]
     pub quota_per_day: Option<u64>,
     /// SHA-256 of each credential, in hex (`rempart licences hash-token`).
+    #[serde(default)]
     pub token_sha256: Vec<String>,
+    /// Web Bot Auth keys (JWK thumbprints) bound to this licence: a request
+    /// signed with one of them is licensed without a token.
+    #[serde(default)]
+    pub key_ids: Vec<String>,
 }
 
 /// A compiled licensee.
@@ -57,6 +62,7 @@ pub struct Licensee {
     expires_at: Option<u64>,
     pub quota_per_day: Option<u64>,
     hashes: Vec<[u8; 32]>,
+    key_ids: Vec<String>,
 }
 
 /// What a request's credential says.
@@ -167,10 +173,10 @@ impl Licensees {
                 ),
                 None => None,
             };
-            if s.token_sha256.is_empty() {
+            if s.token_sha256.is_empty() && s.key_ids.is_empty() {
                 return Err(err(
                     "token_sha256",
-                    "at least one credential hash is needed".into(),
+                    "give at least one credential hash or Web Bot Auth key id".into(),
                 ));
             }
             let mut hashes = Vec::with_capacity(s.token_sha256.len());
@@ -193,6 +199,7 @@ impl Licensees {
                 expires_at,
                 quota_per_day: s.quota_per_day,
                 hashes,
+                key_ids: s.key_ids.clone(),
             });
         }
         Ok(Self { list })
@@ -261,6 +268,37 @@ impl Licensees {
                 Credential::None
             };
         };
+        self.scope(i, agent, host, path, now)
+    }
+
+    /// The licence bound to a verified Web Bot Auth key, if any.
+    pub fn check_key(
+        &self,
+        keyid: &str,
+        agent: Option<AgentId>,
+        host: Option<&str>,
+        path: &str,
+        now: SystemTime,
+    ) -> Credential {
+        match self
+            .list
+            .iter()
+            .position(|l| l.key_ids.iter().any(|k| k == keyid))
+        {
+            Some(i) => self.scope(i, agent, host, path, now),
+            None => Credential::None,
+        }
+    }
+
+    /// Validity and scope of licence `i` for this request.
+    fn scope(
+        &self,
+        i: usize,
+        agent: Option<AgentId>,
+        host: Option<&str>,
+        path: &str,
+        now: SystemTime,
+    ) -> Credential {
         let l = &self.list[i];
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if l.expires_at.is_some_and(|t| now >= t) {

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub crawler_payment_errors: IntCounterVec,
     pub origin_robots_fetches: IntCounterVec,
     pub metering_dropped: IntCounter,
+    pub key_directory_fetches: IntCounterVec,
+    pub web_bot_auth: IntCounterVec,
     pub metering_errors: IntCounter,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
@@ -178,6 +180,18 @@ impl Metrics {
                 "Metering records that could not be written (disk full, permissions)."
             )
             .expect("register rempart_metering_errors_total"),
+            key_directory_fetches: register_int_counter_vec!(
+                "rempart_key_directory_fetches_total",
+                "Background fetches of Web Bot Auth key directories, by result.",
+                &["result"]
+            )
+            .expect("register rempart_key_directory_fetches_total"),
+            web_bot_auth: register_int_counter_vec!(
+                "rempart_web_bot_auth_total",
+                "Requests carrying Web Bot Auth signatures, by verdict (verified, unverifiable, invalid, hostile).",
+                &["result"]
+            )
+            .expect("register rempart_web_bot_auth_total"),
             catalog_agents: register_int_gauge!(
                 "rempart_catalog_agents",
                 "Agents in the loaded catalogue."

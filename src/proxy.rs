@@ -28,6 +28,7 @@ use crate::origin_robots::OriginRobots;
 use crate::payment::{bid, format_price, settle, Settlement};
 use crate::respond::{choose_lang, Page};
 use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
+use crate::webbotauth::{KeyDirectories, Signature};
 
 /// The proxy service.
 pub struct RempartProxy {
@@ -36,6 +37,8 @@ pub struct RempartProxy {
     origin_robots: Option<Arc<OriginRobots>>,
     /// Metering of licensed and charged requests.
     meter: Option<Arc<Meter>>,
+    /// Web Bot Auth key directories, cached.
+    directories: Arc<KeyDirectories>,
 }
 
 impl RempartProxy {
@@ -48,6 +51,7 @@ impl RempartProxy {
             snapshot,
             origin_robots,
             meter,
+            directories: Arc::new(KeyDirectories::default()),
         }
     }
 }
@@ -222,6 +226,11 @@ static NOT_FOUND: Page = Page {
     body: Bytes::from_static(b"404 Not Found\n"),
 };
 
+static BAD_REQUEST_SIGNATURE: Page = Page {
+    content_type: "text/plain; charset=utf-8",
+    body: Bytes::from_static(b"400 Bad Request: oversized or repeated Signature headers.\n"),
+};
+
 /// A protocol error, not a page of the rights holder: plain text.
 static BAD_REQUEST_NO_HOST: Page = Page {
     content_type: "text/plain; charset=utf-8",
@@ -256,20 +265,54 @@ impl ProxyHttp for RempartProxy {
         let started = Instant::now();
         let peer = peer_ip(session);
         let req: &RequestHeader = session.req_header();
+        // Web Bot Auth: only requests that carry a signature pay for its check.
+        let authority = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        let signature = self.directories.check(req, authority, false);
+        if signature != Signature::Absent {
+            m.web_bot_auth.with_label_values(&[signature.label()]).inc();
+        }
+        if signature == Signature::Hostile {
+            m.bad_requests
+                .with_label_values(&["signature-headers"])
+                .inc();
+            let hostile = http::HeaderValue::from_static("InvalidSignature");
+            write_page_with(
+                session,
+                400,
+                &BAD_REQUEST_SIGNATURE,
+                &[("crawler-error", hostile)],
+            )
+            .await?;
+            return Ok(true);
+        }
+        let req: &RequestHeader = session.req_header();
         let facts =
             RequestFacts::from_parts(&req.method, &req.uri, &req.headers, peer, &snap.trusted);
-        let verdict = snap.evaluate(&facts);
+        let signed = matches!(signature, Signature::Verified { .. });
+        let verdict = snap.evaluate_signed(&facts, signed);
         m.decision_seconds.observe(started.elapsed().as_secs_f64());
 
-        let credential = match req.headers.get(http::header::AUTHORIZATION) {
-            None => Credential::None,
-            Some(auth) => snap.licensees.check(
+        let credential = match (req.headers.get(http::header::AUTHORIZATION), &signature) {
+            (Some(auth), _) => snap.licensees.check(
                 Some(auth.as_bytes()),
                 verdict.identity.agent,
                 facts.host,
                 &facts.path,
                 SystemTime::now(),
             ),
+            (None, Signature::Verified { keyid }) => snap.licensees.check_key(
+                keyid,
+                verdict.identity.agent,
+                facts.host,
+                &facts.path,
+                SystemTime::now(),
+            ),
+            (None, _) => Credential::None,
         };
         let doc = builtin(&snap, &req.method, &facts.path);
         let location = snap.reservation.as_ref().and_then(|r| {
@@ -277,10 +320,11 @@ impl ProxyHttp for RempartProxy {
                 .and_then(|i| r.locations.get(i).map(|l| (i, l)))
         });
         let price = location.and_then(|(_, l)| l.price_micros.zip(l.price_header.clone()));
-        let authenticated = matches!(
-            credential,
-            Credential::Licensed(_) | Credential::OutOfScope(_)
-        );
+        let authenticated = signed
+            || matches!(
+                credential,
+                Credential::Licensed(_) | Credential::OutOfScope(_)
+            );
         // Pay per crawl applies where the crawler would get the offer, or
         // holds a licence: a bid from anyone else changes nothing.
         let settlement = match (&doc, &price) {

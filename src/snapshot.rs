@@ -143,12 +143,21 @@ impl Snapshot {
 
     /// Identifies and decides: the whole decision path for one request.
     pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
-        let identity = identify(
+        self.evaluate_signed(facts, false)
+    }
+
+    /// [`Snapshot::evaluate`] for a request whose Web Bot Auth signature may
+    /// have been verified.
+    pub fn evaluate_signed(&self, facts: &RequestFacts<'_>, signed: bool) -> Verdict {
+        let mut identity = identify(
             &self.catalogue,
             &self.ranges,
             facts.user_agent,
             facts.client_ip,
         );
+        if signed {
+            identity = crate::identify::with_signature(identity);
+        }
         let decision = self.policy.decide(facts, &identity);
         Verdict { identity, decision }
     }

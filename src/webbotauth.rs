@@ -1,0 +1,331 @@
+//! Web Bot Auth: RFC 9421 HTTP message signatures from crawlers
+//! (`Signature-Agent`, `Signature-Input` with `tag="web-bot-auth"`,
+//! `Signature`), verified with Cloudflare's `web-bot-auth` crate.
+//!
+//! The agent's keys live in its key directory (a JWKS at the
+//! `Signature-Agent` URL). The hot path never waits on the network: a
+//! directory not in the cache makes the signature `unverifiable` for this
+//! request and starts one background fetch (capped in flight); the next
+//! requests find the keys cached until `ttl` passes. Inline `data:`
+//! directories need no fetch.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use web_bot_auth::components::{CoveredComponent, DerivedComponent, HTTPField};
+use web_bot_auth::keyring::{JSONWebKeySet, KeyRing};
+use web_bot_auth::message_signatures::SignedMessage;
+use web_bot_auth::{SignatureAgentLink, WebBotAuthVerifier};
+
+/// Larger signature headers are refused with 400 before any parsing.
+pub const MAX_SIGNATURE_HEADER: usize = 4096;
+/// Larger key directories are not accepted.
+const MAX_DIRECTORY_BYTES: usize = 64 * 1024;
+/// Clock skew tolerated on `created`.
+const SKEW_SECS: i64 = 60;
+
+/// The verdict on a request's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signature {
+    /// No `Signature-Input` header.
+    Absent,
+    /// Valid, by the key with this JWK thumbprint.
+    Verified { keyid: String },
+    /// The key directory is not cached yet (a fetch has been started) or cannot be had.
+    Unverifiable,
+    /// Malformed, expired, not yet valid, or not matching its key.
+    Invalid(&'static str),
+    /// Oversized headers: answer 400.
+    Hostile,
+}
+
+impl Signature {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Signature::Absent => "absent",
+            Signature::Verified { .. } => "verified",
+            Signature::Unverifiable => "unverifiable",
+            Signature::Invalid(_) => "invalid",
+            Signature::Hostile => "hostile",
+        }
+    }
+}
+
+/// A request as the signature base sees it.
+struct Message<'a> {
+    req: &'a RequestHeader,
+    authority: &'a str,
+    scheme: &'static str,
+}
+
+impl SignedMessage for Message<'_> {
+    fn lookup_component(&self, name: &CoveredComponent) -> Vec<String> {
+        let uri = &self.req.uri;
+        let path = uri.path();
+        let query = uri.query();
+        match name {
+            CoveredComponent::HTTP(HTTPField { name, .. }) => self
+                .req
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
+                .collect(),
+            CoveredComponent::Derived(d) => match d {
+                DerivedComponent::Authority { .. } => vec![self.authority.to_ascii_lowercase()],
+                DerivedComponent::Method { .. } => vec![self.req.method.as_str().to_owned()],
+                DerivedComponent::Path { .. } => vec![path.to_owned()],
+                DerivedComponent::Scheme { .. } => vec![self.scheme.to_owned()],
+                DerivedComponent::Query { .. } => vec![format!("?{}", query.unwrap_or(""))],
+                DerivedComponent::RequestTarget { .. } => vec![uri
+                    .path_and_query()
+                    .map_or_else(|| path.to_owned(), |pq| pq.as_str().to_owned())],
+                DerivedComponent::TargetUri { .. } => vec![format!(
+                    "{}://{}{}",
+                    self.scheme,
+                    self.authority.to_ascii_lowercase(),
+                    uri.path_and_query().map_or(path, |pq| pq.as_str())
+                )],
+                _ => vec![],
+            },
+        }
+    }
+}
+
+/// A cached key directory.
+struct Directory {
+    keys: Option<Arc<KeyRing>>,
+    at: Instant,
+}
+
+/// Key directories by URL, shared by every request.
+pub struct KeyDirectories {
+    cache: ArcSwap<HashMap<String, Arc<Directory>>>,
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+    ttl: Duration,
+    connector: Arc<Connector>,
+}
+
+impl Default for KeyDirectories {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(3600), 8)
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl KeyDirectories {
+    pub fn new(ttl: Duration, max_in_flight: usize) -> Self {
+        Self {
+            cache: ArcSwap::from_pointee(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
+            ttl,
+            connector: Arc::new(Connector::new(None)),
+        }
+    }
+
+    /// Checks the signature of a request. Never waits on the network.
+    pub fn check(self: &Arc<Self>, req: &RequestHeader, authority: &str, tls: bool) -> Signature {
+        let headers = ["signature-input", "signature", "signature-agent"];
+        let mut present = false;
+        for name in headers {
+            let values = req.headers.get_all(name);
+            let mut count = 0;
+            for v in values.iter() {
+                count += 1;
+                if v.len() > MAX_SIGNATURE_HEADER || count > 4 {
+                    return Signature::Hostile;
+                }
+            }
+            present |= name == "signature-input" && count > 0;
+        }
+        if !present {
+            return Signature::Absent;
+        }
+        let message = Message {
+            req,
+            authority,
+            scheme: if tls { "https" } else { "http" },
+        };
+        let Ok(verifier) = WebBotAuthVerifier::parse(&message) else {
+            return Signature::Invalid("malformed");
+        };
+        let details = &verifier.get_parsed_label().base.parameters.details;
+        let now = now_unix();
+        if details.created.is_some_and(|c| c > now + SKEW_SECS) {
+            return Signature::Invalid("not yet valid");
+        }
+        if details.expires.is_none_or(|e| e < now) {
+            return Signature::Invalid("expired");
+        }
+        let keyid = details.keyid.clone().unwrap_or_default();
+        let mut keyring = None;
+        for link in verifier.get_signature_agents() {
+            match link {
+                SignatureAgentLink::Inline(jwks) => {
+                    let mut ring = KeyRing::default();
+                    ring.import_jwks(jwks.clone());
+                    keyring = Some(Arc::new(ring));
+                }
+                SignatureAgentLink::External(url) => keyring = self.lookup(url),
+            }
+            if keyring.is_some() {
+                break;
+            }
+        }
+        let Some(ring) = keyring else {
+            return Signature::Unverifiable;
+        };
+        match verifier.verify(&ring, None) {
+            Ok(_) => Signature::Verified { keyid },
+            Err(_) => Signature::Invalid("signature"),
+        }
+    }
+
+    /// The cached keys of a directory; on a miss or a stale entry, starts a fetch.
+    fn lookup(self: &Arc<Self>, url: &str) -> Option<Arc<KeyRing>> {
+        let cache = self.cache.load();
+        let entry = cache.get(url).cloned();
+        drop(cache);
+        match entry {
+            Some(d) if d.at.elapsed() < self.ttl => d.keys.clone(),
+            stale => {
+                self.spawn_fetch(url.to_owned());
+                // A stale copy still verifies while the new one is fetched.
+                stale.and_then(|d| d.keys.clone())
+            }
+        }
+    }
+
+    fn spawn_fetch(self: &Arc<Self>, url: String) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        // Mark the URL as being fetched (an empty, fresh entry) so that the
+        // requests behind this one do not start fetches of their own.
+        self.store(&url, None);
+        let this = self.clone();
+        handle.spawn(async move {
+            let keys = tokio::time::timeout(Duration::from_secs(5), this.fetch(&url)).await;
+            let m = crate::metrics::metrics();
+            match keys {
+                Ok(Ok(ring)) => {
+                    m.key_directory_fetches.with_label_values(&["ok"]).inc();
+                    this.store(&url, Some(Arc::new(ring)));
+                }
+                Ok(Err(e)) => {
+                    m.key_directory_fetches.with_label_values(&["error"]).inc();
+                    tracing::warn!(url, error = %e, "key directory fetch failed");
+                }
+                Err(_) => {
+                    m.key_directory_fetches
+                        .with_label_values(&["timeout"])
+                        .inc();
+                    tracing::warn!(url, "key directory fetch timed out");
+                }
+            }
+            this.in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn store(&self, url: &str, keys: Option<Arc<KeyRing>>) {
+        self.cache.rcu(|old| {
+            let mut map = HashMap::clone(old);
+            map.insert(
+                url.to_owned(),
+                Arc::new(Directory {
+                    keys: keys.clone(),
+                    at: Instant::now(),
+                }),
+            );
+            map
+        });
+    }
+
+    async fn fetch(&self, url: &str) -> Result<KeyRing, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err("not an http(s) URL".into()),
+        };
+        let host = uri.host().ok_or("no host")?.to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or("resolves to nothing")?;
+        let mut peer = HttpPeer::new(addr, tls, if tls { host.clone() } else { String::new() });
+        peer.options.connection_timeout = Some(Duration::from_secs(2));
+        peer.options.read_timeout = Some(Duration::from_secs(3));
+        let (mut session, _) = self
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut req =
+            RequestHeader::build("GET", path.as_bytes(), Some(3)).map_err(|e| e.to_string())?;
+        req.insert_header(
+            "host",
+            uri.authority().map_or(host.as_str(), |a| a.as_str()),
+        )
+        .map_err(|e| e.to_string())?;
+        req.insert_header(
+            "accept",
+            "application/http-message-signatures-directory+json, application/json",
+        )
+        .map_err(|e| e.to_string())?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .finish_request_body()
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = session.response_header().map_or(0, |r| r.status.as_u16());
+        if status != 200 {
+            return Err(format!("directory answered {status}"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = session
+            .read_response_body()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if body.len() + chunk.len() > MAX_DIRECTORY_BYTES {
+                return Err("directory too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let jwks: JSONWebKeySet =
+            serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))?;
+        let mut ring = KeyRing::default();
+        ring.import_jwks(jwks);
+        Ok(ring)
+    }
+}

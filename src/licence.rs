@@ -38,7 +38,7 @@ pub struct LicenseeSpec {
     /// Last day of validity (`YYYY-MM-DD`, UTC), inclusive.
     #[serde(default)]
     pub expires: Option<String>,
-    /// Requests per day the licence allows (metered; not enforced yet).
+    /// Requests per UTC day the licence allows; past it, 429 until midnight UTC.
     #[serde(default)]
     pub quota_per_day: Option<u64>,
     /// SHA-256 of each credential, in hex (`rempart licences hash-token`).
@@ -87,10 +87,19 @@ pub struct LicenceError {
     pub message: String,
 }
 
+/// Requests counted against a licence's daily quota (UTC day).
+#[derive(Debug, Default)]
+struct QuotaCounter {
+    day: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU64,
+}
+
 /// All licensees.
 #[derive(Debug, Clone, Default)]
 pub struct Licensees {
     list: Vec<Licensee>,
+    /// One counter per licensee; kept for the life of the snapshot.
+    usage: std::sync::Arc<Vec<QuotaCounter>>,
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -202,7 +211,27 @@ impl Licensees {
                 key_ids: s.key_ids.clone(),
             });
         }
-        Ok(Self { list })
+        let usage = std::sync::Arc::new(list.iter().map(|_| QuotaCounter::default()).collect());
+        Ok(Self { list, usage })
+    }
+
+    /// Counts one request against licence `i`'s daily quota; false once the
+    /// quota of the current UTC day is used up.
+    pub fn take_quota(&self, i: usize, now: SystemTime) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (Some(l), Some(c)) = (self.list.get(i), self.usage.get(i)) else {
+            return true;
+        };
+        let Some(quota) = l.quota_per_day else {
+            return true;
+        };
+        let day = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400);
+        if c.day.swap(day, Relaxed) != day {
+            c.count.store(0, Relaxed);
+        }
+        c.count.fetch_add(1, Relaxed) < quota
     }
 
     pub fn get(&self, i: usize) -> Option<&Licensee> {
@@ -460,6 +489,17 @@ mod tests {
             ),
             Credential::Invalid
         );
+    }
+
+    #[test]
+    fn daily_quota() {
+        let l = licensees("quota_per_day=2\n");
+        let day1 = at("2026-11-23");
+        assert!(l.take_quota(0, day1));
+        assert!(l.take_quota(0, day1));
+        assert!(!l.take_quota(0, day1));
+        assert!(l.take_quota(0, at("2026-11-24")), "a new day, a new quota");
+        assert!(licensees("").take_quota(0, day1), "no quota, no limit");
     }
 
     #[test]

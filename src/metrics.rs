@@ -142,8 +142,8 @@ impl Metrics {
             .expect("register rempart_licensed_bytes_total"),
             licence_rejections: register_int_counter_vec!(
                 "rempart_licence_rejections_total",
-                "Licence credentials refused with 401 (wrong, expired, malformed).",
-                &["scheme"]
+                "Licensed crawlers refused: 401 for a wrong, expired or malformed credential (invalid), 429 past the daily quota (quota).",
+                &["reason"]
             )
             .expect("register rempart_licence_rejections_total"),
             crawler_charges: register_int_counter_vec!(

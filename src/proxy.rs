@@ -231,6 +231,13 @@ static BAD_REQUEST_SIGNATURE: Page = Page {
     body: Bytes::from_static(b"400 Bad Request: oversized or repeated Signature headers.\n"),
 };
 
+static QUOTA_EXCEEDED: Page = Page {
+    content_type: "text/plain; charset=utf-8",
+    body: Bytes::from_static(
+        b"429 Too Many Requests: the daily quota of this licence is used up.\n",
+    ),
+};
+
 /// A protocol error, not a page of the rights holder: plain text.
 static BAD_REQUEST_NO_HOST: Page = Page {
     content_type: "text/plain; charset=utf-8",
@@ -365,6 +372,19 @@ impl ProxyHttp for RempartProxy {
                 .with_label_values(&[payer])
                 .inc_by(p as f64 / 1_000_000.0);
         }
+        let over_quota = match credential {
+            Credential::Licensed(i) if doc.is_none() => {
+                !snap.licensees.take_quota(i, SystemTime::now())
+            }
+            _ => false,
+        };
+        if over_quota {
+            m.licence_rejections.with_label_values(&["quota"]).inc();
+            let secs = 86_400 - now_secs() % 86_400;
+            let retry = http::HeaderValue::from(secs);
+            write_page_with(session, 429, &QUOTA_EXCEEDED, &[("retry-after", retry)]).await?;
+            return Ok(true);
+        }
         if let Credential::Licensed(i) = credential {
             ctx.licensee = Some(i);
             if let Some(l) = snap.licensees.get(i) {
@@ -437,7 +457,7 @@ impl ProxyHttp for RempartProxy {
                 true
             }
             None if credential == Credential::Invalid => {
-                m.licence_rejections.with_label_values(&["license"]).inc();
+                m.licence_rejections.with_label_values(&["invalid"]).inc();
                 let page = if json {
                     &snap.pages.block_json
                 } else {

@@ -115,7 +115,7 @@ fn a_wrong_or_expired_licence_gets_401() {
     assert_eq!(r.status, 401);
     assert_eq!(origin.count(), 0);
     assert_eq!(
-        proxy.metric(r#"rempart_licence_rejections_total{scheme="license"}"#),
+        proxy.metric(r#"rempart_licence_rejections_total{reason="invalid"}"#),
         5.0
     );
 }
@@ -382,4 +382,41 @@ fn licensed_traffic_is_reported_for_invoicing() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
+fn a_licence_quota_is_enforced_per_day() {
+    let origin = Origin::start();
+    let (_, hash, _) = run_cli(&["licences", "hash-token"], Some("quota-token"));
+    let rules = format!(
+        "{}\n[[licensees]]\nid = \"small\"\nname = \"Small AI\"\nquota_per_day = 2\ntoken_sha256 = [\"{}\"]\n",
+        default_rules(),
+        hash.trim()
+    );
+    let proxy = Proxy::start_with(&origin.url(), "", &rules);
+    let auth = [
+        ("user-agent", GPTBOT),
+        ("authorization", "License quota-token"),
+    ];
+    assert_eq!(proxy.get("/films/a", &auth).status, 200);
+    assert_eq!(proxy.get("/films/b", &auth).status, 200);
+    let over = proxy.get("/films/c", &auth);
+    assert_eq!(over.status, 429);
+    let retry: u64 = over
+        .headers
+        .get("retry-after")
+        .expect("retry-after")
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry));
+    assert_eq!(
+        proxy.get("/robots.txt", &auth).status,
+        200,
+        "robots.txt stays reachable"
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_licence_rejections_total{reason="quota"}"#),
+        1.0
+    );
+    assert_eq!(origin.count(), 2);
 }

@@ -60,7 +60,7 @@ pub fn merge(
     let mut out = String::with_capacity(origin.len() + header.len() + ai_group.len() + 256);
     out.push_str(header);
     out.push_str(
-        "# --- the origin's robots.txt, with the AI agents above governed by rempart's group ---\n",
+        "# --- the origin's robots.txt; the AI agents are governed by rempart's group below ---\n",
     );
 
     let lines: Vec<&str> = origin.lines().collect();

@@ -111,7 +111,9 @@ pub struct KeyDirectories {
     in_flight: AtomicUsize,
     max_in_flight: usize,
     ttl: Duration,
-    connector: Arc<Connector>,
+    /// Built on the first fetch: a connector loads the system's root
+    /// certificates, megabytes that a site without signed crawlers never needs.
+    connector: std::sync::OnceLock<Connector>,
 }
 
 impl Default for KeyDirectories {
@@ -133,12 +135,16 @@ impl KeyDirectories {
             in_flight: AtomicUsize::new(0),
             max_in_flight,
             ttl,
-            connector: Arc::new(Connector::new(None)),
+            connector: std::sync::OnceLock::new(),
         }
     }
 
     /// Checks the signature of a request. Never waits on the network.
     pub fn check(self: &Arc<Self>, req: &RequestHeader, authority: &str, tls: bool) -> Signature {
+        // Most requests carry no signature: one lookup, then nothing.
+        if !req.headers.contains_key("signature-input") {
+            return Signature::Absent;
+        }
         let headers = ["signature-input", "signature", "signature-agent"];
         let mut present = false;
         for name in headers {
@@ -277,8 +283,8 @@ impl KeyDirectories {
         let mut peer = HttpPeer::new(addr, tls, if tls { host.clone() } else { String::new() });
         peer.options.connection_timeout = Some(Duration::from_secs(2));
         peer.options.read_timeout = Some(Duration::from_secs(3));
-        let (mut session, _) = self
-            .connector
+        let connector = self.connector.get_or_init(|| Connector::new(None));
+        let (mut session, _) = connector
             .get_http_session(&peer)
             .await
             .map_err(|e| e.to_string())?;

@@ -13,9 +13,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rempart::config::Config;
 use rempart::facts::RequestFacts;
-use rempart::snapshot::{CompileOptions, Snapshot};
+use rempart::snapshot::Snapshot;
 
 /// Counts allocations (not frees) made through the global allocator.
 struct Counting;
@@ -82,16 +81,8 @@ fn mix() -> Vec<Sample> {
 }
 
 fn snapshot() -> Snapshot {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
-    let config = Config::load(&path).expect("shipped config");
-    Snapshot::compile(
-        &config,
-        &CompileOptions {
-            demo_origin: None,
-            offline: true,
-        },
-    )
-    .expect("compile")
+    Snapshot::load_offline(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml"))
+        .expect("shipped config")
 }
 
 fn decide(snap: &Snapshot, s: &Sample) -> rempart::model::Action {

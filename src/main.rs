@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use rempart::classify::{classify, parse_line, Sample, Summary};
 use rempart::config::Config;
 use rempart::server::{run, RunOptions};
-use rempart::snapshot::{CompileOptions, Snapshot};
+use rempart::snapshot::Snapshot;
 
 const DEFAULT_CONFIG: &str = "config/rempart.toml";
 
@@ -144,14 +144,7 @@ fn init_logging(json: bool) {
 }
 
 fn offline_snapshot(config: &std::path::Path) -> anyhow::Result<Snapshot> {
-    let config = Config::load(config)?;
-    Ok(Snapshot::compile(
-        &config,
-        &CompileOptions {
-            demo_origin: None,
-            offline: true,
-        },
-    )?)
+    Ok(Snapshot::load_offline(config)?)
 }
 
 fn main() -> ExitCode {

@@ -141,6 +141,19 @@ impl Snapshot {
         })
     }
 
+    /// Loads and compiles a config file for commands that send nothing
+    /// (`check`, `classify`, benchmarks): the upstream is not resolved.
+    pub fn load_offline(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let config = Config::load(path)?;
+        Self::compile(
+            &config,
+            &CompileOptions {
+                demo_origin: None,
+                offline: true,
+            },
+        )
+    }
+
     /// Identifies and decides: the whole decision path for one request.
     pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
         self.evaluate_signed(facts, false)

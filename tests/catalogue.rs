@@ -4,21 +4,12 @@
 
 use std::path::Path;
 
-use rempart::config::Config;
 use rempart::model::{IdentityKind, Purpose, Verification};
-use rempart::snapshot::{CompileOptions, Snapshot};
+use rempart::snapshot::Snapshot;
 
 fn shipped() -> Snapshot {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
-    let config = Config::load(&path).expect("shipped config");
-    Snapshot::compile(
-        &config,
-        &CompileOptions {
-            demo_origin: None,
-            offline: true,
-        },
-    )
-    .expect("compile")
+    Snapshot::load_offline(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml"))
+        .expect("shipped config")
 }
 
 fn identify(snap: &Snapshot, ua: &str, ip: &str) -> rempart::identify::Identity {

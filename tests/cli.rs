@@ -17,20 +17,10 @@ fn check_accepts_the_shipped_config() {
 }
 
 fn broken_config(replace: (&str, &str)) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_config(
-        dir.path(),
-        "http://127.0.0.1:9",
-        free_port(),
-        free_port(),
-        "",
-        &default_rules(),
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(replace.0), "fixture has {:?}", replace.0);
-    std::fs::write(&path, text.replacen(replace.0, replace.1, 1)).unwrap();
-    let p = path.display().to_string();
-    (dir, p)
+    config_for_check("", |text| {
+        assert!(text.contains(replace.0), "fixture has {:?}", replace.0);
+        text.replacen(replace.0, replace.1, 1)
+    })
 }
 
 fn line_of(path: &str, needle: &str) -> usize {
@@ -101,20 +91,13 @@ fn a_broken_range_file_fails_the_check_with_its_path() {
         r#"{"prefixes":[{"ipv4Prefix":"300.1.2.0/24"}]}"#,
     )
     .unwrap();
-    let path = write_config(
-        dir.path(),
-        "http://127.0.0.1:9",
-        free_port(),
-        free_port(),
-        "",
-        &default_rules(),
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(
-        &format!("{}/config/ipranges", repo().display()),
-        &ranges.display().to_string(),
-    );
-    std::fs::write(&path, text).unwrap();
+    let (_config_dir, path) = config_for_check("", |text| {
+        text.replace(
+            &format!("{}/config/ipranges", repo().display()),
+            &ranges.display().to_string(),
+        )
+    });
+    let path = std::path::PathBuf::from(path);
     let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
     assert_eq!(code, 1);
     assert!(
@@ -132,20 +115,13 @@ fn a_broken_catalogue_entry_fails_the_check_with_its_path() {
         "[[agent]]\nname = \"NewBot\"\npurpose = \"ai-training\"\n",
     )
     .unwrap();
-    let path = write_config(
-        dir.path(),
-        "http://127.0.0.1:9",
-        free_port(),
-        free_port(),
-        "",
-        &default_rules(),
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(
-        "/agents/curated.toml\"]",
-        &format!("/agents/curated.toml\", \"{}\"]", extra.display()),
-    );
-    std::fs::write(&path, text).unwrap();
+    let (_config_dir, path) = config_for_check("", |text| {
+        text.replace(
+            "/agents/curated.toml\"]",
+            &format!("/agents/curated.toml\", \"{}\"]", extra.display()),
+        )
+    });
+    let path = std::path::PathBuf::from(path);
     let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
     assert_eq!(code, 1);
     assert!(

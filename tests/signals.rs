@@ -268,22 +268,14 @@ fn robots_txt_carries_the_signals() {
 
 #[test]
 fn contradictory_reservations_fail_the_check() {
-    let dir = tempfile::tempdir().unwrap();
     let bad = RESERVATION.replacen(
         "allow = [\"search\"]\nrefuse = [\"ai-train\"",
         "allow = [\"search\", \"ai-train\"]\nrefuse = [\"ai-train\"",
         1,
     );
     assert_ne!(bad, RESERVATION);
-    let path = write_config(
-        dir.path(),
-        "http://127.0.0.1:9",
-        free_port(),
-        free_port(),
-        "",
-        &format!("{}\n{bad}", default_rules()),
-    );
-    let (code, _, err) = run_cli(&["check", "--config", &path.display().to_string()], None);
+    let (_dir, path) = config_for_check(&bad, |text| text);
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
     assert_eq!(code, 1);
     assert!(
         err.contains("key `reservation.location[0].allow`")

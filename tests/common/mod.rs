@@ -492,3 +492,24 @@ impl RawOrigin {
             .unwrap_or_default()
     }
 }
+
+/// A config for `check`: the shipped rules plus `extra`, then `edit` applied
+/// to the whole text. Returns the directory (kept alive) and the path.
+pub fn config_for_check(
+    extra: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        free_port(),
+        free_port(),
+        "",
+        &format!("{}\n{extra}", default_rules()),
+    );
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, edit(text)).expect("write config");
+    let p = path.display().to_string();
+    (dir, p)
+}

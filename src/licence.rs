@@ -63,6 +63,34 @@ pub struct Licensee {
     pub quota_per_day: Option<u64>,
     hashes: Vec<[u8; 32]>,
     key_ids: Vec<String>,
+    /// Metric handles, resolved on first use so that the per-request count
+    /// is one atomic add, not a label hash under the family's lock.
+    requests: std::sync::OnceLock<prometheus::IntCounter>,
+    bytes: std::sync::OnceLock<prometheus::IntCounter>,
+}
+
+impl Licensee {
+    /// Counts one licensed request.
+    pub fn count_request(&self) {
+        self.requests
+            .get_or_init(|| {
+                crate::metrics::metrics()
+                    .licensed_requests
+                    .with_label_values(&[self.id.as_str()])
+            })
+            .inc();
+    }
+
+    /// Counts the body bytes sent on a licensed request.
+    pub fn count_bytes(&self, n: u64) {
+        self.bytes
+            .get_or_init(|| {
+                crate::metrics::metrics()
+                    .licensed_bytes
+                    .with_label_values(&[self.id.as_str()])
+            })
+            .inc_by(n);
+    }
 }
 
 /// What a request's credential says.
@@ -209,6 +237,8 @@ impl Licensees {
                 quota_per_day: s.quota_per_day,
                 hashes,
                 key_ids: s.key_ids.clone(),
+                requests: std::sync::OnceLock::new(),
+                bytes: std::sync::OnceLock::new(),
             });
         }
         let usage = std::sync::Arc::new(list.iter().map(|_| QuotaCounter::default()).collect());
@@ -395,64 +425,70 @@ mod tests {
         let l = licensees("");
         let gpt = Some(AgentId(0));
         let now = at("2026-11-23");
-        assert_eq!(
-            l.check(Some(b"License s3cret-token"), gpt, None, "/films/x", now),
-            Credential::Licensed(0)
-        );
-        assert_eq!(
-            l.check(Some(b"Bearer s3cret-token"), gpt, None, "/films/x", now),
-            Credential::Licensed(0)
-        );
-        assert_eq!(
-            l.check(
+        let huge = format!("License {}", "a".repeat(10_000));
+        type Case<'a> = (Option<&'a [u8]>, Option<AgentId>, &'a str, Credential);
+        let cases: [Case; 12] = [
+            (
+                Some(b"License s3cret-token"),
+                gpt,
+                "/films/x",
+                Credential::Licensed(0),
+            ),
+            (
+                Some(b"Bearer s3cret-token"),
+                gpt,
+                "/films/x",
+                Credential::Licensed(0),
+            ),
+            (
                 Some(b"license   s3cret-token  "),
                 gpt,
-                None,
                 "/films/x",
-                now
+                Credential::Licensed(0),
             ),
-            Credential::Licensed(0)
-        );
-        assert_eq!(
-            l.check(Some(b"License wrong"), gpt, None, "/films/x", now),
-            Credential::Invalid
-        );
-        assert_eq!(
-            l.check(Some(b"License"), gpt, None, "/films/x", now),
-            Credential::Invalid
-        );
-        assert_eq!(
-            l.check(
+            (Some(b"License wrong"), gpt, "/films/x", Credential::Invalid),
+            (Some(b"License"), gpt, "/films/x", Credential::Invalid),
+            (
                 Some(b"Bearer someone-elses-api-token"),
                 gpt,
+                "/films/x",
+                Credential::None,
+            ),
+            (
+                Some(b"Basic dXNlcjpwYXNz"),
+                gpt,
+                "/films/x",
+                Credential::None,
+            ),
+            (None, gpt, "/films/x", Credential::None),
+            (
+                Some(b"License s3cret-token"),
                 None,
                 "/films/x",
-                now
+                Credential::OutOfScope(0),
             ),
-            Credential::None
-        );
-        assert_eq!(
-            l.check(Some(b"Basic dXNlcjpwYXNz"), gpt, None, "/films/x", now),
-            Credential::None
-        );
-        assert_eq!(l.check(None, gpt, None, "/films/x", now), Credential::None);
-        assert_eq!(
-            l.check(Some(b"License s3cret-token"), None, None, "/films/x", now),
-            Credential::OutOfScope(0)
-        );
-        assert_eq!(
-            l.check(Some(b"License s3cret-token"), gpt, None, "/news/x", now),
-            Credential::OutOfScope(0)
-        );
-        let huge = format!("License {}", "a".repeat(10_000));
-        assert_eq!(
-            l.check(Some(huge.as_bytes()), gpt, None, "/films/x", now),
-            Credential::Invalid
-        );
-        assert_eq!(
-            l.check(Some(b"License \xff\xfe"), gpt, None, "/films/x", now),
-            Credential::Invalid
-        );
+            (
+                Some(b"License s3cret-token"),
+                gpt,
+                "/news/x",
+                Credential::OutOfScope(0),
+            ),
+            (Some(huge.as_bytes()), gpt, "/films/x", Credential::Invalid),
+            (
+                Some(b"License \xff\xfe"),
+                gpt,
+                "/films/x",
+                Credential::Invalid,
+            ),
+        ];
+        for (auth, agent, path, expected) in cases {
+            let shown = auth.map(|a| String::from_utf8_lossy(&a[..a.len().min(40)]).into_owned());
+            assert_eq!(
+                l.check(auth, agent, None, path, now),
+                expected,
+                "{shown:?} {path}"
+            );
+        }
     }
 
     #[test]

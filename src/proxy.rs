@@ -388,9 +388,7 @@ impl ProxyHttp for RempartProxy {
         if let Credential::Licensed(i) = credential {
             ctx.licensee = Some(i);
             if let Some(l) = snap.licensees.get(i) {
-                m.licensed_requests
-                    .with_label_values(&[l.id.as_str()])
-                    .inc();
+                l.count_request();
             }
         }
         let id = &verdict.identity;
@@ -675,10 +673,7 @@ impl ProxyHttp for RempartProxy {
             .and_then(|(i, s)| s.licensees.get(i));
         let bytes = session.body_bytes_sent() as u64;
         if let Some(l) = licensee {
-            metrics()
-                .licensed_bytes
-                .with_label_values(&[l.id.as_str()])
-                .inc_by(bytes);
+            l.count_bytes(bytes);
         }
         let payer = ctx
             .payer

@@ -12,7 +12,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::{Assessment, SignalSet, Tracker};
+use crate::conduct::{assess, RequestSide};
 use crate::facts::{canonical, normalize_path, AddrSource, RequestFacts};
+use crate::published::Published;
 use crate::snapshot::Snapshot;
 
 /// One request to classify.
@@ -26,6 +29,56 @@ pub struct Sample {
     pub path: Option<String>,
     #[serde(default)]
     pub host: Option<String>,
+    /// When the request was made: RFC 3339, or unix seconds. Combined log
+    /// lines carry it; without it, each line is taken 100 ms after the last.
+    #[serde(default)]
+    pub ts: Option<TimeField>,
+}
+
+/// A timestamp in a JSON line.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum TimeField {
+    Unix(f64),
+    Text(String),
+}
+
+impl Eq for TimeField {}
+
+impl TimeField {
+    fn millis(&self) -> Option<u64> {
+        match self {
+            TimeField::Unix(s) if *s >= 0.0 => Some((s * 1000.0) as u64),
+            TimeField::Unix(_) => None,
+            TimeField::Text(t) => {
+                let fmt = time::format_description::well_known::Rfc3339;
+                let clf = time::macros::format_description!(
+                    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+                );
+                time::OffsetDateTime::parse(t, &fmt)
+                    .or_else(|_| time::OffsetDateTime::parse(t, &clf))
+                    .ok()
+                    .map(|d| (d.unix_timestamp_nanos() / 1_000_000) as u64)
+            }
+        }
+    }
+}
+
+/// Behaviour state carried across the lines of a replayed log.
+pub struct Replay {
+    tracker: Tracker,
+    published: Published,
+    last_ms: u64,
+}
+
+impl Replay {
+    pub fn new(snap: &Snapshot) -> Self {
+        Self {
+            tracker: Tracker::new(snap.behaviour.max_clients),
+            published: Published::new(None),
+            last_ms: 0,
+        }
+    }
 }
 
 /// The verdict as printed.
@@ -41,6 +94,9 @@ pub struct VerdictLine<'a> {
     pub rule: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_only: Option<LogOnly<'a>>,
+    /// Behaviour signals and score (replayed logs carry state across lines).
+    pub signals: SignalSet,
+    pub score: u16,
     pub ip: String,
     pub path: String,
     pub ua: &'a str,
@@ -55,7 +111,7 @@ pub struct LogOnly<'a> {
 static COMBINED: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::expect_used)]
     Regex::new(
-        r#"^(\S+) \S+ \S+ \[[^\]]*\] "(?:[A-Z]+ )?(\S*)[^"]*" \d{3} \S+(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?"#,
+        r#"^(\S+) \S+ \S+ \[([^\]]*)\] "(?:[A-Z]+ )?(\S*)[^"]*" \d{3} \S+(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?"#,
     )
     .expect("static regex")
 });
@@ -70,20 +126,26 @@ pub fn parse_line(line: &str) -> Option<Sample> {
         return serde_json::from_str(line).ok();
     }
     let caps = COMBINED.captures(line)?;
-    let path = caps.get(2).map(|m| m.as_str().to_owned());
+    let path = caps.get(3).map(|m| m.as_str().to_owned());
     let path = path.map(|p| p.split('?').next().unwrap_or("/").to_owned());
     Some(Sample {
         ip: caps.get(1).map(|m| m.as_str().to_owned()),
         path,
         ua: caps
-            .get(3)
+            .get(4)
             .map_or(String::new(), |m| m.as_str().replace("\\\"", "\"")),
         host: None,
+        ts: caps.get(2).map(|m| TimeField::Text(m.as_str().to_owned())),
     })
 }
 
-/// Classifies one sample against a snapshot.
-pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample) -> VerdictLine<'s> {
+/// Classifies one sample against a snapshot; with a [`Replay`], the
+/// sample also counts in its client's behaviour.
+pub fn classify<'s>(
+    snap: &'s Snapshot,
+    sample: &'s Sample,
+    replay: Option<&mut Replay>,
+) -> VerdictLine<'s> {
     let ip: IpAddr = sample
         .ip
         .as_deref()
@@ -99,7 +161,36 @@ pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample) -> VerdictLine<'s> {
         path: normalize_path(raw_path),
         user_agent: sample.ua.as_bytes(),
     };
-    let v = snap.evaluate(&facts);
+    let identity = snap.identify(&facts, false);
+    let conduct = match replay {
+        Some(r) => {
+            let now_ms = sample
+                .ts
+                .as_ref()
+                .and_then(TimeField::millis)
+                .unwrap_or(r.last_ms + 100);
+            r.last_ms = now_ms;
+            let robots = (facts.path == "/robots.txt")
+                .then(|| r.published.robots(&snap.pages.robots_txt.body));
+            let side = RequestSide {
+                header_signals: SignalSet::EMPTY,
+                robots_served: robots.as_deref(),
+                builtin: robots.is_some(),
+                now_ms,
+            };
+            assess(
+                snap,
+                &r.tracker,
+                &r.published,
+                &facts,
+                &identity,
+                side,
+                None,
+            )
+        }
+        None => Assessment::default(),
+    };
+    let v = snap.decide(&facts, identity, &conduct);
     let agent = v.identity.agent.map(|a| snap.catalogue.agent(a));
     VerdictLine {
         identity: v.identity.kind.as_str(),
@@ -114,6 +205,8 @@ pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample) -> VerdictLine<'s> {
             rule: snap.policy.rule_name(Some(r)),
             action: a.as_str(),
         }),
+        signals: conduct.signals,
+        score: conduct.score,
         ip: ip.to_string(),
         path: match facts.path {
             Cow::Borrowed(p) => p.to_owned(),

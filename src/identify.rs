@@ -26,6 +26,16 @@ pub enum VerifyMethod {
     None,
 }
 
+impl VerifyMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMethod::IpRanges => "ip-ranges",
+            VerifyMethod::WebBotAuth => "web-bot-auth",
+            VerifyMethod::None => "none",
+        }
+    }
+}
+
 /// The identity of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {

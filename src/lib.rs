@@ -32,10 +32,13 @@
 //! ```
 
 pub mod admin;
+pub mod behaviour;
 pub mod catalog;
 pub mod classify;
+pub mod conduct;
 pub mod config;
 pub mod demo;
+pub mod evidence;
 pub mod facts;
 pub mod identify;
 pub mod licence;
@@ -46,6 +49,7 @@ pub mod origin_robots;
 pub mod payment;
 pub mod policy;
 pub mod proxy;
+pub mod published;
 pub mod ranges;
 pub mod reservation;
 pub mod respond;

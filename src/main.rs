@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use rempart::classify::{classify, parse_line, Sample, Summary};
+use rempart::classify::{classify, parse_line, Replay, Sample, Summary};
 use rempart::config::Config;
 use rempart::server::{run, RunOptions};
 use rempart::snapshot::Snapshot;
@@ -44,6 +44,9 @@ enum Command {
         /// Take over the listening sockets of a running instance (graceful upgrade).
         #[arg(long, short)]
         upgrade: bool,
+        /// Evidence ledger directory (overrides evidence.dir).
+        #[arg(long)]
+        evidence_dir: Option<PathBuf>,
     },
     /// Run the shipped config in front of the built-in demo site on 127.0.0.1:8080.
     Demo {
@@ -83,6 +86,42 @@ enum Command {
     Licences {
         #[command(subcommand)]
         command: LicencesCommand,
+    },
+    /// Check and summarise the evidence ledger.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Check the whole hash chain; exit 0 if intact, 1 at the first break.
+    Verify {
+        /// The ledger directory.
+        dir: PathBuf,
+    },
+    /// Summarise by operator and agent (HTML with charts, CSV or JSON).
+    Report {
+        /// The ledger directory.
+        dir: PathBuf,
+        /// From this date (2026-11-01) or time (RFC 3339), UTC.
+        #[arg(long)]
+        since: Option<String>,
+        /// To this date (inclusive) or time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: rempart::evidence::report::Format,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Print the pseudonym an address has in the ledger (needs the address key).
+    Pseudonym {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        ip: std::net::IpAddr,
     },
 }
 
@@ -167,6 +206,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             upstream,
             admin,
             upgrade,
+            evidence_dir,
         } => run(RunOptions {
             config,
             listen,
@@ -174,6 +214,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             admin,
             upgrade,
             print_demo_guide: false,
+            evidence_dir,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Demo {
@@ -187,6 +228,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             admin: Some(admin),
             upgrade: false,
             print_demo_guide: true,
+            evidence_dir: None,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Check { config } => match offline_snapshot(&config) {
@@ -223,12 +265,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     ip,
                     path: Some(path),
                     host,
+                    ts: None,
                 };
-                serde_json::to_writer(&mut out, &classify(&snap, &sample))?;
+                serde_json::to_writer(&mut out, &classify(&snap, &sample, None))?;
                 writeln!(out)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut summary = Summary::default();
+            // Behaviour state carries across the lines, as in the proxy.
+            let mut replay = Replay::new(&snap);
             for line in std::io::stdin().lock().lines() {
                 let line = line.context("reading stdin")?;
                 let Some(sample) = parse_line(&line) else {
@@ -237,7 +282,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     }
                     continue;
                 };
-                let verdict = classify(&snap, &sample);
+                let verdict = classify(&snap, &sample, Some(&mut replay));
                 *summary.by_action.entry(verdict.action).or_default() += 1;
                 serde_json::to_writer(&mut out, &verdict)?;
                 writeln!(out)?;
@@ -286,6 +331,80 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ReportFormat::Csv => print!("{}", rempart::metering::to_csv(&rows)),
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evidence {
+            command: EvidenceCommand::Verify { dir },
+        } => {
+            let v = rempart::evidence::verify::verify(&dir)?;
+            for w in &v.warnings {
+                println!("note: {w}");
+            }
+            match (&v.broken, &v.first, &v.last) {
+                (Some(b), _, _) => {
+                    println!("BROKEN at {b}");
+                    println!("{} records verified before the break", v.records);
+                    Ok(ExitCode::FAILURE)
+                }
+                (None, Some((a, ta)), Some((z, tz))) => {
+                    println!(
+                        "intact: {} records in {} files, seq {a} ({ta}) to {z} ({tz})",
+                        v.records, v.files
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                _ => {
+                    println!("intact: no records");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Evidence {
+            command:
+                EvidenceCommand::Report {
+                    dir,
+                    since,
+                    until,
+                    format,
+                    output,
+                },
+        } => {
+            use rempart::evidence::report;
+            let since = since
+                .as_deref()
+                .map(|s| report::parse_bound(s, false))
+                .transpose()
+                .context("--since")?;
+            let until = until
+                .as_deref()
+                .map(|s| report::parse_bound(s, true))
+                .transpose()
+                .context("--until")?;
+            let r = report::build(&dir, since, until)?;
+            let text = report::render(&r, format)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("{}: cannot write", path.display()))?,
+                None => print!("{text}"),
+            }
+            if !r.intact {
+                eprintln!("warning: {}", r.integrity);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evidence {
+            command: EvidenceCommand::Pseudonym { config, ip },
+        } => {
+            let config = Config::load(&config)?;
+            let path = config.resolve(&config.raw.evidence.ip_key_file);
+            if !path.exists() {
+                anyhow::bail!(
+                    "{}: no address key (created when the proxy first starts)",
+                    path.display()
+                );
+            }
+            let key = rempart::evidence::pseudonym::PseudonymKey::load_or_create(&path)?;
+            println!("{}", key.pseudonym(ip));
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog {

@@ -14,7 +14,12 @@ use prometheus::{
 
 use crate::model::{Action, Purpose, Verification};
 
-const ACTIONS: [Action; 3] = [Action::Allow, Action::Block, Action::Offer];
+const ACTIONS: [Action; 4] = [
+    Action::Allow,
+    Action::Block,
+    Action::Offer,
+    Action::RateLimit,
+];
 const VERIFICATIONS: [Verification; 4] = [
     Verification::Verified,
     Verification::Spoofed,
@@ -45,6 +50,16 @@ pub struct Metrics {
     pub key_directory_fetches: IntCounterVec,
     pub web_bot_auth: IntCounterVec,
     pub metering_errors: IntCounter,
+    pub behaviour_signals: IntCounterVec,
+    /// `behaviour_signals` per signal, resolved once (indexed by `Signal as usize`).
+    pub signal_counters: Vec<IntCounter>,
+    pub behaviour_store_errors: IntCounterVec,
+    pub behaviour_store_up: IntGauge,
+    pub behaviour_store_flushes: IntCounter,
+    pub evidence_records: IntCounter,
+    pub evidence_dropped: IntCounter,
+    pub evidence_errors: IntCounterVec,
+    pub honeypot_links: IntCounter,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -88,6 +103,13 @@ impl Metrics {
                 }
             }
         }
+        #[allow(clippy::expect_used)]
+        let behaviour_signals = register_int_counter_vec!(
+            "rempart_behaviour_signals_total",
+            "Requests that showed a behaviour signal, by signal.",
+            &["signal"]
+        )
+        .expect("register rempart_behaviour_signals_total");
         #[allow(clippy::expect_used)]
         Self {
             requests,
@@ -180,6 +202,48 @@ impl Metrics {
                 "Metering records that could not be written (disk full, permissions)."
             )
             .expect("register rempart_metering_errors_total"),
+            signal_counters: crate::behaviour::Signal::ALL
+                .iter()
+                .map(|sig| behaviour_signals.with_label_values(&[sig.as_str()]))
+                .collect(),
+            behaviour_signals,
+            behaviour_store_errors: register_int_counter_vec!(
+                "rempart_behaviour_store_errors_total",
+                "Shared-state (Redis) failures, by kind (connect, write, queue-full); local state is used meanwhile.",
+                &["kind"]
+            )
+            .expect("register rempart_behaviour_store_errors_total"),
+            behaviour_store_up: register_int_gauge!(
+                "rempart_behaviour_store_up",
+                "1 when the last exchange with the shared-state store (Redis) succeeded."
+            )
+            .expect("register rempart_behaviour_store_up"),
+            behaviour_store_flushes: prometheus::register_int_counter!(
+                "rempart_behaviour_store_flushes_total",
+                "Batches of page counts sent to the shared-state store."
+            )
+            .expect("register rempart_behaviour_store_flushes_total"),
+            evidence_records: prometheus::register_int_counter!(
+                "rempart_evidence_records_total",
+                "Records written to the evidence ledger."
+            )
+            .expect("register rempart_evidence_records_total"),
+            evidence_dropped: prometheus::register_int_counter!(
+                "rempart_evidence_dropped_total",
+                "Evidence records that could not be queued (recorded in the ledger as a gap)."
+            )
+            .expect("register rempart_evidence_dropped_total"),
+            evidence_errors: register_int_counter_vec!(
+                "rempart_evidence_write_errors_total",
+                "Failed ledger writes (disk full, permissions), by operation; writing is retried.",
+                &["op"]
+            )
+            .expect("register rempart_evidence_write_errors_total"),
+            honeypot_links: prometheus::register_int_counter!(
+                "rempart_honeypot_links_total",
+                "HTML pages into which the hidden honeypot link was added."
+            )
+            .expect("register rempart_honeypot_links_total"),
             key_directory_fetches: register_int_counter_vec!(
                 "rempart_key_directory_fetches_total",
                 "Background fetches of Web Bot Auth key directories, by result.",
@@ -232,7 +296,7 @@ impl Metrics {
 /// Per-agent counter handles, created on first use (so that an agent never
 /// seen exports no series) and then lock-free.
 pub struct AgentCounters {
-    slots: Vec<OnceLock<[IntCounter; 3]>>,
+    slots: Vec<OnceLock<[IntCounter; 4]>>,
 }
 
 impl AgentCounters {

@@ -117,15 +117,19 @@ impl IdentityKind {
 }
 
 /// What the proxy does with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Forward to the origin.
+    #[default]
     Allow,
     /// Refuse with 403 and a short page that links to the offer.
     Block,
     /// Answer with the licensing offer (402 by default).
     Offer,
+    /// Answer 429 with `Retry-After`: the client is going too fast.
+    #[serde(rename = "ratelimit")]
+    RateLimit,
 }
 
 impl Action {
@@ -134,6 +138,7 @@ impl Action {
             Action::Allow => "allow",
             Action::Block => "block",
             Action::Offer => "offer",
+            Action::RateLimit => "ratelimit",
         }
     }
 }

@@ -9,6 +9,7 @@
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
+use crate::behaviour::{Assessment, Signal, SignalSet};
 use crate::catalog::{AgentId, Catalogue};
 use crate::facts::RequestFacts;
 use crate::identify::Identity;
@@ -35,6 +36,12 @@ pub struct RuleSpec {
     pub path_prefix: Vec<String>,
     #[serde(default)]
     pub path: Vec<String>,
+    /// Behaviour signals, any of which makes the rule match.
+    #[serde(default)]
+    pub signal: Vec<Signal>,
+    /// The behaviour score from which the rule matches.
+    #[serde(default)]
+    pub min_score: Option<u16>,
     pub action: Action,
     #[serde(default)]
     pub mode: Mode,
@@ -100,6 +107,10 @@ struct Rule {
     prefixes: Vec<String>,
     /// Everything else, compiled once.
     globs: Option<GlobSet>,
+    /// Any of these signals; empty = no condition.
+    signals: SignalSet,
+    /// 0 = no condition.
+    min_score: u16,
     action: Action,
     mode: Mode,
 }
@@ -244,6 +255,8 @@ impl Policy {
                 exact,
                 prefixes,
                 globs,
+                signals: spec.signal.iter().copied().collect(),
+                min_score: spec.min_score.unwrap_or(0),
                 action: spec.action,
                 mode: spec.mode,
             });
@@ -259,10 +272,15 @@ impl Policy {
     }
 
     /// Runs the rules in order.
-    pub fn decide(&self, facts: &RequestFacts<'_>, identity: &Identity) -> Decision {
+    pub fn decide(
+        &self,
+        facts: &RequestFacts<'_>,
+        identity: &Identity,
+        conduct: &Assessment,
+    ) -> Decision {
         let mut shadow = None;
         for (i, rule) in self.rules.iter().enumerate() {
-            if !rule.matches(facts, identity) {
+            if !rule.matches(facts, identity, conduct) {
                 continue;
             }
             let id = RuleId(i as u16);
@@ -308,7 +326,12 @@ impl Policy {
 }
 
 impl Rule {
-    fn matches(&self, facts: &RequestFacts<'_>, id: &Identity) -> bool {
+    fn matches(&self, facts: &RequestFacts<'_>, id: &Identity, conduct: &Assessment) -> bool {
+        if conduct.score < self.min_score
+            || (!self.signals.is_empty() && !self.signals.intersects(conduct.signals))
+        {
+            return false;
+        }
         if !self.kinds.allows(kind_bit(id.kind))
             || !self.purposes.allows_opt(id.purpose.map(purpose_bit))
             || !self.verifications.allows(verification_bit(id.verification))
@@ -437,21 +460,29 @@ mod tests {
     fn first_matching_rule_wins() {
         let p = rules(DEFAULT);
         let gpt = declared(0, Purpose::AiTraining, Verification::Spoofed);
-        let d = p.decide(&facts(None, "/films/1"), &gpt);
+        let d = p.decide(&facts(None, "/films/1"), &gpt, &Assessment::default());
         assert_eq!((d.action, p.rule_name(d.rule)), (Action::Offer, "ai-offer"));
-        let d = p.decide(&facts(None, "/robots.txt"), &gpt);
+        let d = p.decide(&facts(None, "/robots.txt"), &gpt, &Assessment::default());
         assert_eq!(
             (d.action, p.rule_name(d.rule)),
             (Action::Allow, "reachable")
         );
-        let d = p.decide(&facts(None, "/.well-known/tdmrep.json"), &gpt);
+        let d = p.decide(
+            &facts(None, "/.well-known/tdmrep.json"),
+            &gpt,
+            &Assessment::default(),
+        );
         assert_eq!(d.action, Action::Allow);
         let fake_google = declared(1, Purpose::SearchEngine, Verification::Spoofed);
-        let d = p.decide(&facts(None, "/"), &fake_google);
+        let d = p.decide(&facts(None, "/"), &fake_google, &Assessment::default());
         assert_eq!((d.action, p.rule_name(d.rule)), (Action::Block, "spoofed"));
         let google = declared(1, Purpose::SearchEngine, Verification::Verified);
-        assert_eq!(p.decide(&facts(None, "/"), &google).action, Action::Allow);
-        let d = p.decide(&facts(None, "/"), &browser());
+        assert_eq!(
+            p.decide(&facts(None, "/"), &google, &Assessment::default())
+                .action,
+            Action::Allow
+        );
+        let d = p.decide(&facts(None, "/"), &browser(), &Assessment::default());
         assert_eq!((d.action, d.rule), (Action::Allow, None));
         assert_eq!(p.rule_name(None), "default");
     }
@@ -471,14 +502,61 @@ mod tests {
             action = "offer"
             "#,
         );
-        let d = p.decide(&facts(None, "/"), &browser());
+        let d = p.decide(&facts(None, "/"), &browser(), &Assessment::default());
         assert_eq!(d.action, Action::Allow);
         assert_eq!(d.shadow, Some((RuleId(0), Action::Block)));
         let d = p.decide(
             &facts(None, "/"),
             &declared(0, Purpose::AiTraining, Verification::Spoofed),
+            &Assessment::default(),
         );
         assert_eq!((d.action, d.shadow), (Action::Offer, None));
+    }
+
+    #[test]
+    fn behaviour_conditions() {
+        let p = rules(
+            r#"
+            [[rules]]
+            name = "trap"
+            signal = ["honeypot", "robots-ignored"]
+            action = "block"
+            [[rules]]
+            name = "fast"
+            min_score = 60
+            action = "ratelimit"
+            "#,
+        );
+        let with = |signals: &[Signal]| {
+            let set: SignalSet = signals.iter().copied().collect();
+            Assessment {
+                signals: set,
+                score: crate::behaviour::Weights::default().score(set),
+                ..Assessment::default()
+            }
+        };
+        let decide = |a: Assessment| {
+            let d = p.decide(&facts(None, "/"), &browser(), &a);
+            (d.action, p.rule_name(d.rule).to_owned())
+        };
+        assert_eq!(decide(with(&[])), (Action::Allow, "default".into()));
+        assert_eq!(
+            decide(with(&[Signal::Honeypot])),
+            (Action::Block, "trap".into())
+        );
+        assert_eq!(
+            decide(with(&[Signal::RobotsIgnored])),
+            (Action::Block, "trap".into())
+        );
+        assert_eq!(
+            decide(with(&[Signal::PageRate])),
+            (Action::Allow, "default".into()),
+            "40 is under 60"
+        );
+        assert_eq!(
+            decide(with(&[Signal::PageRate, Signal::NoAssets])),
+            (Action::RateLimit, "fast".into())
+        );
     }
 
     #[test]
@@ -495,33 +573,54 @@ mod tests {
         );
         let gpt = declared(0, Purpose::AiTraining, Verification::Verified);
         assert_eq!(
-            p.decide(&facts(Some("WWW.Example.com"), "/films/x"), &gpt)
-                .action,
+            p.decide(
+                &facts(Some("WWW.Example.com"), "/films/x"),
+                &gpt,
+                &Assessment::default()
+            )
+            .action,
             Action::Block
         );
         assert_eq!(
-            p.decide(&facts(Some("example.org"), "/films/x"), &gpt)
-                .action,
+            p.decide(
+                &facts(Some("example.org"), "/films/x"),
+                &gpt,
+                &Assessment::default()
+            )
+            .action,
             Action::Block
         );
         assert_eq!(
-            p.decide(&facts(Some("example.com"), "/films/x"), &gpt)
-                .action,
+            p.decide(
+                &facts(Some("example.com"), "/films/x"),
+                &gpt,
+                &Assessment::default()
+            )
+            .action,
             Action::Allow
         );
         assert_eq!(
-            p.decide(&facts(Some("www.example.com"), "/news"), &gpt)
-                .action,
+            p.decide(
+                &facts(Some("www.example.com"), "/news"),
+                &gpt,
+                &Assessment::default()
+            )
+            .action,
             Action::Allow
         );
         assert_eq!(
-            p.decide(&facts(None, "/films/x"), &gpt).action,
+            p.decide(&facts(None, "/films/x"), &gpt, &Assessment::default())
+                .action,
             Action::Allow
         );
         let google = declared(1, Purpose::SearchEngine, Verification::Verified);
         assert_eq!(
-            p.decide(&facts(Some("example.org"), "/films/x"), &google)
-                .action,
+            p.decide(
+                &facts(Some("example.org"), "/films/x"),
+                &google,
+                &Assessment::default()
+            )
+            .action,
             Action::Allow
         );
     }
@@ -537,7 +636,11 @@ mod tests {
             "#,
         );
         let b = browser();
-        let hit = |path: &str| p.decide(&facts(None, path), &b).action == Action::Block;
+        let hit = |path: &str| {
+            p.decide(&facts(None, path), &b, &Assessment::default())
+                .action
+                == Action::Block
+        };
         assert!(hit("/robots.txt"));
         assert!(!hit("/robots.txt.bak"));
         assert!(hit("/films/x/y"));

@@ -19,13 +19,26 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::behaviour::shared::SharedStore;
+use crate::behaviour::signals::header_signals;
+use crate::behaviour::{Assessment, Tracker};
+use crate::conduct::{assess, RequestSide};
+use crate::evidence::pseudonym::PseudonymKey;
+use crate::evidence::record::{signal_names, ReservationInForce, RobotsFetch, Shadow};
+use crate::evidence::writer::rfc3339;
+use crate::evidence::{Body, ClientId, Evidence, RequestRecord};
 use crate::facts::{prefers_json, RequestFacts};
+use crate::identify::Identity;
 use crate::licence::Credential;
 use crate::metering::{now_secs, path_class, Meter, MeterRecord};
 use crate::metrics::metrics;
 use crate::model::Action;
+use crate::model::{IdentityKind, Verification};
 use crate::origin_robots::OriginRobots;
 use crate::payment::{bid, format_price, settle, Settlement};
+use crate::published::{Published, RobotsVersion};
 use crate::respond::{choose_lang, Page};
 use crate::snapshot::{SharedSnapshot, Snapshot, Verdict};
 use crate::webbotauth::{KeyDirectories, Signature};
@@ -39,26 +52,243 @@ pub struct RempartProxy {
     meter: Option<Arc<Meter>>,
     /// Web Bot Auth key directories, cached.
     directories: Arc<KeyDirectories>,
+    /// Per-client behaviour state; survives reloads.
+    tracker: Arc<Tracker>,
+    /// The shared (Redis) behaviour store, when configured.
+    shared: Option<SharedStore>,
+    /// The robots.txt versions served.
+    published: Arc<Published>,
+    /// The evidence ledger, and the key for address pseudonyms.
+    evidence: Option<(Evidence, PseudonymKey)>,
+    /// Request ids: a per-process prefix and a counter.
+    id_prefix: u32,
+    next_id: AtomicU64,
+}
+
+/// What the proxy is built from, besides the snapshot.
+#[derive(Default)]
+pub struct ProxyParts {
+    pub origin_robots: Option<Arc<OriginRobots>>,
+    pub meter: Option<Arc<Meter>>,
+    pub tracker: Option<Arc<Tracker>>,
+    pub shared: Option<SharedStore>,
+    pub published: Option<Arc<Published>>,
+    pub evidence: Option<(Evidence, PseudonymKey)>,
 }
 
 impl RempartProxy {
-    pub fn new(
-        snapshot: SharedSnapshot,
-        origin_robots: Option<Arc<OriginRobots>>,
-        meter: Option<Arc<Meter>>,
-    ) -> Self {
+    pub fn new(snapshot: SharedSnapshot, parts: ProxyParts) -> Self {
+        let max = snapshot.load().behaviour.max_clients;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32);
         Self {
             snapshot,
-            origin_robots,
-            meter,
+            origin_robots: parts.origin_robots,
+            meter: parts.meter,
             directories: Arc::new(KeyDirectories::default()),
+            tracker: parts.tracker.unwrap_or_else(|| Arc::new(Tracker::new(max))),
+            shared: parts.shared,
+            published: parts
+                .published
+                .unwrap_or_else(|| Arc::new(Published::new(None))),
+            evidence: parts.evidence,
+            id_prefix: nanos ^ std::process::id().rotate_left(16),
+            next_id: AtomicU64::new(1),
         }
     }
+
+    /// The robots.txt to serve now: the origin's merged with rempart's parts
+    /// (merged per request: robots.txt is fetched rarely, and the merge
+    /// depends on both the origin's copy and this snapshot), or rempart's own.
+    fn robots_page(&self, snap: &Snapshot) -> Page {
+        let pages = &snap.pages;
+        match self.origin_robots.as_ref().and_then(|o| o.current()) {
+            Some(copy) => Page {
+                content_type: pages.robots_txt.content_type,
+                body: Bytes::from(pages.robots.merged(&copy.text)),
+            },
+            None => pages.robots_txt.clone(),
+        }
+    }
+
+    /// Counts the request in the client's behaviour and returns its signals.
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        snap: &Snapshot,
+        req: &RequestHeader,
+        facts: &RequestFacts<'_>,
+        identity: &Identity,
+        robots_served: Option<&RobotsVersion>,
+        builtin: bool,
+        peer_trusted: bool,
+        secure_transport: bool,
+    ) -> Assessment {
+        if !snap.behaviour.enabled {
+            return Assessment::default();
+        }
+        // Browsers send client hints only to HTTPS origins: HTTPS here, or
+        // at the trusted proxy in front.
+        let secure = secure_transport
+            || (peer_trusted
+                && req
+                    .headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
+        let side = RequestSide {
+            header_signals: header_signals(&req.headers, req.version, facts.user_agent, secure),
+            robots_served,
+            builtin,
+            now_ms: now_millis(),
+        };
+        let a = match &self.shared {
+            Some(store) => {
+                let mut send = |inc| store.send(inc);
+                assess(
+                    snap,
+                    &self.tracker,
+                    &self.published,
+                    facts,
+                    identity,
+                    side,
+                    Some(&mut send),
+                )
+            }
+            None => assess(
+                snap,
+                &self.tracker,
+                &self.published,
+                facts,
+                identity,
+                side,
+                None,
+            ),
+        };
+        let counters = &metrics().signal_counters;
+        for sig in a.signals.iter() {
+            if let Some(c) = counters.get(sig as usize) {
+                c.inc();
+            }
+        }
+        a
+    }
+
+    /// Writes the evidence record of a request, if it is one to keep.
+    fn record_evidence(&self, session: &Session, ctx: &RequestCtx, verdict: &Verdict) {
+        let (Some((ledger, key)), Some(snap), Some(ip)) =
+            (&self.evidence, &ctx.snapshot, ctx.client_ip)
+        else {
+            return;
+        };
+        let req = session.req_header();
+        let id = &verdict.identity;
+        let agent = id.agent.map(|a| snap.catalogue.agent(a));
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let reservation = snap.reservation.as_ref().and_then(|r| {
+            let host = ctx.host.as_deref();
+            let loc = r
+                .lookup(host, req.uri.path())
+                .and_then(|i| r.locations.get(i))?;
+            let mut served = vec!["robots.txt".to_owned()];
+            if loc.tdm_reserved {
+                served.push("tdmrep.json".into());
+            }
+            if r.headers_enabled {
+                served.push("response headers".into());
+            }
+            served.push("license.xml".into());
+            Some(ReservationInForce {
+                location: loc.pattern.clone(),
+                tdm_reserved: loc.tdm_reserved,
+                signals_served: served,
+                content_usage: loc
+                    .headers
+                    .content_usage
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })
+        });
+        let robots = ctx.conduct.robots.map(|(at, version)| RobotsFetch {
+            fetched_at: time::OffsetDateTime::from_unix_timestamp(i64::from(at))
+                .map(rfc3339)
+                .unwrap_or_default(),
+            sha256: self.published.get(version).map_or_else(
+                || "unknown (no longer kept)".to_owned(),
+                |v| v.sha256.clone(),
+            ),
+        });
+        let record = RequestRecord {
+            request_id: format!(
+                "{:08x}-{:x}",
+                self.id_prefix,
+                self.next_id.fetch_add(1, Ordering::Relaxed)
+            ),
+            client: if id.operator_sources.is_empty() {
+                ClientId::Pseudonym(key.pseudonym(ip))
+            } else {
+                ClientId::Ip(ip.to_string())
+            },
+            user_agent: req
+                .headers
+                .get(http::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+            agent: agent.map(|a| a.name.clone()),
+            operator: agent.map(|a| a.operator.clone()),
+            purpose: id.purpose.map(|p| p.as_str().to_owned()),
+            identity: id.kind.as_str().to_owned(),
+            verification: id.verification.as_str().to_owned(),
+            verified_by: id.method.as_str().to_owned(),
+            method: req.method.as_str().to_owned(),
+            host: ctx.host.clone(),
+            path: req.uri.path().to_owned(),
+            decision: ctx.applied.as_str().to_owned(),
+            status,
+            rule: snap.policy.rule_name(verdict.decision.rule).to_owned(),
+            log_only: verdict.decision.shadow.map(|(rule, would)| Shadow {
+                rule: snap.policy.rule_name(Some(rule)).to_owned(),
+                would: would.as_str().to_owned(),
+            }),
+            score: ctx.conduct.score,
+            signals: signal_names(ctx.conduct.signals),
+            reservation,
+            robots_txt: robots,
+        };
+        ledger.record(Body::Request(Box::new(record)));
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Finds `</body>` (any case) in an HTML chunk: where the hidden link goes.
+fn body_close(chunk: &[u8]) -> Option<usize> {
+    const TAG: &[u8] = b"</body";
+    let finder = memchr::memmem::rfind_iter(chunk, b"</");
+    for at in finder {
+        if chunk.len() >= at + TAG.len() && chunk[at..at + TAG.len()].eq_ignore_ascii_case(TAG) {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// Per-request state carried between phases.
 #[derive(Default)]
 pub struct RequestCtx {
+    /// The client's behaviour signals and score.
+    conduct: Assessment,
+    /// What rempart did, and whether that goes into the evidence ledger.
+    applied: Action,
+    evidence: bool,
+    host: Option<String>,
+    /// Add the hidden honeypot link to this HTML response.
+    inject_link: bool,
     snapshot: Option<Arc<Snapshot>>,
     verdict: Option<Verdict>,
     client_ip: Option<IpAddr>,
@@ -231,6 +461,14 @@ static BAD_REQUEST_SIGNATURE: Page = Page {
     body: Bytes::from_static(b"400 Bad Request: oversized or repeated Signature headers.\n"),
 };
 
+static RATE_LIMITED: Page = Page {
+    content_type: "text/plain; charset=utf-8",
+    body: Bytes::from_static(
+        b"429 Too Many Requests: this client is requesting pages faster than a person reads them. \
+          Slow down, and read /robots.txt: text and data mining of this site is reserved.\n",
+    ),
+};
+
 static QUOTA_EXCEEDED: Page = Page {
     content_type: "text/plain; charset=utf-8",
     body: Bytes::from_static(
@@ -297,11 +535,31 @@ impl ProxyHttp for RempartProxy {
             .await?;
             return Ok(true);
         }
+        let secure = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req: &RequestHeader = session.req_header();
         let facts =
             RequestFacts::from_parts(&req.method, &req.uri, &req.headers, peer, &snap.trusted);
         let signed = matches!(signature, Signature::Verified { .. });
-        let verdict = snap.evaluate_signed(&facts, signed);
+        let identity = snap.identify(&facts, signed);
+        let doc = builtin(&snap, &req.method, &facts.path);
+        // robots.txt is chosen before deciding: the client's behaviour state
+        // remembers which version it was served.
+        let robots_page = match doc {
+            Some(Builtin::RobotsTxt) => Some(self.robots_page(&snap)),
+            _ => None,
+        };
+        let robots_version = robots_page.as_ref().map(|p| self.published.robots(&p.body));
+        let conduct = self.observe(
+            &snap,
+            req,
+            &facts,
+            &identity,
+            robots_version.as_deref(),
+            doc.is_some(),
+            snap.trusted.is_trusted(peer),
+            secure,
+        );
+        let verdict = snap.decide(&facts, identity, &conduct);
         m.decision_seconds.observe(started.elapsed().as_secs_f64());
 
         let credential = match (req.headers.get(http::header::AUTHORIZATION), &signature) {
@@ -321,7 +579,6 @@ impl ProxyHttp for RempartProxy {
             ),
             (None, _) => Credential::None,
         };
-        let doc = builtin(&snap, &req.method, &facts.path);
         let location = snap.reservation.as_ref().and_then(|r| {
             r.lookup(facts.host, &facts.path)
                 .and_then(|i| r.locations.get(i).map(|l| (i, l)))
@@ -420,6 +677,25 @@ impl ProxyHttp for RempartProxy {
             )
         });
         let (lang, json) = negotiated.unwrap_or((snap.default_lang, false));
+        let refused_payment = matches!(settlement, Some(Settlement::Refused { .. }));
+        ctx.applied = match settlement {
+            Some(Settlement::Refused { status: 402, .. }) => Action::Offer,
+            Some(Settlement::Refused { .. }) => Action::Block,
+            _ => action,
+        };
+        if matches!(ctx.applied, Action::Block | Action::Offer)
+            && verdict.identity.kind == IdentityKind::Declared
+            && verdict.identity.verification == Verification::Verified
+        {
+            self.tracker.note_refusal(conduct.client);
+        }
+        ctx.evidence = doc.is_none()
+            && credential != Credential::Invalid
+            && (action != Action::Allow || refused_payment || verdict.decision.shadow.is_some());
+        if ctx.evidence {
+            ctx.host = facts.host.map(str::to_owned);
+        }
+        ctx.conduct = conduct;
         ctx.client_ip = Some(facts.client_ip);
         ctx.verdict = Some(verdict);
         ctx.location = location
@@ -431,17 +707,8 @@ impl ProxyHttp for RempartProxy {
             Some(d) => {
                 m.served_documents.with_label_values(&[d.name()]).inc();
                 let pages = &snap.pages;
-                // Merged per request: robots.txt is fetched rarely, and the
-                // merge depends on both the origin's copy and this snapshot.
-                let merged = match (d, self.origin_robots.as_ref().and_then(|o| o.current())) {
-                    (Builtin::RobotsTxt, Some(copy)) => Some(Page {
-                        content_type: pages.robots_txt.content_type,
-                        body: Bytes::from(pages.robots.merged(&copy.text)),
-                    }),
-                    _ => None,
-                };
                 let page = match d {
-                    Builtin::RobotsTxt => Some(merged.as_ref().unwrap_or(&pages.robots_txt)),
+                    Builtin::RobotsTxt => robots_page.as_ref().or(Some(&pages.robots_txt)),
                     Builtin::OfferPage if json => Some(&pages.offer_json),
                     Builtin::OfferPage => Some(pages.offer(lang)),
                     Builtin::TdmRep => pages.tdmrep_json.as_ref(),
@@ -482,6 +749,16 @@ impl ProxyHttp for RempartProxy {
                     true
                 }
                 (_, Action::Allow) => false,
+                (_, Action::RateLimit) => {
+                    write_page_with(
+                        session,
+                        429,
+                        &RATE_LIMITED,
+                        &[("retry-after", snap.behaviour.retry_after.clone())],
+                    )
+                    .await?;
+                    true
+                }
                 (_, Action::Block) => {
                     let page = if json {
                         &snap.pages.block_json
@@ -582,7 +859,7 @@ impl ProxyHttp for RempartProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -597,7 +874,78 @@ impl ProxyHttp for RempartProxy {
                 add_optout_headers(upstream_response, r, loc)?;
             }
         }
+        // The hidden honeypot link goes into uncompressed HTML pages only; any
+        // other response passes through the body filter untouched.
+        // Licensed and paying crawlers get the content as delivered.
+        let link_on = ctx.licensee.is_none()
+            && ctx.charged.is_none()
+            && ctx
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.behaviour.enabled && s.behaviour.honeypot_link.is_some());
+        if link_on
+            && upstream_response.status == http::StatusCode::OK
+            && session.req_header().method == http::Method::GET
+            && upstream_response
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+            && upstream_response
+                .headers
+                .get(http::header::CONTENT_ENCODING)
+                .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            ctx.inject_link = true;
+            // The body grows: its length is no longer known up front.
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<std::time::Duration>> {
+        if !ctx.inject_link {
+            return Ok(None);
+        }
+        let Some(link) = ctx
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.behaviour.honeypot_link.clone())
+        else {
+            ctx.inject_link = false;
+            return Ok(None);
+        };
+        let at = body.as_ref().and_then(|b| body_close(b));
+        let chunk = body.take().unwrap_or_default();
+        let out = match at {
+            Some(at) => {
+                let mut v = Vec::with_capacity(chunk.len() + link.len());
+                v.extend_from_slice(&chunk[..at]);
+                v.extend_from_slice(&link);
+                v.extend_from_slice(&chunk[at..]);
+                Some(Bytes::from(v))
+            }
+            // No `</body>` seen by the end: the link goes last.
+            None if end_of_stream => {
+                let mut v = Vec::with_capacity(chunk.len() + link.len());
+                v.extend_from_slice(&chunk);
+                v.extend_from_slice(&link);
+                Some(Bytes::from(v))
+            }
+            None => {
+                *body = Some(chunk);
+                return Ok(None);
+            }
+        };
+        *body = out;
+        ctx.inject_link = false;
+        metrics().honeypot_links.inc();
+        Ok(None)
     }
 
     fn fail_to_connect(
@@ -694,6 +1042,9 @@ impl ProxyHttp for RempartProxy {
             });
         }
         let Some(verdict) = ctx.verdict else { return };
+        if ctx.evidence {
+            self.record_evidence(session, ctx, &verdict);
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         tracing::debug!(
             target: "rempart::access",

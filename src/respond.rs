@@ -126,6 +126,7 @@ pub fn render_pages(
     offer_status: u16,
     catalogue: &Catalogue,
     reservation: Option<&Reservation>,
+    trap: Option<&str>,
 ) -> Result<Pages, TemplateError> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
@@ -205,7 +206,10 @@ pub fn render_pages(
             body: Bytes::from(body),
         })
     };
-    let robots = robots_parts(catalogue, holder, reservation);
+    let mut robots = robots_parts(catalogue, holder, reservation);
+    if let Some(t) = trap {
+        robots.trap_line = format!("Disallow: {t}\n");
+    }
     Ok(Pages {
         offer_html: [
             render("offer.en.html", HTML)?,
@@ -250,14 +254,16 @@ pub struct RobotsParts {
     pub ai_group: String,
     /// `Content-Usage` and `Content-Signal` lines, for every agent.
     pub star_lines: String,
+    /// `Disallow:` of the honeypot, for every group (empty without one).
+    pub trap_line: String,
 }
 
 impl RobotsParts {
     /// The file served when the origin has none (or is not merged).
     pub fn generated(&self) -> String {
         format!(
-            "{}{}\nUser-agent: *\nAllow: /\n{}",
-            self.header, self.ai_group, self.star_lines
+            "{}{}\nUser-agent: *\nAllow: /\n{}{}",
+            self.header, self.ai_group, self.trap_line, self.star_lines
         )
     }
 
@@ -269,6 +275,7 @@ impl RobotsParts {
             &self.ai_tokens,
             &self.ai_group,
             &self.star_lines,
+            &self.trap_line,
         )
     }
 }
@@ -319,6 +326,7 @@ pub fn robots_parts(
         ai_tokens,
         ai_group,
         star_lines,
+        trap_line: String::new(),
     }
 }
 

@@ -55,6 +55,7 @@ pub fn merge(
     ai_tokens: &[String],
     ai_group: &str,
     star_lines: &str,
+    trap_line: &str,
 ) -> String {
     let governed: HashSet<String> = ai_tokens.iter().map(|t| t.to_ascii_lowercase()).collect();
     let mut out = String::with_capacity(origin.len() + header.len() + ai_group.len() + 256);
@@ -100,12 +101,17 @@ pub fn merge(
                         }
                     }
                 } else {
+                    let last_agent = agents.last().map_or(start, |(k, _)| *k);
                     for (n, line) in lines.iter().enumerate().take(end).skip(start) {
                         let drop = agents.iter().any(|(k, _)| *k == n) && !kept.contains(&n);
                         if !drop {
                             // Signals for everyone go at the end of the * group's rules.
                             out.push_str(line);
                             out.push('\n');
+                        }
+                        // The honeypot is disallowed for every group.
+                        if n == last_agent {
+                            out.push_str(trap_line);
                         }
                     }
                     if is_star && !star_done {
@@ -133,6 +139,7 @@ pub fn merge(
     out.push_str(ai_group);
     if !star_done {
         out.push_str("\nUser-agent: *\n");
+        out.push_str(trap_line);
         out.push_str(star_lines);
     }
     out
@@ -167,7 +174,20 @@ Sitemap: https://films.example/sitemap-2.xml
             &["GPTBot".into(), "ccbot".into()],
             "User-agent: GPTBot\nUser-agent: CCBot\nDisallow: /\n",
             "Content-Usage: train-ai=n\n",
+            "Disallow: /trap/\n",
         )
+    }
+
+    #[test]
+    fn the_trap_is_disallowed_for_every_group() {
+        let m = merged();
+        let text = bytes::Bytes::from(m.clone());
+        let p = crate::published::Published::new(None);
+        let v = p.robots(&text);
+        for token in [None, Some("Bingbot"), Some("GPTBot"), Some("CCBot")] {
+            assert!(v.disallows(token, "/trap/x"), "{token:?}\n{m}");
+        }
+        assert!(!v.disallows(Some("Bingbot"), "/films/x"));
     }
 
     #[test]
@@ -176,8 +196,11 @@ Sitemap: https://films.example/sitemap-2.xml
         assert!(m.starts_with("License: https://films.example/license.xml\n"));
         assert!(m.contains("Sitemap: https://films.example/sitemap.xml\n"));
         assert!(m.contains("Sitemap: https://films.example/sitemap-2.xml\n"));
-        assert!(m.contains("User-agent: *\nDisallow: /admin/\nAllow: /admin/public/\nContent-Usage: train-ai=n\n"), "{m}");
-        assert!(m.contains("User-agent: Bingbot\nAllow: /\n"), "{m}");
+        assert!(m.contains("User-agent: *\nDisallow: /trap/\nDisallow: /admin/\nAllow: /admin/public/\nContent-Usage: train-ai=n\n"), "{m}");
+        assert!(
+            m.contains("User-agent: Bingbot\nDisallow: /trap/\nAllow: /\n"),
+            "{m}"
+        );
         assert!(
             m.contains("this line is not robots.txt\n"),
             "unparsed lines are kept: {m}"
@@ -208,6 +231,7 @@ Sitemap: https://films.example/sitemap-2.xml
             &[],
             "User-agent: GPTBot\nDisallow: /\n",
             "Content-Signal: search=yes\n",
+            "",
         );
         assert!(m.contains("User-agent: Googlebot\nDisallow: /tmp/\n"));
         assert!(
@@ -232,6 +256,7 @@ Sitemap: https://films.example/sitemap-2.xml
                 &["gptbot".into()],
                 "User-agent: GPTBot\nDisallow: /\n",
                 "",
+                "Disallow: /trap/\n",
             );
             assert!(m.ends_with("User-agent: GPTBot\nDisallow: /\n"));
         }

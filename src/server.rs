@@ -16,11 +16,16 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::behaviour::shared::SharedStore;
+use crate::behaviour::{Store, Tracker};
 use crate::config::{parse_upstream, Config, UpstreamSpec};
 use crate::demo::DemoSite;
+use crate::evidence::pseudonym::PseudonymKey;
+use crate::evidence::{Evidence, LedgerOptions};
 use crate::metering::Meter;
 use crate::origin_robots::{OriginRobots, RobotsFetcher};
-use crate::proxy::RempartProxy;
+use crate::proxy::{ProxyParts, RempartProxy};
+use crate::published::Published;
 use crate::snapshot::{CompileOptions, Snapshot};
 
 /// What `rempart run` and `rempart demo` were asked to do.
@@ -34,6 +39,8 @@ pub struct RunOptions {
     pub upgrade: bool,
     /// Print a short guide with curl commands once the listeners are set up.
     pub print_demo_guide: bool,
+    /// The evidence ledger directory, overriding `evidence.dir`.
+    pub evidence_dir: Option<PathBuf>,
 }
 
 /// A config with command-line overrides applied, and its compiled snapshot.
@@ -145,9 +152,61 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         service.threads = Some(1);
         server.add_service(service);
     }
+    let snap = shared.load_full();
+    let tracker = Arc::new(Tracker::new(snap.behaviour.max_clients));
+    let shared_store = match snap.behaviour.store {
+        Store::Redis if snap.behaviour.enabled => Some(SharedStore::start(
+            &snap.behaviour.redis_url,
+            Duration::from_millis(snap.behaviour.flush_ms),
+            Duration::from_millis(snap.behaviour.window_ms),
+            tracker.clone(),
+        )?),
+        _ => None,
+    };
+    let ev = &config.raw.evidence;
+    let evidence = if ev.enabled {
+        let dir = opts
+            .evidence_dir
+            .clone()
+            .unwrap_or_else(|| config.resolve(&ev.dir));
+        let ledger = Evidence::start(LedgerOptions {
+            dir: dir.clone(),
+            queue: ev.queue,
+            max_file_bytes: ev.max_file_mb.max(1) * 1024 * 1024,
+            rotate_daily: ev.rotate_daily,
+            fsync_interval: Duration::from_millis(ev.fsync_interval_ms.max(1)),
+        })
+        .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
+        let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;
+        tracing::info!(dir = %dir.display(), "evidence ledger");
+        Some((ledger, key))
+    } else {
+        None
+    };
+    let published = Arc::new(Published::new(evidence.as_ref().map(|(e, _)| e.clone())));
+    // What is published at start goes into the ledger, so that one can prove
+    // what was served when.
+    published.robots(&snap.pages.robots_txt.body);
+    if let Some(t) = &snap.pages.tdmrep_json {
+        published.archive("tdmrep.json", &t.body);
+    }
+    if let Some(section) = config.section_text("reservation") {
+        published.archive("reservation", section.as_bytes());
+    }
+    drop(snap);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        RempartProxy::new(shared.clone(), origin_robots, Some(meter)),
+        RempartProxy::new(
+            shared.clone(),
+            ProxyParts {
+                origin_robots,
+                meter: Some(meter),
+                tracker: Some(tracker),
+                shared: shared_store,
+                published: Some(published),
+                evidence,
+            },
+        ),
         "rempart proxy",
     );
     proxy.add_listener(

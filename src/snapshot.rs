@@ -14,6 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
+use crate::behaviour::{Assessment, Settings as BehaviourSettings};
 use crate::catalog::Catalogue;
 use crate::config::{Config, ConfigError, UpstreamSpec};
 use crate::facts::{RequestFacts, TrustedProxies};
@@ -64,6 +65,8 @@ pub struct Snapshot {
     /// The TDM reservation, when configured.
     pub reservation: Option<Reservation>,
     pub licensees: Licensees,
+    /// Behaviour limits, weights, path classes and honeypot.
+    pub behaviour: BehaviourSettings,
 }
 
 /// Options decided outside the config file.
@@ -108,6 +111,8 @@ impl Snapshot {
             .map(Reservation::compile)
             .transpose()
             .map_err(|e| config.error_at(&format!("reservation.{}", e.key), e.message))?;
+        let behaviour = BehaviourSettings::compile(&raw.behaviour)
+            .map_err(|e| config.error_at(&format!("behaviour.{}", e.key), e.message))?;
         let templates = config.resolve(&raw.responses.templates_dir);
         let pages = render_pages(
             &templates,
@@ -115,6 +120,7 @@ impl Snapshot {
             raw.responses.offer_status,
             &catalogue,
             reservation.as_ref(),
+            behaviour.honeypot.as_deref().filter(|_| behaviour.enabled),
         )
         .map_err(|e| ConfigError::Template {
             path: e.path,
@@ -138,6 +144,7 @@ impl Snapshot {
             agent_counters,
             reservation,
             licensees,
+            behaviour,
         })
     }
 
@@ -156,12 +163,12 @@ impl Snapshot {
 
     /// Identifies and decides: the whole decision path for one request.
     pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
-        self.evaluate_signed(facts, false)
+        let identity = self.identify(facts, false);
+        self.decide(facts, identity, &Assessment::default())
     }
 
-    /// [`Snapshot::evaluate`] for a request whose Web Bot Auth signature may
-    /// have been verified.
-    pub fn evaluate_signed(&self, facts: &RequestFacts<'_>, signed: bool) -> Verdict {
+    /// Who is asking: catalogue, ranges, and a verified Web Bot Auth signature.
+    pub fn identify(&self, facts: &RequestFacts<'_>, signed: bool) -> Identity {
         let mut identity = identify(
             &self.catalogue,
             &self.ranges,
@@ -171,7 +178,17 @@ impl Snapshot {
         if signed {
             identity = crate::identify::with_signature(identity);
         }
-        let decision = self.policy.decide(facts, &identity);
+        identity
+    }
+
+    /// The policy's decision for an identified request and its client's conduct.
+    pub fn decide(
+        &self,
+        facts: &RequestFacts<'_>,
+        identity: Identity,
+        conduct: &Assessment,
+    ) -> Verdict {
+        let decision = self.policy.decide(facts, &identity, conduct);
         Verdict { identity, decision }
     }
 

@@ -53,7 +53,7 @@ fn a_wrong_value_names_file_line_and_key() {
     assert_eq!(code, 1);
     let line = line_of(&path, "\"ofer\"");
     assert!(err.contains(&format!("{path}:{line}:")), "{err}");
-    assert!(err.contains("rules[2].action"), "{err}");
+    assert!(err.contains("rules[4].action"), "{err}");
 }
 
 #[test]

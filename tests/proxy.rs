@@ -10,7 +10,9 @@ fn a_browser_gets_the_origin_page() {
     let proxy = Proxy::start(&origin.url());
     let r = proxy.get("/films/la-traversee", &[("user-agent", CHROME)]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, ORIGIN_BODY);
+    // The page, with the invisible honeypot link (the origin sends no
+    // </body>, so it goes last).
+    assert_eq!(r.body, page_with_link());
     let seen = origin.last().expect("origin saw the request");
     assert_eq!(seen.path, "/films/la-traversee");
     assert_eq!(
@@ -261,7 +263,7 @@ fn log_only_rules_pass_the_request_and_count_it() {
     let proxy = Proxy::start_with(&origin.url(), "", &rules);
     let r = proxy.get("/films/la-traversee", &[("user-agent", "curl/8.5.0")]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, ORIGIN_BODY);
+    assert_eq!(r.body, page_with_link());
     assert_eq!(
         proxy.metric(r#"rempart_log_only_total{action="block",rule="shadow-tools"}"#),
         1.0

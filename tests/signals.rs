@@ -319,8 +319,8 @@ fn robots_txt_is_merged_with_the_origins() {
         "{body}"
     );
     assert!(
-        body.contains("User-agent: *\nDisallow: /admin/\n"),
-        "the origin's rules are kept: {body}"
+        body.contains("User-agent: *\nDisallow: /catalogue-integral/\nDisallow: /admin/\n"),
+        "the origin's rules are kept, and the honeypot is disallowed: {body}"
     );
     assert!(
         body.contains("this line is malformed\n"),

@@ -43,6 +43,45 @@ pub struct RawConfig {
     pub robots: RobotsSection,
     #[serde(default)]
     pub licensing: LicensingSection,
+    /// Behaviour signals and score.
+    #[serde(default)]
+    pub behaviour: crate::behaviour::BehaviourSpec,
+    #[serde(default)]
+    pub evidence: EvidenceSection,
+}
+
+/// The evidence ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceSection {
+    pub enabled: bool,
+    /// Directory of the ledger files (`ledger-*.jsonl`) and the address key.
+    pub dir: PathBuf,
+    /// A file is closed and the next one started past this size.
+    pub max_file_mb: u64,
+    /// Start a new file every UTC day, too.
+    pub rotate_daily: bool,
+    /// Records waiting for the writer before a gap is recorded.
+    pub queue: usize,
+    pub fsync_interval_ms: u64,
+    /// The key of the address pseudonyms (created on first start). Kept out
+    /// of the ledger directory, so that handing the ledger over does not hand
+    /// over the key.
+    pub ip_key_file: PathBuf,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "state/evidence".into(),
+            max_file_mb: 64,
+            rotate_daily: true,
+            queue: 16_384,
+            fsync_interval_ms: 1_000,
+            ip_key_file: "state/evidence-ip-key".into(),
+        }
+    }
 }
 
 /// Where licensed traffic is metered.
@@ -266,6 +305,16 @@ impl Config {
     }
 
     /// Resolves a path written in the config relative to the config's directory.
+    /// The text of one top-level section as written (`[reservation]` and its
+    /// sub-tables), for archiving what was published.
+    pub fn section_text(&self, key: &str) -> Option<String> {
+        let doc: toml_edit::DocumentMut = self.text.parse().ok()?;
+        let item = doc.get(key)?;
+        let mut out = toml_edit::DocumentMut::new();
+        out.insert(key, item.clone());
+        Some(out.to_string())
+    }
+
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_owned()

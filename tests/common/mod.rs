@@ -54,6 +54,14 @@ pub struct Origin {
 pub const ORIGIN_BODY: &str =
     "<!doctype html><title>origin</title><h1>Film page from the origin</h1>";
 
+/// The hidden honeypot link the shipped config adds to HTML pages.
+pub const HONEYPOT_LINK: &str = "<a href=\"/catalogue-integral/\" rel=\"nofollow\" style=\"display:none\" aria-hidden=\"true\" tabindex=\"-1\">catalogue</a>";
+
+/// The origin's page as a browser gets it through the shipped config.
+pub fn page_with_link() -> String {
+    format!("{ORIGIN_BODY}{HONEYPOT_LINK}")
+}
+
 impl Origin {
     pub fn start() -> Self {
         Self::start_with_headers(&[])

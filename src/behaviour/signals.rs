@@ -1,0 +1,353 @@
+//! The behaviour signals, as a small bit set, and the ones that a single
+//! request shows on its own: header anomalies and the class of its path.
+
+use serde::{Deserialize, Serialize};
+
+/// One thing a client did that a person in a browser does not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    /// More HTML pages per window than the limit, for this IP and user agent.
+    PageRate,
+    /// More HTML pages per window than the limit, for this IP (any user agent).
+    IpRate,
+    /// More HTML pages per window than the limit, for this /24 or /64.
+    SubnetRate,
+    /// Many pages and (almost) no stylesheets, scripts, images or fonts.
+    NoAssets,
+    /// Fetched robots.txt, then a path that robots.txt disallowed for it.
+    RobotsIgnored,
+    /// Fetched the trap path that robots.txt disallows for everyone and no
+    /// person can see.
+    Honeypot,
+    /// A Chromium user agent without `sec-ch-ua` and `sec-fetch-*`, over HTTPS.
+    HeadlessChromium,
+    /// No `Accept-Language` header.
+    NoAcceptLanguage,
+    /// HTTP/1.0.
+    Http10,
+    /// No `Accept` header.
+    NoAccept,
+    /// A verified AI crawler that keeps coming after it was refused (402/403).
+    RefusedPersist,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 11] = [
+        Signal::PageRate,
+        Signal::IpRate,
+        Signal::SubnetRate,
+        Signal::NoAssets,
+        Signal::RobotsIgnored,
+        Signal::Honeypot,
+        Signal::HeadlessChromium,
+        Signal::NoAcceptLanguage,
+        Signal::Http10,
+        Signal::NoAccept,
+        Signal::RefusedPersist,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::PageRate => "page-rate",
+            Signal::IpRate => "ip-rate",
+            Signal::SubnetRate => "subnet-rate",
+            Signal::NoAssets => "no-assets",
+            Signal::RobotsIgnored => "robots-ignored",
+            Signal::Honeypot => "honeypot",
+            Signal::HeadlessChromium => "headless-chromium",
+            Signal::NoAcceptLanguage => "no-accept-language",
+            Signal::Http10 => "http10",
+            Signal::NoAccept => "no-accept",
+            Signal::RefusedPersist => "refused-persist",
+        }
+    }
+
+    /// The default weight in the score. The strongest signals alone reach
+    /// every shipped threshold; header anomalies alone never do.
+    pub fn default_weight(self) -> u16 {
+        match self {
+            Signal::PageRate => 40,
+            Signal::IpRate => 30,
+            Signal::SubnetRate => 20,
+            Signal::NoAssets => 30,
+            Signal::RobotsIgnored => 100,
+            Signal::Honeypot => 100,
+            Signal::HeadlessChromium => 30,
+            Signal::NoAcceptLanguage => 10,
+            Signal::Http10 => 10,
+            Signal::NoAccept => 10,
+            Signal::RefusedPersist => 50,
+        }
+    }
+}
+
+/// A set of signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SignalSet(u16);
+
+impl SignalSet {
+    pub const EMPTY: SignalSet = SignalSet(0);
+
+    pub fn insert(&mut self, s: Signal) {
+        self.0 |= 1 << s as u16;
+    }
+    pub fn with(mut self, s: Signal) -> Self {
+        self.insert(s);
+        self
+    }
+    pub fn contains(self, s: Signal) -> bool {
+        self.0 & (1 << s as u16) != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn union(self, other: SignalSet) -> SignalSet {
+        SignalSet(self.0 | other.0)
+    }
+    pub fn intersects(self, other: SignalSet) -> bool {
+        self.0 & other.0 != 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Signal> {
+        Signal::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(Signal::as_str).collect()
+    }
+}
+
+impl FromIterator<Signal> for SignalSet {
+    fn from_iter<I: IntoIterator<Item = Signal>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(SignalSet::EMPTY, |set, s| set.with(s))
+    }
+}
+
+impl Serialize for SignalSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Signal::as_str))
+    }
+}
+
+/// Weights of the signals in the score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weights([u16; Signal::ALL.len()]);
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights(Signal::ALL.map(Signal::default_weight))
+    }
+}
+
+impl Weights {
+    pub fn set(&mut self, s: Signal, w: u16) {
+        self.0[s as usize] = w;
+    }
+    pub fn get(&self, s: Signal) -> u16 {
+        self.0[s as usize]
+    }
+    /// The score of a set of signals: the sum of their weights.
+    pub fn score(&self, set: SignalSet) -> u16 {
+        set.iter()
+            .fold(0u16, |acc, s| acc.saturating_add(self.get(s)))
+    }
+}
+
+/// What a path is, for counting: people load pages with assets, players load
+/// manifests and segments, scrapers load pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathClass {
+    Page,
+    Asset,
+    Manifest,
+    Segment,
+    Other,
+}
+
+impl PathClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathClass::Page => "page",
+            PathClass::Asset => "asset",
+            PathClass::Manifest => "manifest",
+            PathClass::Segment => "segment",
+            PathClass::Other => "other",
+        }
+    }
+}
+
+/// Path classes by file extension (lower case, without the dot).
+#[derive(Debug, Clone)]
+pub struct PathClasses {
+    pub pages: Vec<String>,
+    pub assets: Vec<String>,
+    pub manifests: Vec<String>,
+    pub segments: Vec<String>,
+}
+
+impl PathClasses {
+    /// Classifies a normalised path by the extension of its last segment; a
+    /// path without one (`/films/la-traversee`, `/`) is a page.
+    pub fn classify(&self, path: &str) -> PathClass {
+        let last = path.rsplit('/').next().unwrap_or("");
+        let Some((_, ext)) = last.rsplit_once('.') else {
+            return PathClass::Page;
+        };
+        if ext.is_empty() || ext.len() > 8 {
+            return PathClass::Page;
+        }
+        let is = |list: &[String]| list.iter().any(|e| e.eq_ignore_ascii_case(ext));
+        if is(&self.pages) {
+            PathClass::Page
+        } else if is(&self.assets) {
+            PathClass::Asset
+        } else if is(&self.manifests) {
+            PathClass::Manifest
+        } else if is(&self.segments) {
+            PathClass::Segment
+        } else {
+            PathClass::Other
+        }
+    }
+}
+
+fn header_present(headers: &http::HeaderMap, name: &str) -> bool {
+    headers.get(name).is_some_and(|v| !v.is_empty())
+}
+
+/// Signals a request shows by its headers alone.
+///
+/// `secure` says whether the request reached rempart (or the trusted proxy
+/// before it) over HTTPS: browsers send `sec-ch-ua` and `sec-fetch-*` only
+/// to secure origins, so over plain HTTP their absence proves nothing and the
+/// check is skipped rather than risk flagging every viewer.
+pub fn header_signals(
+    headers: &http::HeaderMap,
+    version: http::Version,
+    user_agent: &[u8],
+    secure: bool,
+) -> SignalSet {
+    let mut set = SignalSet::EMPTY;
+    if version == http::Version::HTTP_10 || version == http::Version::HTTP_09 {
+        set.insert(Signal::Http10);
+    }
+    if !header_present(headers, "accept") {
+        set.insert(Signal::NoAccept);
+    }
+    if !header_present(headers, "accept-language") {
+        set.insert(Signal::NoAcceptLanguage);
+    }
+    if secure && is_chromium(user_agent) {
+        let hints = header_present(headers, "sec-ch-ua");
+        let fetch = headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+        if !hints && !fetch {
+            set.insert(Signal::HeadlessChromium);
+        }
+    }
+    set
+}
+
+/// A user agent that claims Chrome or Edge (Chromium, version 90 or later:
+/// older ones predate client hints).
+fn is_chromium(ua: &[u8]) -> bool {
+    let find = |needle: &[u8]| ua.windows(needle.len()).position(|w| w == needle);
+    let Some(at) = find(b"Chrome/") else {
+        return false;
+    };
+    let digits: Vec<u8> = ua[at + 7..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    let major: u32 = std::str::from_utf8(&digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    major >= 90
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes() -> PathClasses {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        PathClasses {
+            pages: v(&["html", "htm", "php"]),
+            assets: v(&["css", "js", "png", "woff2"]),
+            manifests: v(&["m3u8", "mpd"]),
+            segments: v(&["ts", "m4s", "mp4"]),
+        }
+    }
+
+    #[test]
+    fn paths_are_classed_by_extension() {
+        let c = classes();
+        for (path, class) in [
+            ("/", PathClass::Page),
+            ("/films/la-traversee", PathClass::Page),
+            ("/films/index.HTML", PathClass::Page),
+            ("/films.v2/", PathClass::Page),
+            ("/static/site.css", PathClass::Asset),
+            ("/img/poster.PNG", PathClass::Asset),
+            ("/vod/master.m3u8", PathClass::Manifest),
+            ("/vod/manifest.mpd", PathClass::Manifest),
+            ("/vod/seg-00042.ts", PathClass::Segment),
+            ("/vod/chunk-1.m4s", PathClass::Segment),
+            ("/catalogue.pdf", PathClass::Other),
+            ("/a.verylongextension", PathClass::Page),
+        ] {
+            assert_eq!(c.classify(path), class, "{path}");
+        }
+    }
+
+    #[test]
+    fn header_anomalies() {
+        let chrome = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+        let mut full = http::HeaderMap::new();
+        full.insert("accept", "text/html".parse().unwrap());
+        full.insert("accept-language", "fr-FR".parse().unwrap());
+        full.insert("sec-ch-ua", "\"Chromium\";v=\"126\"".parse().unwrap());
+        full.insert("sec-fetch-mode", "navigate".parse().unwrap());
+        let v11 = http::Version::HTTP_11;
+        assert!(header_signals(&full, v11, chrome, true).is_empty());
+
+        let mut bare = http::HeaderMap::new();
+        bare.insert("accept", "*/*".parse().unwrap());
+        let s = header_signals(&bare, v11, chrome, true);
+        assert_eq!(
+            s.names(),
+            ["headless-chromium", "no-accept-language"],
+            "a Chromium UA with none of the headers Chromium sends"
+        );
+        // Over plain HTTP Chromium sends no client hints: no signal.
+        let s = header_signals(&bare, v11, chrome, false);
+        assert_eq!(s.names(), ["no-accept-language"]);
+        // Firefox sends no client hints at all.
+        let firefox = b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert!(!header_signals(&bare, v11, firefox, true).contains(Signal::HeadlessChromium));
+
+        let empty = http::HeaderMap::new();
+        let s = header_signals(&empty, http::Version::HTTP_10, b"curl/8.0", true);
+        assert_eq!(s.names(), ["no-accept-language", "http10", "no-accept"]);
+    }
+
+    #[test]
+    fn score_is_the_sum_of_weights() {
+        let w = Weights::default();
+        let set: SignalSet = [Signal::PageRate, Signal::NoAssets].into_iter().collect();
+        assert_eq!(w.score(set), 70);
+        assert_eq!(w.score(SignalSet::EMPTY), 0);
+        let mut w2 = w;
+        w2.set(Signal::RobotsIgnored, u16::MAX);
+        assert_eq!(
+            w2.score(
+                SignalSet::EMPTY
+                    .with(Signal::RobotsIgnored)
+                    .with(Signal::Honeypot)
+            ),
+            u16::MAX
+        );
+    }
+}

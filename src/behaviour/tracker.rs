@@ -1,0 +1,652 @@
+//! Per-client state in bounded memory, and the signals it gives.
+//!
+//! Two caches (quick_cache: sharded, size-bounded, S3-FIFO eviction, no global
+//! lock; a hit locks one shard for a few instructions):
+//! - clients, keyed by IP + user agent: page and asset counts, robots.txt
+//!   fetches, refusals, sticky flags (honeypot, robots ignored);
+//! - addresses, keyed by IP and by its /24 (IPv4) or /64 (IPv6): page rates,
+//!   so that rotating user agents or addresses in one network does not reset
+//!   the count.
+//!
+//! Keys are 64-bit keyed hashes (SipHash, random key per process): fixed size,
+//! no allocation, and a client cannot aim at another's slot. Rates are sliding
+//! windows (two fixed windows, the previous one weighted by how much of it
+//! still overlaps), so state decays by itself; flags expire after
+//! `memory_seconds`; counts are halved when they grow large, so old behaviour
+//! weighs less than new.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
+
+use super::signals::{PathClass, Signal, SignalSet};
+use super::Settings;
+
+const FLAG_HONEYPOT: u8 = 1;
+const FLAG_ROBOTS_IGNORED: u8 = 2;
+
+/// Which counter a shared (Redis) increment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKind {
+    Client,
+    Ip,
+    Subnet,
+}
+
+impl RateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateKind::Client => "c",
+            RateKind::Ip => "ip",
+            RateKind::Subnet => "net",
+        }
+    }
+}
+
+/// A sliding-window page counter.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rate {
+    window: u32,
+    cur: u32,
+    prev: u32,
+    /// The shared store's count for `shared_window`, and the local pages not
+    /// yet included in it.
+    shared: u32,
+    shared_window: u32,
+    unflushed: u32,
+}
+
+impl Rate {
+    fn roll(&mut self, idx: u32) {
+        if idx == self.window {
+            return;
+        }
+        self.prev = if idx == self.window.wrapping_add(1) {
+            self.cur
+        } else {
+            0
+        };
+        self.cur = 0;
+        self.window = idx;
+    }
+
+    /// Pages in the sliding window ending now.
+    fn estimate(&self, idx: u32, frac_left: f32) -> u32 {
+        let local = (self.prev as f32 * frac_left) as u32 + self.cur;
+        let shared = if self.shared_window == idx {
+            self.shared + self.unflushed
+        } else {
+            0
+        };
+        local.max(shared)
+    }
+
+    fn add_page(&mut self, shared_on: bool) {
+        self.cur = self.cur.saturating_add(1);
+        if shared_on {
+            self.unflushed = self.unflushed.saturating_add(1);
+        }
+    }
+
+    fn apply_shared(&mut self, idx: u32, total: u32, flushed: u32) {
+        if idx >= self.shared_window {
+            self.shared_window = idx;
+            self.shared = total;
+        }
+        self.unflushed = self.unflushed.saturating_sub(flushed);
+    }
+}
+
+/// Everything rempart remembers about one IP + user agent. 48 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClientState {
+    rate: Rate,
+    pages: u16,
+    assets: u16,
+    refusals: u16,
+    flags: u8,
+    flag_at: u32,
+    /// Unix seconds of the last robots.txt fetch (0: never), and which
+    /// version it was served.
+    robots_at: u32,
+    robots_version: u32,
+}
+
+/// Where a request sits in the time windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now_secs: u32,
+    pub window: u32,
+    /// The share of the previous window still inside the sliding window.
+    pub frac_left: f32,
+}
+
+impl Clock {
+    pub fn at(now_ms: u64, window_ms: u64) -> Self {
+        let window_ms = window_ms.max(1);
+        let idx = now_ms / window_ms;
+        Clock {
+            now_secs: (now_ms / 1000) as u32,
+            window: idx as u32,
+            frac_left: 1.0 - (now_ms % window_ms) as f32 / window_ms as f32,
+        }
+    }
+}
+
+/// One request, as the tracker sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub ip: IpAddr,
+    pub user_agent: &'a [u8],
+    pub class: PathClass,
+    pub clock: Clock,
+    /// Signals of the request alone (header anomalies).
+    pub header_signals: SignalSet,
+    /// The path is the honeypot.
+    pub honeypot: bool,
+    /// The request is robots.txt, served as this version.
+    pub robots_served: Option<u32>,
+    /// A declared agent whose identity is verified.
+    pub verified_agent: bool,
+}
+
+/// What the tracker concluded for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Assessment {
+    pub signals: SignalSet,
+    pub score: u16,
+    /// When this client last fetched robots.txt (unix seconds), and which.
+    pub robots: Option<(u32, u32)>,
+    pub client: u64,
+    /// Pages in the sliding window for this IP + UA.
+    pub page_rate: u32,
+}
+
+/// A page count to add to the shared store.
+#[derive(Debug, Clone)]
+pub struct SharedIncrement {
+    pub kind: RateKind,
+    pub local_key: u64,
+    /// The key in the shared store, the same on every replica.
+    pub shared_key: String,
+    pub window: u32,
+}
+
+/// The per-client state of the whole proxy. Lives across config reloads.
+pub struct Tracker {
+    clients: Cache<u64, ClientState>,
+    addrs: Cache<u64, Rate>,
+    hasher: std::hash::RandomState,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("clients", &self.clients.len())
+            .field("addrs", &self.addrs.len())
+            .finish()
+    }
+}
+
+/// The network an address belongs to for counting: /24 for IPv4, /64 for IPv6.
+pub fn subnet_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => subnet_of(IpAddr::V4(v4)),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+impl Tracker {
+    /// A tracker for up to `max_clients` IP + user agent pairs (and as many
+    /// addresses and networks).
+    pub fn new(max_clients: usize) -> Self {
+        let max = max_clients.max(16);
+        Self {
+            clients: Cache::new(max),
+            addrs: Cache::new(max),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn key(&self, tag: u8, ip: IpAddr, ua: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        tag.hash(&mut h);
+        ip.hash(&mut h);
+        ua.hash(&mut h);
+        h.finish()
+    }
+
+    /// Number of tracked clients and addresses.
+    pub fn len(&self) -> (usize, usize) {
+        (self.clients.len(), self.addrs.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.addrs.is_empty()
+    }
+
+    fn update_rate(&self, key: u64, clock: Clock, page: bool, shared: bool) -> u32 {
+        let step = |r: &mut Rate| {
+            r.roll(clock.window);
+            if page {
+                r.add_page(shared);
+            }
+            r.estimate(clock.window, clock.frac_left)
+        };
+        match self
+            .addrs
+            .entry(&key, None, |_, r| EntryAction::Retain(step(r)))
+        {
+            EntryResult::Retained(n) => n,
+            EntryResult::Vacant(guard) => {
+                let mut r = Rate {
+                    window: clock.window,
+                    ..Rate::default()
+                };
+                let n = step(&mut r);
+                let _ = guard.insert(r);
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    /// Counts one request and returns the signals its client shows now.
+    /// `shared` receives the page increments for the shared store, if any.
+    pub fn observe(
+        &self,
+        s: &Settings,
+        o: &Observation<'_>,
+        mut shared: Option<&mut dyn FnMut(SharedIncrement)>,
+    ) -> Assessment {
+        let page = o.class == PathClass::Page;
+        let media_or_asset = matches!(
+            o.class,
+            PathClass::Asset | PathClass::Manifest | PathClass::Segment
+        );
+        let shared_on = shared.is_some();
+        let client = self.key(0, o.ip, o.user_agent);
+        let mut signals = o.header_signals;
+        if page {
+            let subnet = subnet_of(o.ip);
+            let ip_key = self.key(1, o.ip, b"");
+            let net_key = self.key(2, subnet, b"");
+            let ip_rate = self.update_rate(ip_key, o.clock, true, shared_on);
+            let net_rate = self.update_rate(net_key, o.clock, true, shared_on);
+            if ip_rate > s.ip_page_limit {
+                signals.insert(Signal::IpRate);
+            }
+            if net_rate > s.subnet_page_limit {
+                signals.insert(Signal::SubnetRate);
+            }
+            if let Some(send) = shared.as_mut() {
+                let ua = stable_hash(o.user_agent);
+                for (kind, key, id) in [
+                    (RateKind::Client, client, format!("{}:{ua:016x}", o.ip)),
+                    (RateKind::Ip, ip_key, o.ip.to_string()),
+                    (RateKind::Subnet, net_key, subnet.to_string()),
+                ] {
+                    send(SharedIncrement {
+                        kind,
+                        local_key: key,
+                        shared_key: format!(
+                            "rempart:{}:{}:{}:{id}",
+                            s.window_ms,
+                            o.clock.window,
+                            kind.as_str()
+                        ),
+                        window: o.clock.window,
+                    });
+                }
+            }
+        }
+        let now = o.clock.now_secs;
+        let step = |c: &mut ClientState| {
+            c.rate.roll(o.clock.window);
+            if page {
+                c.rate.add_page(shared_on);
+                c.pages = c.pages.saturating_add(1);
+            } else if media_or_asset {
+                c.assets = c.assets.saturating_add(1);
+            }
+            // Recent behaviour weighs more: halve old counts.
+            if c.pages >= 1024 || c.assets >= 1024 {
+                c.pages /= 2;
+                c.assets /= 2;
+            }
+            if c.flags != 0 && now.saturating_sub(c.flag_at) > s.memory_seconds {
+                c.flags = 0;
+            }
+            if o.honeypot {
+                c.flags |= FLAG_HONEYPOT;
+                c.flag_at = now;
+            }
+            if let Some(v) = o.robots_served {
+                c.robots_at = now;
+                c.robots_version = v;
+            }
+            *c
+        };
+        let state = match self
+            .clients
+            .entry(&client, None, |_, c| EntryAction::Retain(step(c)))
+        {
+            EntryResult::Retained(c) => c,
+            EntryResult::Vacant(guard) => {
+                let mut c = ClientState {
+                    rate: Rate {
+                        window: o.clock.window,
+                        ..Rate::default()
+                    },
+                    ..ClientState::default()
+                };
+                let c = step(&mut c);
+                let _ = guard.insert(c);
+                c
+            }
+            _ => ClientState::default(),
+        };
+        let page_rate = state.rate.estimate(o.clock.window, o.clock.frac_left);
+        if page_rate > s.page_limit {
+            signals.insert(Signal::PageRate);
+        }
+        if u32::from(state.pages) >= s.ratio_min_pages
+            && f32::from(state.assets) < f32::from(state.pages) * s.min_assets_per_page
+        {
+            signals.insert(Signal::NoAssets);
+        }
+        if state.flags & FLAG_HONEYPOT != 0 {
+            signals.insert(Signal::Honeypot);
+        }
+        if state.flags & FLAG_ROBOTS_IGNORED != 0 {
+            signals.insert(Signal::RobotsIgnored);
+        }
+        if o.verified_agent && u32::from(state.refusals) >= s.refusals_limit {
+            signals.insert(Signal::RefusedPersist);
+        }
+        Assessment {
+            signals,
+            score: s.weights.score(signals),
+            robots: (state.robots_at != 0).then_some((state.robots_at, state.robots_version)),
+            client,
+            page_rate,
+        }
+    }
+
+    /// Records that the client took a path robots.txt disallowed for it.
+    pub fn mark_robots_ignored(&self, s: &Settings, a: &mut Assessment, now_secs: u32) {
+        let _ = self.clients.entry(&a.client, None, |_, c| {
+            c.flags |= FLAG_ROBOTS_IGNORED;
+            c.flag_at = now_secs;
+            EntryAction::Retain(())
+        });
+        a.signals.insert(Signal::RobotsIgnored);
+        a.score = s.weights.score(a.signals);
+    }
+
+    /// Records that the client was refused (402 or 403).
+    pub fn note_refusal(&self, client: u64) {
+        let _ = self.clients.entry(&client, None, |_, c| {
+            c.refusals = c.refusals.saturating_add(1);
+            EntryAction::Retain(())
+        });
+    }
+
+    /// Applies a count from the shared store.
+    pub fn apply_shared(&self, kind: RateKind, key: u64, window: u32, total: u32, flushed: u32) {
+        match kind {
+            RateKind::Client => {
+                let _ = self.clients.entry(&key, None, |_, c| {
+                    c.rate.apply_shared(window, total, flushed);
+                    EntryAction::Retain(())
+                });
+            }
+            RateKind::Ip | RateKind::Subnet => {
+                let _ = self.addrs.entry(&key, None, |_, r| {
+                    r.apply_shared(window, total, flushed);
+                    EntryAction::Retain(())
+                });
+            }
+        }
+    }
+
+    /// Bytes used by the caches' own structures (entries and index).
+    pub fn memory_used(&self) -> usize {
+        let c = self.clients.memory_used();
+        let a = self.addrs.memory_used();
+        c.entries + c.map + a.entries + a.map
+    }
+}
+
+/// A hash that is the same on every replica (for shared-store keys).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::BehaviourSpec;
+
+    fn settings() -> Settings {
+        Settings::compile(&BehaviourSpec::default()).unwrap()
+    }
+
+    fn obs<'a>(ip: &str, ua: &'a [u8], class: PathClass, ms: u64) -> Observation<'a> {
+        Observation {
+            ip: ip.parse().unwrap(),
+            user_agent: ua,
+            class,
+            clock: Clock::at(ms, 10_000),
+            header_signals: SignalSet::EMPTY,
+            honeypot: false,
+            robots_served: None,
+            verified_agent: false,
+        }
+    }
+
+    #[test]
+    fn state_is_small() {
+        assert!(std::mem::size_of::<ClientState>() <= 48);
+        assert!(std::mem::size_of::<Rate>() <= 24);
+    }
+
+    #[test]
+    fn subnets() {
+        assert_eq!(
+            subnet_of("192.0.2.77".parse().unwrap()).to_string(),
+            "192.0.2.0"
+        );
+        assert_eq!(
+            subnet_of("2001:db8:1:2:3:4:5:6".parse().unwrap()).to_string(),
+            "2001:db8:1:2::"
+        );
+        assert_eq!(
+            subnet_of("::ffff:192.0.2.77".parse().unwrap()).to_string(),
+            "192.0.2.0"
+        );
+    }
+
+    #[test]
+    fn a_fast_page_walker_trips_the_rate_and_the_asset_ratio() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        let mut last = Assessment::default();
+        for i in 0..25u64 {
+            last = t.observe(
+                &s,
+                &obs("198.51.100.7", b"ua", PathClass::Page, 1_000 + i * 50),
+                None,
+            );
+        }
+        assert!(
+            last.signals.contains(Signal::PageRate),
+            "{:?}",
+            last.signals.names()
+        );
+        assert!(last.signals.contains(Signal::NoAssets));
+        assert!(last.page_rate >= 25 - 1);
+        // Another user agent on the same address shares the IP counter only.
+        let other = t.observe(
+            &s,
+            &obs("198.51.100.7", b"ua2", PathClass::Page, 2_500),
+            None,
+        );
+        assert!(!other.signals.contains(Signal::PageRate));
+    }
+
+    #[test]
+    fn a_reader_with_assets_and_a_player_stay_clean() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        let mut ms = 0;
+        for _ in 0..15 {
+            ms += 3_000;
+            let a = t.observe(
+                &s,
+                &obs("203.0.113.9", b"reader", PathClass::Page, ms),
+                None,
+            );
+            assert!(a.signals.is_empty(), "{:?}", a.signals.names());
+            for _ in 0..4 {
+                t.observe(
+                    &s,
+                    &obs("203.0.113.9", b"reader", PathClass::Asset, ms),
+                    None,
+                );
+            }
+        }
+        let player = |i: u64| obs("203.0.113.10", b"player", PathClass::Segment, i * 20);
+        t.observe(
+            &s,
+            &obs("203.0.113.10", b"player", PathClass::Page, 0),
+            None,
+        );
+        t.observe(
+            &s,
+            &obs("203.0.113.10", b"player", PathClass::Manifest, 0),
+            None,
+        );
+        for i in 0..200 {
+            let a = t.observe(&s, &player(i), None);
+            assert!(a.signals.is_empty(), "segment {i}: {:?}", a.signals.names());
+        }
+    }
+
+    #[test]
+    fn windows_slide_and_decay() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        for i in 0..30u64 {
+            t.observe(&s, &obs("192.0.2.1", b"x", PathClass::Page, i * 10), None);
+        }
+        // Half a window later, half of the previous window still counts.
+        let a = t.observe(&s, &obs("192.0.2.1", b"x", PathClass::Asset, 15_000), None);
+        assert!((14..=16).contains(&a.page_rate), "{}", a.page_rate);
+        // Two windows later, nothing.
+        let a = t.observe(&s, &obs("192.0.2.1", b"x", PathClass::Asset, 30_001), None);
+        assert_eq!(a.page_rate, 0);
+    }
+
+    #[test]
+    fn flags_stick_then_expire_and_refusals_count_for_verified_agents() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        let mut o = obs("192.0.2.2", b"bot", PathClass::Page, 1_000);
+        o.honeypot = true;
+        assert!(t.observe(&s, &o, None).signals.contains(Signal::Honeypot));
+        let later = obs("192.0.2.2", b"bot", PathClass::Page, 60_000);
+        assert!(t
+            .observe(&s, &later, None)
+            .signals
+            .contains(Signal::Honeypot));
+        let much_later = obs(
+            "192.0.2.2",
+            b"bot",
+            PathClass::Page,
+            1_000 + (u64::from(s.memory_seconds) + 2) * 1000,
+        );
+        assert!(!t
+            .observe(&s, &much_later, None)
+            .signals
+            .contains(Signal::Honeypot));
+
+        let mut v = obs("192.0.2.3", b"GPTBot", PathClass::Page, 1_000);
+        v.verified_agent = true;
+        let a = t.observe(&s, &v, None);
+        for _ in 0..s.refusals_limit {
+            t.note_refusal(a.client);
+        }
+        assert!(t
+            .observe(&s, &v, None)
+            .signals
+            .contains(Signal::RefusedPersist));
+        v.verified_agent = false;
+        assert!(!t
+            .observe(&s, &v, None)
+            .signals
+            .contains(Signal::RefusedPersist));
+    }
+
+    #[test]
+    fn robots_fetch_is_remembered_and_ignoring_it_sticks() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        let mut o = obs("192.0.2.4", b"bot", PathClass::Other, 5_000);
+        o.robots_served = Some(3);
+        let a = t.observe(&s, &o, None);
+        assert_eq!(a.robots, Some((5, 3)));
+        let mut a = t.observe(&s, &obs("192.0.2.4", b"bot", PathClass::Page, 6_000), None);
+        t.mark_robots_ignored(&s, &mut a, 6);
+        assert!(a.score >= 100);
+        let next = t.observe(&s, &obs("192.0.2.4", b"bot", PathClass::Page, 7_000), None);
+        assert!(next.signals.contains(Signal::RobotsIgnored));
+    }
+
+    #[test]
+    fn shared_counts_raise_the_estimate() {
+        let t = Tracker::new(1000);
+        let s = settings();
+        let mut sent = Vec::new();
+        let mut sink = |i: SharedIncrement| sent.push(i);
+        let a = t.observe(
+            &s,
+            &obs("192.0.2.5", b"x", PathClass::Page, 1_000),
+            Some(&mut sink),
+        );
+        assert_eq!(sent.len(), 3);
+        assert!(sent[0]
+            .shared_key
+            .starts_with("rempart:10000:0:c:192.0.2.5:"));
+        // Another replica saw 30 pages of this client in the same window.
+        t.apply_shared(RateKind::Client, a.client, 0, 31, 1);
+        let b = t.observe(&s, &obs("192.0.2.5", b"x", PathClass::Asset, 1_100), None);
+        assert_eq!(b.page_rate, 31);
+        assert!(b.signals.contains(Signal::PageRate));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_capacity() {
+        let t = Tracker::new(1_000);
+        let s = settings();
+        for i in 0..20_000u32 {
+            let ip = IpAddr::V4(i.into());
+            t.observe(
+                &s,
+                &Observation {
+                    ip,
+                    ..obs("0.0.0.0", b"x", PathClass::Page, 0)
+                },
+                None,
+            );
+        }
+        let (c, a) = t.len();
+        assert!(c <= 1_100 && a <= 1_100, "{c} {a}");
+    }
+}

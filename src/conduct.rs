@@ -1,0 +1,76 @@
+//! The behaviour stage of the pipeline: one request's facts and identity in,
+//! the client's signals and score out. Shared by the proxy and by
+//! `rempart classify`, which replays a log through the same state.
+
+use crate::behaviour::tracker::SharedIncrement;
+use crate::behaviour::{Assessment, Clock, Observation, PathClass, Signal, SignalSet, Tracker};
+use crate::facts::RequestFacts;
+use crate::identify::Identity;
+use crate::model::{IdentityKind, Verification};
+use crate::published::{Published, RobotsVersion};
+use crate::snapshot::Snapshot;
+
+/// What the caller knows about the request beyond its facts.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSide<'a> {
+    /// Signals of the headers alone (none when replaying a log).
+    pub header_signals: SignalSet,
+    /// The request is robots.txt, served as this version.
+    pub robots_served: Option<&'a RobotsVersion>,
+    /// The request is one of rempart's own documents.
+    pub builtin: bool,
+    pub now_ms: u64,
+}
+
+/// Counts the request in its client's state and returns the signals and score.
+pub fn assess(
+    snap: &Snapshot,
+    tracker: &Tracker,
+    published: &Published,
+    facts: &RequestFacts<'_>,
+    identity: &Identity,
+    side: RequestSide<'_>,
+    shared: Option<&mut dyn FnMut(SharedIncrement)>,
+) -> Assessment {
+    let s = &snap.behaviour;
+    if !s.enabled {
+        return Assessment::default();
+    }
+    let path: &str = &facts.path;
+    let obs = Observation {
+        ip: facts.client_ip,
+        user_agent: facts.user_agent,
+        class: if side.builtin {
+            PathClass::Other
+        } else {
+            s.classes.classify(path)
+        },
+        clock: Clock::at(side.now_ms, s.window_ms),
+        header_signals: side.header_signals,
+        honeypot: s.is_honeypot(path),
+        robots_served: side.robots_served.map(|v| v.id),
+        verified_agent: identity.kind == IdentityKind::Declared
+            && identity.verification == Verification::Verified,
+    };
+    let mut a = tracker.observe(s, &obs, shared);
+    // The strongest signal: robots.txt read, then a path it disallows taken.
+    if let (Some((_, version)), false, false) = (
+        a.robots,
+        side.builtin,
+        a.signals.contains(Signal::RobotsIgnored),
+    ) {
+        // The client's group: its catalogue product token, or `*`.
+        let token = identity
+            .agent
+            .map(|id| snap.catalogue.agent(id))
+            .and_then(|agent| agent.tokens.iter().find(|t| !t.contains(['/', ' '])))
+            .map(String::as_str);
+        if published
+            .get(version)
+            .is_some_and(|v| v.disallows(token, path))
+        {
+            tracker.mark_robots_ignored(s, &mut a, obs.clock.now_secs);
+        }
+    }
+    a
+}

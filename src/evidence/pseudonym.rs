@@ -1,0 +1,103 @@
+//! Keyed pseudonyms for client addresses (HMAC-SHA256).
+//!
+//! The key lives beside the ledger (`ip-key`, mode 0600), created on first
+//! start. With it, the operator can tell whether a given address is the one
+//! in a record (`rempart evidence pseudonym IP`); without it, nobody can.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The pseudonymisation key.
+#[derive(Clone)]
+pub struct PseudonymKey([u8; 32]);
+
+impl std::fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PseudonymKey(..)")
+    }
+}
+
+impl PseudonymKey {
+    /// Reads the key file, creating it (32 random bytes, mode 0600) if absent.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        if let Ok(bytes) = std::fs::read(path) {
+            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                anyhow::anyhow!("{}: the address key must be 32 bytes", path.display())
+            })?;
+            return Ok(Self(key));
+        }
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| anyhow::anyhow!("no randomness for the address key: {e}"))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(|e| {
+            anyhow::anyhow!("{}: cannot create the address key: {e}", path.display())
+        })?;
+        std::io::Write::write_all(&mut f, &key)?;
+        Ok(Self(key))
+    }
+
+    #[cfg(test)]
+    pub fn fixed(k: [u8; 32]) -> Self {
+        Self(k)
+    }
+
+    /// `hmac-sha256:` and the first 16 bytes, hex.
+    pub fn pseudonym(&self, ip: IpAddr) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        match ip {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()),
+        }
+        let out = mac.finalize().into_bytes();
+        format!("hmac-sha256:{}", hex::encode(&out[..16]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_keyed_and_stable() {
+        let a = PseudonymKey::fixed([1; 32]);
+        let b = PseudonymKey::fixed([2; 32]);
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(a.pseudonym(ip), a.pseudonym(ip));
+        assert_ne!(a.pseudonym(ip), b.pseudonym(ip));
+        assert_ne!(
+            a.pseudonym(ip),
+            a.pseudonym("198.51.100.8".parse().unwrap())
+        );
+        assert!(a.pseudonym(ip).starts_with("hmac-sha256:"));
+        assert_eq!(a.pseudonym(ip).len(), "hmac-sha256:".len() + 32);
+    }
+
+    #[test]
+    fn key_file_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ip-key");
+        let k1 = PseudonymKey::load_or_create(&p).unwrap();
+        let k2 = PseudonymKey::load_or_create(&p).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(k1.pseudonym(ip), k2.pseudonym(ip));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What the ledger holds, one JSON object per line.
+//!
+//! Every line starts with `seq` (gapless across files), `ts` (UTC, RFC 3339)
+//! and `prev` (SHA-256, hex, of the previous line's bytes), then `type` and
+//! the body. The first line of a ledger has `prev` = 64 zeros.
+
+use serde::{Deserialize, Serialize};
+
+use crate::behaviour::SignalSet;
+
+/// `prev` of the very first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who made the request. A crawler address from an operator's published
+/// ranges is a company's, and kept; any other address may be a person's
+/// (GDPR) and is replaced by a keyed hash that the operator alone can
+/// recompute for a given address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientId {
+    Ip(String),
+    Pseudonym(String),
+}
+
+/// The reservation in force for the requested path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReservationInForce {
+    /// The reservation location (`/films/*`).
+    pub location: String,
+    pub tdm_reserved: bool,
+    /// What the client could have read: robots.txt, tdmrep.json, and the
+    /// response headers of this path.
+    pub signals_served: Vec<String>,
+    /// `Content-Usage` value served for the path (IETF AIPREF), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_usage: Option<String>,
+}
+
+/// The client's last robots.txt fetch before this request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RobotsFetch {
+    pub fetched_at: String,
+    pub sha256: String,
+}
+
+/// A log-only rule that matched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shadow {
+    pub rule: String,
+    pub would: String,
+}
+
+/// A refused, offered, rate-limited or log-only request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub request_id: String,
+    pub client: ClientId,
+    pub user_agent: String,
+    pub agent: Option<String>,
+    pub operator: Option<String>,
+    pub purpose: Option<String>,
+    pub identity: String,
+    pub verification: String,
+    pub verified_by: String,
+    pub method: String,
+    pub host: Option<String>,
+    pub path: String,
+    pub decision: String,
+    pub status: u16,
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_only: Option<Shadow>,
+    pub score: u16,
+    pub signals: Vec<String>,
+    pub reservation: Option<ReservationInForce>,
+    pub robots_txt: Option<RobotsFetch>,
+}
+
+/// Signal names for a record.
+pub fn signal_names(s: SignalSet) -> Vec<String> {
+    s.names().into_iter().map(str::to_owned).collect()
+}
+
+/// A document rempart published, archived so that one can prove what was
+/// served when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedRecord {
+    /// `robots.txt`, `tdmrep.json`, `reservation` (the config section).
+    pub document: String,
+    pub sha256: String,
+    pub content: String,
+}
+
+/// The body of a ledger line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Body {
+    /// A process started writing; `torn_tail` names a last line the previous
+    /// process left half-written (it crashed while writing it).
+    Start {
+        version: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        torn_tail: Option<String>,
+    },
+    Request(Box<RequestRecord>),
+    Published(PublishedRecord),
+    /// Records that could not be written (queue overflow, or a full disk for
+    /// longer than the queue could hold): the chain says what is missing.
+    Gap {
+        missing: u64,
+        reason: String,
+    },
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Line {
+    pub seq: u64,
+    pub ts: String,
+    pub prev: String,
+    #[serde(flatten)]
+    pub body: Body,
+}

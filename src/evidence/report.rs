@@ -1,0 +1,381 @@
+//! `rempart evidence report`: what the ledger says, by operator and agent,
+//! for a person who has to act on it (HTML with charts, CSV, or JSON).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::record::{Body, ClientId, Line};
+use super::verify::verify;
+use super::writer::{ledger_files, read_lines, rfc3339};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Csv,
+    Json,
+}
+
+/// One operator and agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub operator: String,
+    pub agent: String,
+    pub purpose: String,
+    pub verification: String,
+    pub requests: u64,
+    pub actions: BTreeMap<String, u64>,
+    pub signals: BTreeMap<String, u64>,
+    pub distinct_paths: usize,
+    pub top_paths: Vec<(String, u64)>,
+    pub clients: usize,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The first time this agent fetched robots.txt before a recorded request.
+    pub robots_read_before: Option<String>,
+    /// Recorded requests made after the agent had read robots.txt.
+    pub requests_after_robots: u64,
+}
+
+/// A published document version.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub document: String,
+    pub sha256: String,
+    pub first_archived: String,
+    pub bytes: usize,
+}
+
+/// A bar of a chart, in SVG units.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub color: &'static str,
+    pub title: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub generated_at: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub intact: bool,
+    pub integrity: String,
+    pub warnings: Vec<String>,
+    pub records: u64,
+    pub requests: u64,
+    pub gaps_missing: u64,
+    pub groups: Vec<Group>,
+    pub published: Vec<Published>,
+    pub days: Vec<String>,
+    pub operators: Vec<(String, &'static str)>,
+    pub day_bars: Vec<Bar>,
+    pub day_max: u64,
+    pub top_paths: Vec<(String, u64)>,
+}
+
+const COLORS: [&str; 8] = [
+    "#1f5f99", "#c8553d", "#2e8b57", "#8e6c8a", "#d4a017", "#4a4a4a", "#0f8b8d", "#a23b72",
+];
+
+fn parse_ts(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Parses `--since`/`--until`: a date (`2026-11-01`) or an RFC 3339 time. A
+/// date as `until` means the end of that day.
+pub fn parse_bound(s: &str, end_of_day: bool) -> anyhow::Result<OffsetDateTime> {
+    if let Some(t) = parse_ts(s) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &fmt).map_err(|_| {
+        anyhow::anyhow!("{s:?}: write a date (2026-11-01) or a time (2026-11-01T08:00:00Z)")
+    })?;
+    let t = d.midnight().assume_utc();
+    Ok(if end_of_day {
+        t + time::Duration::days(1) - time::Duration::nanoseconds(1)
+    } else {
+        t
+    })
+}
+
+/// Builds the report from every ledger file in `dir`.
+pub fn build(
+    dir: &Path,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> anyhow::Result<Report> {
+    let check = verify(dir)?;
+    let integrity = match (&check.broken, &check.first, &check.last) {
+        (Some(b), _, _) => format!("BROKEN: {b}"),
+        (None, Some((a, ta)), Some((z, tz))) => format!(
+            "intact: {} records in {} files, seq {a} ({ta}) to {z} ({tz}); each record holds the \
+             SHA-256 of the one before it, so none was edited, removed or inserted",
+            check.records, check.files
+        ),
+        _ => "empty".into(),
+    };
+    struct Acc {
+        g: Group,
+        paths: HashMap<String, u64>,
+        clients: BTreeSet<String>,
+        verifications: HashMap<String, u64>,
+    }
+    let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut published: Vec<Published> = Vec::new();
+    let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut all_paths: HashMap<String, u64> = HashMap::new();
+    let (mut records, mut requests, mut gaps) = (0u64, 0u64, 0u64);
+    for path in ledger_files(dir)? {
+        let (lines, _) = read_lines(&path)?;
+        for bytes in lines {
+            let Ok(line) = serde_json::from_slice::<Line>(&bytes) else {
+                continue;
+            };
+            records += 1;
+            let ts = parse_ts(&line.ts);
+            let in_range =
+                ts.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u));
+            match line.body {
+                Body::Published(p) => {
+                    if !published
+                        .iter()
+                        .any(|q| q.sha256 == p.sha256 && q.document == p.document)
+                    {
+                        published.push(Published {
+                            document: p.document,
+                            sha256: p.sha256,
+                            first_archived: line.ts.clone(),
+                            bytes: p.content.len(),
+                        });
+                    }
+                }
+                Body::Gap { missing, .. } if in_range => gaps += missing,
+                Body::Request(r) if in_range => {
+                    requests += 1;
+                    let operator = r.operator.clone().unwrap_or_else(|| "unidentified".into());
+                    let agent = r
+                        .agent
+                        .clone()
+                        .unwrap_or_else(|| match r.identity.as_str() {
+                            "browser" => "browser user agent".into(),
+                            _ => "unknown client".into(),
+                        });
+                    let acc = groups
+                        .entry((operator.clone(), agent.clone()))
+                        .or_insert_with(|| Acc {
+                            g: Group {
+                                operator: operator.clone(),
+                                agent,
+                                purpose: r.purpose.clone().unwrap_or_else(|| "-".into()),
+                                verification: String::new(),
+                                requests: 0,
+                                actions: BTreeMap::new(),
+                                signals: BTreeMap::new(),
+                                distinct_paths: 0,
+                                top_paths: Vec::new(),
+                                clients: 0,
+                                first_seen: line.ts.clone(),
+                                last_seen: line.ts.clone(),
+                                robots_read_before: None,
+                                requests_after_robots: 0,
+                            },
+                            paths: HashMap::new(),
+                            clients: BTreeSet::new(),
+                            verifications: HashMap::new(),
+                        });
+                    let g = &mut acc.g;
+                    g.requests += 1;
+                    *g.actions.entry(r.decision.clone()).or_default() += 1;
+                    for s in &r.signals {
+                        *g.signals.entry(s.clone()).or_default() += 1;
+                    }
+                    g.last_seen = line.ts.clone();
+                    if let Some(rb) = &r.robots_txt {
+                        g.requests_after_robots += 1;
+                        let earlier = g
+                            .robots_read_before
+                            .as_deref()
+                            .and_then(parse_ts)
+                            .zip(parse_ts(&rb.fetched_at))
+                            .is_none_or(|(a, b)| b < a);
+                        if earlier {
+                            g.robots_read_before = Some(rb.fetched_at.clone());
+                        }
+                    }
+                    *acc.paths.entry(r.path.clone()).or_default() += 1;
+                    *all_paths.entry(r.path.clone()).or_default() += 1;
+                    acc.clients.insert(match &r.client {
+                        ClientId::Ip(s) | ClientId::Pseudonym(s) => s.clone(),
+                    });
+                    *acc.verifications.entry(r.verification.clone()).or_default() += 1;
+                    let day = line.ts.get(..10).unwrap_or("").to_owned();
+                    *per_day.entry(day).or_default().entry(operator).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    let top = |m: &HashMap<String, u64>, n: usize| {
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    };
+    let mut out: Vec<Group> = groups
+        .into_values()
+        .map(|mut a| {
+            a.g.distinct_paths = a.paths.len();
+            a.g.top_paths = top(&a.paths, 5);
+            a.g.clients = a.clients.len();
+            a.g.verification = a
+                .verifications
+                .iter()
+                .max_by_key(|(_, c)| **c)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default();
+            a.g
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.agent.cmp(&b.agent))
+    });
+
+    // Requests per day per operator, as stacked bars.
+    let mut operators: Vec<String> = per_day
+        .values()
+        .flat_map(|m| m.keys().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    operators.sort();
+    let colors: Vec<(String, &'static str)> = operators
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.clone(), COLORS[i % COLORS.len()]))
+        .collect();
+    let days: Vec<String> = per_day.keys().cloned().collect();
+    let day_max = per_day
+        .values()
+        .map(|m| m.values().sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let (width, height) = (760.0, 220.0);
+    let slot = if days.is_empty() {
+        width
+    } else {
+        width / days.len() as f64
+    };
+    let mut day_bars = Vec::new();
+    for (i, (day, m)) in per_day.iter().enumerate() {
+        let mut y = height;
+        for (op, color) in &colors {
+            let n = m.get(op).copied().unwrap_or(0);
+            if n == 0 || day_max == 0 {
+                continue;
+            }
+            let h = n as f64 / day_max as f64 * (height - 10.0);
+            y -= h;
+            day_bars.push(Bar {
+                x: i as f64 * slot + slot * 0.15,
+                y,
+                w: slot * 0.7,
+                h,
+                color,
+                title: format!("{day}: {op}: {n} requests"),
+            });
+        }
+    }
+    Ok(Report {
+        generated_at: rfc3339(OffsetDateTime::now_utc()),
+        since: since.map(rfc3339),
+        until: until.map(rfc3339),
+        intact: check.is_intact(),
+        integrity,
+        warnings: check.warnings,
+        records,
+        requests,
+        gaps_missing: gaps,
+        groups: out,
+        published,
+        days,
+        operators: colors,
+        day_bars,
+        day_max,
+        top_paths: top(&all_paths, 10),
+    })
+}
+
+/// Renders a report.
+pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
+    match format {
+        Format::Json => Ok(serde_json::to_string_pretty(report)?),
+        Format::Csv => {
+            let mut out = String::from(
+                "operator,agent,purpose,verification,requests,offer,block,ratelimit,allow,distinct_paths,clients,first_seen,last_seen,robots_read_before,requests_after_robots,top_path\n",
+            );
+            for g in &report.groups {
+                let a = |k: &str| g.actions.get(k).copied().unwrap_or(0);
+                let fields = [
+                    g.operator.clone(),
+                    g.agent.clone(),
+                    g.purpose.clone(),
+                    g.verification.clone(),
+                    g.requests.to_string(),
+                    a("offer").to_string(),
+                    a("block").to_string(),
+                    a("ratelimit").to_string(),
+                    a("allow").to_string(),
+                    g.distinct_paths.to_string(),
+                    g.clients.to_string(),
+                    g.first_seen.clone(),
+                    g.last_seen.clone(),
+                    g.robots_read_before.clone().unwrap_or_else(|| "no".into()),
+                    g.requests_after_robots.to_string(),
+                    g.top_paths.first().map(|p| p.0.clone()).unwrap_or_default(),
+                ];
+                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        Format::Html => {
+            let mut env = minijinja::Environment::new();
+            env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+            env.add_template("report.html", include_str!("report.html"))?;
+            let path_max = report.top_paths.first().map_or(1, |p| p.1).max(1);
+            Ok(env
+                .get_template("report.html")?
+                .render(minijinja::context! {
+                    r => report,
+                    path_max => path_max,
+                })?)
+        }
+    }
+}
+
+/// A CSV field, quoted when needed; a leading formula character is
+/// neutralised (the report is opened in spreadsheets).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}

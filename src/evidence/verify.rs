@@ -1,0 +1,133 @@
+//! `rempart evidence verify`: walks the whole chain and reports the first break.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::record::{Line, GENESIS};
+use super::writer::{ledger_files, read_lines};
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub files: usize,
+    pub records: u64,
+    pub first: Option<(u64, String)>,
+    pub last: Option<(u64, String)>,
+    /// Torn last lines (a crash while writing) that the chain goes around.
+    pub warnings: Vec<String>,
+    pub broken: Option<Break>,
+}
+
+impl Verification {
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// Verifies every ledger file in `dir`, in order.
+pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
+    let files = ledger_files(dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot list the ledger: {e}", dir.display()))?;
+    if files.is_empty() {
+        anyhow::bail!("{}: no ledger files (ledger-*.jsonl)", dir.display());
+    }
+    let mut v = Verification {
+        files: files.len(),
+        ..Verification::default()
+    };
+    let mut prev: Option<String> = None;
+    let mut expected_seq: Option<u64> = None;
+    // A torn tail is only harmless if the next record links to the line before it.
+    let mut pending_torn: Option<(PathBuf, usize, usize)> = None;
+    for path in &files {
+        let (lines, torn) = read_lines(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        for (i, bytes) in lines.iter().enumerate() {
+            let at = |message: String| Break {
+                file: path.clone(),
+                line: i + 1,
+                message,
+            };
+            let line: Line = match serde_json::from_slice(bytes) {
+                Ok(l) => l,
+                Err(e) => {
+                    v.broken = Some(at(format!("not a ledger record: {e}")));
+                    return Ok(v);
+                }
+            };
+            let expect_prev = prev.as_deref().unwrap_or(GENESIS);
+            if line.prev != expect_prev {
+                let message = match (&pending_torn, expected_seq) {
+                    (Some((f, n, bytes)), _) => format!(
+                        "does not follow the last whole line before the cut at {}:{} ({bytes} bytes): \
+                         that file was truncated, or records were removed",
+                        f.display(),
+                        n
+                    ),
+                    (None, Some(s)) if line.seq > s => format!(
+                        "seq {} follows {}: {} record(s) removed before this line",
+                        line.seq,
+                        s - 1,
+                        line.seq - s
+                    ),
+                    (None, None) => "the ledger's first record does not start the chain: \
+                                     earlier files were removed"
+                        .to_owned(),
+                    _ => "does not follow the previous record (its hash differs): \
+                          the previous record was edited"
+                        .to_owned(),
+                };
+                v.broken = Some(at(message));
+                return Ok(v);
+            }
+            if let Some(s) = expected_seq {
+                if line.seq != s {
+                    v.broken = Some(at(format!("seq {} where {} was expected", line.seq, s)));
+                    return Ok(v);
+                }
+            }
+            if let Some((f, n, bytes)) = pending_torn.take() {
+                v.warnings.push(format!(
+                    "{}:{}: torn last line ({bytes} bytes): the writer stopped mid-line (crash); \
+                     the chain continues from the line before it",
+                    f.display(),
+                    n
+                ));
+            }
+            prev = Some(hex::encode(Sha256::digest(bytes)));
+            expected_seq = Some(line.seq + 1);
+            if v.first.is_none() {
+                v.first = Some((line.seq, line.ts.clone()));
+            }
+            v.last = Some((line.seq, line.ts));
+            v.records += 1;
+        }
+        if let Some(t) = torn {
+            pending_torn = Some((path.clone(), lines.len() + 1, t.len()));
+        }
+    }
+    if let Some((f, n, bytes)) = pending_torn {
+        v.warnings.push(format!(
+            "{}:{}: torn last line ({bytes} bytes): the writer stopped mid-line (crash, or a cut file)",
+            f.display(),
+            n
+        ));
+    }
+    Ok(v)
+}

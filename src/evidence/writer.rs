@@ -1,0 +1,370 @@
+//! The ledger writer: a thread of its own, fed through a bounded queue.
+//!
+//! The request path only builds a record and `try_send`s it. The thread
+//! chains records (seq, prev hash), writes them in batches, flushes each
+//! batch to the kernel (so a killed process loses nothing it was handed
+//! before the last batch), and fsyncs on an interval (so a power cut loses at
+//! most that interval). A full queue is counted and written into the ledger
+//! as a `gap` record. A failed write (full disk) is rolled back to the last
+//! whole line, counted, and retried; the proxy never waits for it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::record::{Body, Line, GENESIS};
+use crate::metrics::metrics;
+
+/// How the ledger is written.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    pub dir: PathBuf,
+    /// Records waiting for the writer; beyond this they become a gap.
+    pub queue: usize,
+    /// A file is closed and a new one started past this size...
+    pub max_file_bytes: u64,
+    /// ...or when the UTC day changes.
+    pub rotate_daily: bool,
+    pub fsync_interval: Duration,
+}
+
+impl LedgerOptions {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            queue: 16_384,
+            max_file_bytes: 64 * 1024 * 1024,
+            rotate_daily: true,
+            fsync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The request side of the ledger.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    tx: SyncSender<Body>,
+    dropped: Arc<AtomicU64>,
+    /// Test hook: every write fails as if the disk were full.
+    fault: Arc<AtomicBool>,
+}
+
+impl Evidence {
+    /// Opens (or creates) the ledger in `opts.dir` and starts the writer.
+    pub fn start(opts: LedgerOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot create the evidence directory: {e}",
+                opts.dir.display()
+            )
+        })?;
+        let tail = last_record(&opts.dir)?;
+        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let fault = Arc::new(AtomicBool::new(false));
+        let mut writer = Writer {
+            opts,
+            seq: tail.as_ref().map_or(0, |t| t.seq + 1),
+            prev: tail
+                .as_ref()
+                .map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
+            file: None,
+            dropped: dropped.clone(),
+            fault: fault.clone(),
+            queue: std::collections::VecDeque::new(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        };
+        let torn = tail.and_then(|t| t.torn);
+        writer.queue.push_back(Body::Start {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            torn_tail: torn,
+        });
+        std::thread::Builder::new()
+            .name("rempart-evidence".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Self { tx, dropped, fault })
+    }
+
+    /// Hands a record to the writer; never waits.
+    pub fn record(&self, body: Body) {
+        match self.tx.try_send(body) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics().evidence_dropped.inc();
+            }
+        }
+    }
+
+    /// Test hook: make every write fail (as on a full disk) or succeed again.
+    #[doc(hidden)]
+    pub fn set_fault(&self, on: bool) {
+        self.fault.store(on, Ordering::Relaxed);
+    }
+}
+
+/// The last whole record of a ledger directory.
+struct Tail {
+    seq: u64,
+    hash: String,
+    torn: Option<String>,
+}
+
+/// Ledger files in order (their names carry the first seq, zero-padded).
+pub fn ledger_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ledger-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn last_record(dir: &Path) -> anyhow::Result<Option<Tail>> {
+    let files = ledger_files(dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot list the ledger: {e}", dir.display()))?;
+    for path in files.iter().rev() {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        let mut torn = None;
+        let mut body = &bytes[..];
+        if !body.is_empty() && !body.ends_with(b"\n") {
+            let cut = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            torn = Some(format!(
+                "{}: {} bytes after the last whole line",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                body.len() - cut
+            ));
+            body = &body[..cut];
+        }
+        let Some(last) = body
+            .strip_suffix(b"\n")
+            .map(|b| b.rsplit(|&c| c == b'\n').next().unwrap_or(b))
+        else {
+            continue;
+        };
+        let line: Line = serde_json::from_slice(last).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the last line is not a ledger record ({e}); run `rempart evidence verify`",
+                path.display()
+            )
+        })?;
+        return Ok(Some(Tail {
+            seq: line.seq,
+            hash: hex::encode(Sha256::digest(last)),
+            torn,
+        }));
+    }
+    Ok(None)
+}
+
+struct OpenFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    day: i64,
+}
+
+struct Writer {
+    opts: LedgerOptions,
+    seq: u64,
+    prev: String,
+    file: Option<OpenFile>,
+    dropped: Arc<AtomicU64>,
+    fault: Arc<AtomicBool>,
+    /// Records received and not yet written.
+    queue: std::collections::VecDeque<Body>,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+fn utc_day(now: time::OffsetDateTime) -> i64 {
+    now.unix_timestamp().div_euclid(86_400)
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Body>) {
+        let tick = self.opts.fsync_interval.min(Duration::from_millis(200));
+        loop {
+            match rx.recv_timeout(tick) {
+                Ok(b) => {
+                    self.queue.push_back(b);
+                    while self.queue.len() < 4096 {
+                        match rx.try_recv() {
+                            Ok(b) => self.queue.push_back(b),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.write_batch();
+                    self.sync();
+                    return;
+                }
+            }
+            // Bodies waiting beyond the queue size while writes fail become a gap.
+            let cap = self.opts.queue.max(1);
+            if self.queue.len() > cap {
+                let over = (self.queue.len() - cap) as u64;
+                self.queue.truncate(cap);
+                self.dropped.fetch_add(over, Ordering::Relaxed);
+                metrics().evidence_dropped.inc_by(over);
+            }
+            self.write_batch();
+            if self.unsynced && self.last_sync.elapsed() >= self.opts.fsync_interval {
+                self.sync();
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Some(f) = &self.file {
+            if let Err(e) = f.file.sync_data() {
+                metrics()
+                    .evidence_errors
+                    .with_label_values(&["fsync"])
+                    .inc();
+                tracing::warn!(error = %e, "evidence: fsync failed");
+            }
+        }
+        self.last_sync = Instant::now();
+        self.unsynced = false;
+    }
+
+    fn write_batch(&mut self) {
+        let missing = self.dropped.swap(0, Ordering::Relaxed);
+        if missing > 0 {
+            self.queue.push_front(Body::Gap {
+                missing,
+                reason: "queue full".into(),
+            });
+        }
+        let mut written = 0u64;
+        while let Some(body) = self.queue.front() {
+            let now = time::OffsetDateTime::now_utc();
+            let line = Line {
+                seq: self.seq,
+                ts: rfc3339(now),
+                prev: self.prev.clone(),
+                body: body.clone(),
+            };
+            let mut text = match serde_json::to_vec(&line) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Cannot happen for these types; never lose the chain over it.
+                    tracing::error!(error = %e, "evidence: record not serialisable; dropped");
+                    self.queue.pop_front();
+                    continue;
+                }
+            };
+            let hash = hex::encode(Sha256::digest(&text));
+            text.push(b'\n');
+            match self.append(&text, now) {
+                Ok(()) => {
+                    self.queue.pop_front();
+                    self.seq += 1;
+                    self.prev = hash;
+                    written += 1;
+                }
+                Err(e) => {
+                    metrics()
+                        .evidence_errors
+                        .with_label_values(&["write"])
+                        .inc();
+                    tracing::warn!(error = %e, pending = self.queue.len(), "evidence: write failed; will retry");
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            metrics().evidence_records.inc_by(written);
+            self.unsynced = true;
+        }
+    }
+
+    /// Appends one line; on failure the file is cut back to its last whole line.
+    fn append(&mut self, text: &[u8], now: time::OffsetDateTime) -> std::io::Result<()> {
+        let day = utc_day(now);
+        let rotate = match &self.file {
+            None => true,
+            Some(f) => {
+                f.len + text.len() as u64 > self.opts.max_file_bytes && f.len > 0
+                    || (self.opts.rotate_daily && f.day != day)
+            }
+        };
+        if rotate {
+            if self.file.is_some() {
+                self.sync();
+            }
+            let path = self.opts.dir.join(format!("ledger-{:012}.jsonl", self.seq));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let len = file.metadata()?.len();
+            self.file = Some(OpenFile {
+                file,
+                path,
+                len,
+                day,
+            });
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Err(std::io::Error::other("no ledger file"));
+        };
+        let result = if self.fault.load(Ordering::Relaxed) {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        } else {
+            f.file.write_all(text).and_then(|()| f.file.flush())
+        };
+        match result {
+            Ok(()) => {
+                f.len += text.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // A partial line would break the chain: cut it off.
+                let _ = f.file.set_len(f.len);
+                let _ = f.file.seek(SeekFrom::End(0));
+                let _ = &f.path;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads a ledger file as lines, telling whether the last one is whole.
+pub fn read_lines(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut lines = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        let n = r.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok((lines, None));
+        }
+        if buf.last() != Some(&b'\n') {
+            return Ok((lines, Some(buf)));
+        }
+        buf.pop();
+        lines.push(buf);
+    }
+}

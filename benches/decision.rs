@@ -3,8 +3,8 @@
 //!
 //! Criterion reports nanoseconds per request for each kind; a counting
 //! allocator reports heap allocations per request, printed before the
-//! timings. (There is no behaviour stage yet; it will be added here when it
-//! exists.)
+//! timings. The behaviour stage that follows is measured on its own in
+//! `benches/behaviour.rs`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

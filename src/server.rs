@@ -172,7 +172,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let ledger = Evidence::start(LedgerOptions {
             dir: dir.clone(),
             queue: ev.queue,
-            max_file_bytes: ev.max_file_mb.max(1) * 1024 * 1024,
+            max_file_bytes: ev.max_file_kb.max(1) * 1024,
             rotate_daily: ev.rotate_daily,
             fsync_interval: Duration::from_millis(ev.fsync_interval_ms.max(1)),
         })

@@ -58,7 +58,7 @@ pub struct EvidenceSection {
     /// Directory of the ledger files (`ledger-*.jsonl`) and the address key.
     pub dir: PathBuf,
     /// A file is closed and the next one started past this size.
-    pub max_file_mb: u64,
+    pub max_file_kb: u64,
     /// Start a new file every UTC day, too.
     pub rotate_daily: bool,
     /// Records waiting for the writer before a gap is recorded.
@@ -75,7 +75,7 @@ impl Default for EvidenceSection {
         Self {
             enabled: true,
             dir: "state/evidence".into(),
-            max_file_mb: 64,
+            max_file_kb: 65_536,
             rotate_daily: true,
             queue: 16_384,
             fsync_interval_ms: 1_000,

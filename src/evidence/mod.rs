@@ -16,3 +16,117 @@ pub mod writer;
 
 pub use record::{Body, ClientId, PublishedRecord, RequestRecord};
 pub use writer::{Evidence, LedgerOptions};
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::verify::verify;
+    use super::writer::{ledger_files, read_lines};
+    use super::*;
+
+    fn lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+        ledger_files(dir)
+            .unwrap()
+            .iter()
+            .flat_map(|f| read_lines(f).unwrap().0)
+            .map(|l| serde_json::from_slice(&l).unwrap())
+            .collect()
+    }
+
+    fn wait(
+        dir: &std::path::Path,
+        f: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let l = lines(dir);
+            if f(&l) || Instant::now() > deadline {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn published(i: usize) -> Body {
+        Body::Published(PublishedRecord {
+            document: "robots.txt".into(),
+            sha256: format!("{i:064x}"),
+            content: format!("version {i}"),
+        })
+    }
+
+    #[test]
+    fn a_full_disk_loses_nothing_it_can_hold_and_writes_the_rest_as_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = crate::metrics::metrics();
+        let errors_before = m.evidence_errors.with_label_values(&["write"]).get();
+        let ev = Evidence::start(LedgerOptions {
+            queue: 8,
+            ..LedgerOptions::new(dir.path().to_path_buf())
+        })
+        .unwrap();
+        wait(dir.path(), |l| l.len() == 1); // the start record
+        ev.set_fault(true);
+        for i in 0..100 {
+            ev.record(published(i));
+        }
+        // Writes fail and are counted; the proxy side never waited.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while m.evidence_errors.with_label_values(&["write"]).get() == errors_before
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(m.evidence_errors.with_label_values(&["write"]).get() > errors_before);
+        assert_eq!(lines(dir.path()).len(), 1, "nothing half-written");
+        // Space returns: what was held is written, the rest is a gap record.
+        ev.set_fault(false);
+        let all = wait(dir.path(), |l| {
+            let kept = l.iter().filter(|r| r["type"] == "published").count() as u64;
+            let gap: u64 = l.iter().filter_map(|r| r["missing"].as_u64()).sum();
+            kept + gap == 100
+        });
+        let kept = all.iter().filter(|r| r["type"] == "published").count() as u64;
+        let gap: u64 = all.iter().filter_map(|r| r["missing"].as_u64()).sum();
+        assert_eq!(kept + gap, 100, "{all:#?}");
+        // The queue held 8 entries: the gap marker and 7 records.
+        assert!(gap > 0 && kept >= 7, "kept {kept}, gap {gap}");
+        let gaps: Vec<_> = all.iter().filter(|r| r["type"] == "gap").collect();
+        assert_eq!(gaps.len(), 1, "one gap record for the run: {gaps:?}");
+        assert_eq!(gaps[0]["reason"], "queue full");
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_intact(), "{:?}", v.broken);
+        assert_eq!(v.records as usize, all.len());
+    }
+
+    #[test]
+    fn a_restart_continues_the_chain_in_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ev = Evidence::start(LedgerOptions::new(dir.path().to_path_buf())).unwrap();
+            ev.record(published(1));
+            wait(dir.path(), |l| l.len() == 2);
+        }
+        // A crash left half a line behind.
+        let first = ledger_files(dir.path()).unwrap()[0].clone();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&first)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"seq\":2,\"ts\":\"20").unwrap();
+        let ev = Evidence::start(LedgerOptions::new(dir.path().to_path_buf())).unwrap();
+        ev.record(published(2));
+        let all = wait(dir.path(), |l| l.len() == 4);
+        assert_eq!(ledger_files(dir.path()).unwrap().len(), 2);
+        assert_eq!(all[2]["type"], "start");
+        assert_eq!(all[2]["seq"], 2);
+        assert!(all[2]["torn_tail"]
+            .as_str()
+            .unwrap()
+            .contains("bytes after the last whole line"));
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_intact(), "{:?}", v.broken);
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+    }
+}

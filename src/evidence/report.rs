@@ -145,18 +145,17 @@ pub fn build(
             let in_range =
                 ts.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u));
             match line.body {
-                Body::Published(p) => {
+                Body::Published(p)
                     if !published
                         .iter()
-                        .any(|q| q.sha256 == p.sha256 && q.document == p.document)
-                    {
-                        published.push(Published {
-                            document: p.document,
-                            sha256: p.sha256,
-                            first_archived: line.ts.clone(),
-                            bytes: p.content.len(),
-                        });
-                    }
+                        .any(|q| q.sha256 == p.sha256 && q.document == p.document) =>
+                {
+                    published.push(Published {
+                        document: p.document,
+                        sha256: p.sha256,
+                        first_archived: line.ts.clone(),
+                        bytes: p.content.len(),
+                    });
                 }
                 Body::Gap { missing, .. } if in_range => gaps += missing,
                 Body::Request(r) if in_range => {

@@ -255,10 +255,14 @@ impl Writer {
     fn write_batch(&mut self) {
         let missing = self.dropped.swap(0, Ordering::Relaxed);
         if missing > 0 {
-            self.queue.push_front(Body::Gap {
-                missing,
-                reason: "queue full".into(),
-            });
+            // One gap record for a run of losses, however long the disk stays full.
+            match self.queue.front_mut() {
+                Some(Body::Gap { missing: m, .. }) => *m += missing,
+                _ => self.queue.push_front(Body::Gap {
+                    missing,
+                    reason: "queue full".into(),
+                }),
+            }
         }
         let mut written = 0u64;
         while let Some(body) = self.queue.front() {
@@ -351,8 +355,12 @@ impl Writer {
     }
 }
 
+/// A ledger file's whole lines (without their newline), and the bytes of a
+/// torn last line, if any.
+pub type FileLines = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
 /// Reads a ledger file as lines, telling whether the last one is whole.
-pub fn read_lines(path: &Path) -> std::io::Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
+pub fn read_lines(path: &Path) -> std::io::Result<FileLines> {
     let mut r = BufReader::new(File::open(path)?);
     let mut lines = Vec::new();
     loop {

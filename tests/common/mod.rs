@@ -230,6 +230,11 @@ impl Proxy {
     }
 
     pub fn start_with(upstream: &str, extra_server: &str, rules: &str) -> Self {
+        Self::start_args(upstream, extra_server, rules, &[])
+    }
+
+    /// [`Proxy::start_with`] with more `rempart run` arguments.
+    pub fn start_args(upstream: &str, extra_server: &str, rules: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, admin) = (free_port(), free_port());
         let config = write_config(dir.path(), upstream, port, admin, extra_server, rules);
@@ -237,6 +242,7 @@ impl Proxy {
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(&config)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -271,6 +277,16 @@ impl Proxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The evidence ledger directory of the test config.
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.dir.path().join("state/evidence")
+    }
+
+    /// Waits until the ledger holds `n` request records (or 10 s), and returns them all.
+    pub fn wait_records(&self, n: usize) -> Vec<serde_json::Value> {
+        wait_records(&self.evidence_dir(), n)
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
@@ -520,4 +536,41 @@ pub fn config_for_check(
     std::fs::write(&path, edit(text)).expect("write config");
     let p = path.display().to_string();
     (dir, p)
+}
+
+/// Every record of a ledger directory, in order.
+pub fn ledger_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
+/// Waits until `dir` holds `n` request records (or 10 s); returns every record.
+pub fn wait_records(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = ledger_records(dir);
+        let requests = all.iter().filter(|r| r["type"] == "request").count();
+        if requests >= n || Instant::now() > deadline {
+            return all;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The request records only.
+pub fn requests(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    records.iter().filter(|r| r["type"] == "request").collect()
 }

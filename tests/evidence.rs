@@ -1,0 +1,339 @@
+//! The evidence ledger, end to end: records written by the running proxy,
+//! checked and summarised by the `rempart evidence` commands.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+/// The shipped rules and sections, with one evidence setting changed.
+fn rules_with_evidence(from: &str, to: &str) -> String {
+    let rules = default_rules();
+    assert!(rules.contains(from), "{from} not in the shipped config");
+    rules.replace(from, to)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_ledger(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for f in files(from) {
+        std::fs::copy(&f, to.path().join(f.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+fn verify(dir: &Path) -> (i32, String) {
+    let (code, out, err) = run_cli(&["evidence", "verify", dir.to_str().unwrap()], None);
+    (code, format!("{out}{err}"))
+}
+
+fn edit_line(path: &Path, line: usize, f: impl FnOnce(&str) -> Option<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    match f(&lines[line - 1]) {
+        Some(new) => lines[line - 1] = new,
+        None => {
+            lines.remove(line - 1);
+        }
+    }
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn verify_passes_on_a_good_ledger_and_finds_edits_deletions_and_truncation() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "",
+        &rules_with_evidence("max_file_kb = 65536", "max_file_kb = 4"),
+    );
+    for i in 0..40 {
+        assert_eq!(
+            proxy
+                .get(&format!("/films/{i}"), &[("user-agent", GPTBOT)])
+                .status,
+            402
+        );
+    }
+    let all = proxy.wait_records(40);
+    assert_eq!(requests(&all).len(), 40);
+    // Sequence numbers are gapless across files, and each record holds the
+    // hash of the one before.
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64);
+    }
+    assert_eq!(all[0]["prev"], "0".repeat(64));
+    assert_eq!(all[0]["type"], "start");
+    let dir = proxy.evidence_dir();
+    let ledger = files(&dir);
+    assert!(ledger.len() >= 4, "rotated by size: {ledger:?}");
+
+    let (code, out) = verify(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "intact: {} records in {} files",
+            all.len(),
+            ledger.len()
+        )),
+        "{out}"
+    );
+
+    // An edited record: the next one no longer follows it.
+    let edited = copy_ledger(&dir);
+    let third = files(edited.path())[2].clone();
+    edit_line(&third, 2, |l| Some(l.replacen("/films/", "/filmz/", 1)));
+    let (code, out) = verify(edited.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at {}:3:", third.display())),
+        "{out}"
+    );
+    assert!(out.contains("edited"), "{out}");
+
+    // A deleted record.
+    let deleted = copy_ledger(&dir);
+    let third = files(deleted.path())[2].clone();
+    edit_line(&third, 2, |_| None);
+    let (code, out) = verify(deleted.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at {}:2:", third.display())),
+        "{out}"
+    );
+    assert!(out.contains("1 record(s) removed"), "{out}");
+
+    // A file cut in the middle of the ledger.
+    let cut = copy_ledger(&dir);
+    let names = files(cut.path());
+    let middle = &names[1];
+    let len = std::fs::metadata(middle).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(middle)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let (code, out) = verify(cut.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at {}:1:", names[2].display())),
+        "{out}"
+    );
+    assert!(out.contains("truncated"), "{out}");
+
+    // The last file cut mid-line, as a crash leaves it: reported, not fatal.
+    let torn = copy_ledger(&dir);
+    let last = files(torn.path()).last().unwrap().clone();
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let (code, out) = verify(torn.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("torn last line"), "{out}");
+}
+
+#[test]
+fn a_process_killed_under_load_leaves_a_ledger_that_verifies_with_every_flushed_record() {
+    let origin = Origin::start();
+    let mut proxy = Proxy::start(&origin.url());
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = proxy.port;
+    let load: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let url = format!("http://127.0.0.1:{port}/films/{t}-{i}");
+                    // Errors are expected once the process is gone.
+                    let _ = ureq::get(&url).set("user-agent", GPTBOT).call();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let flushed = proxy.metric("rempart_evidence_records_total");
+    proxy.child.kill().unwrap(); // SIGKILL
+    proxy.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert!(flushed > 50.0, "load ran: {flushed}");
+    let dir = proxy.evidence_dir();
+    let (code, out) = verify(&dir);
+    assert_eq!(code, 0, "{out}");
+    let records = ledger_records(&dir);
+    assert!(
+        records.len() as f64 >= flushed,
+        "{} records on disk, {flushed} flushed before the kill",
+        records.len()
+    );
+
+    // A new process continues the same chain (here through --evidence-dir).
+    let next = Proxy::start_args(
+        &origin.url(),
+        "",
+        &default_rules(),
+        &["--evidence-dir", dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        next.get("/films/after", &[("user-agent", GPTBOT)]).status,
+        402
+    );
+    let all = wait_records(
+        &dir,
+        records.iter().filter(|r| r["type"] == "request").count() + 1,
+    );
+    let starts: Vec<_> = all.iter().filter(|r| r["type"] == "start").collect();
+    assert_eq!(starts.len(), 2);
+    let (code, out) = verify(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("intact: {} records", all.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_report_summarises_by_operator_and_agent() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &default_rules(),
+    );
+    let gpt = [("user-agent", GPTBOT), ("x-forwarded-for", GPTBOT_IP)];
+    assert_eq!(proxy.get("/robots.txt", &gpt).status, 200);
+    for p in ["/films/a", "/films/b", "/films/a"] {
+        assert_eq!(proxy.get(p, &gpt).status, 402);
+    }
+    let bytespider = [(
+        "user-agent",
+        "Mozilla/5.0 (compatible; Bytespider; spider-feedback@bytedance.com)",
+    )];
+    for p in ["/films/c", "/series/d"] {
+        assert_eq!(proxy.get(p, &bytespider).status, 402);
+    }
+    proxy.wait_records(5);
+    let dir = proxy.evidence_dir();
+    let d = dir.to_str().unwrap();
+
+    let (code, json, err) = run_cli(&["evidence", "report", d, "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["intact"], true);
+    assert_eq!(r["requests"], 5);
+    let group = |agent: &str| {
+        r["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["agent"] == agent)
+            .unwrap_or_else(|| panic!("{agent}: {json}"))
+            .clone()
+    };
+    let g = group("GPTBot");
+    assert_eq!(g["operator"], "OpenAI");
+    assert_eq!(g["verification"], "verified");
+    assert_eq!(
+        (g["requests"].as_u64(), g["actions"]["offer"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(g["distinct_paths"], 2);
+    assert_eq!(g["top_paths"][0], serde_json::json!(["/films/a", 2]));
+    assert!(g["robots_read_before"].as_str().is_some(), "{g}");
+    assert_eq!(g["requests_after_robots"], 3);
+    let b = group("Bytespider");
+    assert_eq!(
+        (b["operator"].as_str(), b["requests"].as_u64()),
+        (Some("ByteDance"), Some(2))
+    );
+    assert!(b["robots_read_before"].is_null());
+    assert!(r["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["document"] == "robots.txt"));
+
+    let (code, csv, _) = run_cli(&["evidence", "report", d, "--format", "csv"], None);
+    assert_eq!(code, 0);
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("operator,agent,purpose,verification,requests,offer,block,ratelimit"));
+    assert!(
+        csv.contains("\nOpenAI,GPTBot,ai-training,verified,3,3,0,0,0,2,1,"),
+        "{csv}"
+    );
+
+    let out = proxy.dir.path().join("report.html");
+    let (code, _, err) = run_cli(
+        &[
+            "evidence",
+            "report",
+            d,
+            "--format",
+            "html",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        html.contains("<svg") && html.contains("<rect"),
+        "charts inline"
+    );
+    assert!(html.contains("GPTBot") && html.contains("OpenAI") && html.contains("ByteDance"));
+    assert!(html.contains("intact"));
+    assert!(
+        !html.contains("<script") && !html.contains("<link") && !html.contains("src=\"http"),
+        "self-contained"
+    );
+
+    // A period with nothing in it.
+    let (code, json, _) = run_cli(
+        &[
+            "evidence",
+            "report",
+            d,
+            "--format",
+            "json",
+            "--since",
+            "2099-01-01",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["requests"], 0);
+    let (code, _, err) = run_cli(&["evidence", "report", d, "--since", "last tuesday"], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--since") && err.contains("2026-11-01"),
+        "{err}"
+    );
+}

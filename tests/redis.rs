@@ -1,0 +1,137 @@
+//! Shared behaviour state: two proxies and one real redis-server.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: .ci/run installs it (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rules(redis: Option<u16>) -> String {
+    let rules = default_rules();
+    match redis {
+        Some(port) => rules.replace(
+            "store = \"local\"\nredis_url = \"redis://127.0.0.1:6379/\"",
+            &format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/\"\nflush_ms = 50"),
+        ),
+        None => rules,
+    }
+}
+
+const HEADERS: [(&str, &str); 3] = [
+    ("user-agent", CHROME),
+    ("accept", "text/html"),
+    ("accept-language", "fr-FR"),
+];
+
+/// 12 pages on each replica, alternating; returns the statuses in order.
+fn alternate(a: &Proxy, b: &Proxy) -> Vec<u16> {
+    (0..24)
+        .map(|i| {
+            let p = if i % 2 == 0 { a } else { b };
+            let s = p.get(&format!("/films/{i}"), &HEADERS).status;
+            std::thread::sleep(Duration::from_millis(60));
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn two_replicas_see_one_clients_combined_rate() {
+    let origin = Origin::start();
+    // Control: with local state, neither replica sees more than 12 pages
+    // (the limit is 20 per window), so nothing is limited.
+    let (a, b) = (
+        Proxy::start_with(&origin.url(), "", &rules(None)),
+        Proxy::start_with(&origin.url(), "", &rules(None)),
+    );
+    let local = alternate(&a, &b);
+    assert!(local.iter().all(|&s| s == 200), "{local:?}");
+    drop((a, b));
+
+    let redis = Redis::start(free_port());
+    let a = Proxy::start_with(&origin.url(), "", &rules(Some(redis.port)));
+    let b = Proxy::start_with(&origin.url(), "", &rules(Some(redis.port)));
+    let shared = alternate(&a, &b);
+    let first = shared.iter().position(|&s| s == 429).map(|i| i + 1);
+    let first = first.unwrap_or_else(|| panic!("never limited: {shared:?}"));
+    assert!(
+        (21..=24).contains(&first),
+        "limited at combined request {first} (each replica had seen {} pages): {shared:?}",
+        first.div_ceil(2)
+    );
+    assert!(shared[..first - 1].iter().all(|&s| s == 200));
+    for p in [&a, &b] {
+        assert_eq!(p.metric("rempart_behaviour_store_up"), 1.0);
+        assert!(p.metric("rempart_behaviour_store_flushes_total") > 0.0);
+    }
+
+    // Redis goes away: requests are still served, on local state, and the
+    // failure is counted.
+    let port = redis.port;
+    drop(redis);
+    let other = [
+        ("user-agent", "Mozilla/5.0 Firefox/128.0"),
+        ("accept", "text/html"),
+        ("accept-language", "fr"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    while a.metric(r#"rempart_behaviour_store_errors_total{kind="connect"}"#)
+        + a.metric(r#"rempart_behaviour_store_errors_total{kind="write"}"#)
+        == 0.0
+    {
+        assert!(Instant::now() < deadline, "the failure was never counted");
+        assert_eq!(a.get(&format!("/films/x{i}"), &other).status, 200);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a.metric("rempart_behaviour_store_up"), 0.0);
+    // It comes back: so does the shared state.
+    let _redis = Redis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.metric("rempart_behaviour_store_up") != 1.0 {
+        assert!(Instant::now() < deadline, "never reconnected");
+        assert_eq!(a.get(&format!("/films/y{i}"), &other).status, 200);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -896,8 +896,25 @@ impl ProxyHttp for RempartProxy {
                 .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
         {
             ctx.inject_link = true;
-            // The body grows: its length is no longer known up front.
-            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            // The link goes in exactly once (before `</body>`, or last), so a
+            // known length stays known and the page is not sent chunked.
+            let grown = upstream_response
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .zip(
+                    ctx.snapshot
+                        .as_ref()
+                        .and_then(|s| s.behaviour.honeypot_link.as_ref()),
+                )
+                .map(|(len, link)| len + link.len());
+            match grown {
+                Some(len) => upstream_response.insert_header(http::header::CONTENT_LENGTH, len)?,
+                None => {
+                    upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+                }
+            }
         }
         Ok(())
     }

@@ -220,6 +220,12 @@ fn following_the_invisible_link_springs_the_honeypot() {
         .expect("the page carries the hidden link");
     assert_eq!(href, "/catalogue-integral/");
     assert!(page.body.contains("style=\"display:none\""));
+    // The length grows by the link and stays declared: the page is not sent chunked.
+    assert_eq!(
+        page.values("content-length"),
+        [page.body.len().to_string().as_str()]
+    );
+    assert!(page.values("transfer-encoding").is_empty());
     // A non-HTML response is untouched.
     let robots = proxy.get("/robots.txt", &h);
     assert!(

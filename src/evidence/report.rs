@@ -174,7 +174,7 @@ pub fn build(
                             g: Group {
                                 operator: operator.clone(),
                                 agent,
-                                purpose: r.purpose.clone().unwrap_or_else(|| "-".into()),
+                                purpose: r.purpose.clone().unwrap_or_else(|| "none".into()),
                                 verification: String::new(),
                                 requests: 0,
                                 actions: BTreeMap::new(),

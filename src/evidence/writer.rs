@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::record::{Body, Line, GENESIS};
 use crate::metrics::metrics;
+
+/// How often the writer takes what the queue holds.
+const BATCH_TICK: Duration = Duration::from_millis(25);
 
 /// How the ledger is written.
 #[derive(Debug, Clone)]
@@ -175,7 +178,6 @@ fn last_record(dir: &Path) -> anyhow::Result<Option<Tail>> {
 
 struct OpenFile {
     file: File,
-    path: PathBuf,
     len: u64,
     day: i64,
 }
@@ -204,24 +206,25 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Body>) {
-        let tick = self.opts.fsync_interval.min(Duration::from_millis(200));
         loop {
-            match rx.recv_timeout(tick) {
-                Ok(b) => {
-                    self.queue.push_back(b);
-                    while self.queue.len() < 4096 {
-                        match rx.try_recv() {
-                            Ok(b) => self.queue.push_back(b),
-                            Err(_) => break,
-                        }
+            // Polled, not woken: a wake-up per record costs the proxy a
+            // context switch per refusal; a batch every tick costs one.
+            std::thread::sleep(BATCH_TICK);
+            let mut closed = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(b) => self.queue.push_back(b),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.write_batch();
-                    self.sync();
-                    return;
-                }
+            }
+            if closed {
+                self.write_batch();
+                self.sync();
+                return;
             }
             // Bodies waiting beyond the queue size while writes fail become a gap.
             let cap = self.opts.queue.max(1);
@@ -265,40 +268,62 @@ impl Writer {
             }
         }
         let mut written = 0u64;
-        while let Some(body) = self.queue.front() {
+        while !self.queue.is_empty() {
             let now = time::OffsetDateTime::now_utc();
-            let line = Line {
-                seq: self.seq,
-                ts: rfc3339(now),
-                prev: self.prev.clone(),
-                body: body.clone(),
-            };
-            let mut text = match serde_json::to_vec(&line) {
-                Ok(t) => t,
-                Err(e) => {
-                    // Cannot happen for these types; never lose the chain over it.
-                    tracing::error!(error = %e, "evidence: record not serialisable; dropped");
-                    self.queue.pop_front();
-                    continue;
-                }
-            };
-            let hash = hex::encode(Sha256::digest(&text));
-            text.push(b'\n');
-            match self.append(&text, now) {
-                Ok(()) => {
-                    self.queue.pop_front();
-                    self.seq += 1;
-                    self.prev = hash;
-                    written += 1;
-                }
-                Err(e) => {
-                    metrics()
-                        .evidence_errors
-                        .with_label_values(&["write"])
-                        .inc();
-                    tracing::warn!(error = %e, pending = self.queue.len(), "evidence: write failed; will retry");
+            if let Err(e) = self.rotate_if_needed(now) {
+                self.write_failed(&e);
+                break;
+            }
+            let room = self
+                .file
+                .as_ref()
+                .map_or(0, |f| self.opts.max_file_bytes.saturating_sub(f.len));
+            // Chain a run of records into one buffer: one write per batch.
+            let ts = rfc3339(now);
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let (mut seq, mut prev, mut n) = (self.seq, self.prev.clone(), 0usize);
+            let mut unserialisable = None;
+            for (i, body) in self.queue.iter().take(1024).enumerate() {
+                let line = Line {
+                    seq,
+                    ts: ts.clone(),
+                    prev: prev.clone(),
+                    body: body.clone(),
+                };
+                let text = match serde_json::to_vec(&line) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        unserialisable = Some((i, e));
+                        break;
+                    }
+                };
+                if n > 0 && (buf.len() + text.len() + 1) as u64 > room {
                     break;
                 }
+                prev = hex::encode(Sha256::digest(&text));
+                buf.extend_from_slice(&text);
+                buf.push(b'\n');
+                seq += 1;
+                n += 1;
+            }
+            if n > 0 {
+                match self.append(&buf) {
+                    Ok(()) => {
+                        self.queue.drain(..n);
+                        self.seq = seq;
+                        self.prev = prev;
+                        written += n as u64;
+                    }
+                    Err(e) => {
+                        self.write_failed(&e);
+                        break;
+                    }
+                }
+            }
+            if let Some((_, e)) = unserialisable.filter(|(i, _)| *i == n) {
+                // Cannot happen for these types; never stall the chain over it.
+                tracing::error!(error = %e, "evidence: record not serialisable; dropped");
+                self.queue.pop_front();
             }
         }
         if written > 0 {
@@ -307,30 +332,39 @@ impl Writer {
         }
     }
 
-    /// Appends one line; on failure the file is cut back to its last whole line.
-    fn append(&mut self, text: &[u8], now: time::OffsetDateTime) -> std::io::Result<()> {
+    fn write_failed(&self, e: &std::io::Error) {
+        metrics()
+            .evidence_errors
+            .with_label_values(&["write"])
+            .inc();
+        tracing::warn!(error = %e, pending = self.queue.len(), "evidence: write failed; will retry");
+    }
+
+    /// Starts a new file at start, past the size limit, or on a new UTC day.
+    fn rotate_if_needed(&mut self, now: time::OffsetDateTime) -> std::io::Result<()> {
         let day = utc_day(now);
         let rotate = match &self.file {
             None => true,
             Some(f) => {
-                f.len + text.len() as u64 > self.opts.max_file_bytes && f.len > 0
+                (f.len > 0 && f.len >= self.opts.max_file_bytes)
                     || (self.opts.rotate_daily && f.day != day)
             }
         };
-        if rotate {
-            if self.file.is_some() {
-                self.sync();
-            }
-            let path = self.opts.dir.join(format!("ledger-{:012}.jsonl", self.seq));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            let len = file.metadata()?.len();
-            self.file = Some(OpenFile {
-                file,
-                path,
-                len,
-                day,
-            });
+        if !rotate {
+            return Ok(());
         }
+        if self.file.is_some() {
+            self.sync();
+        }
+        let path = self.opts.dir.join(format!("ledger-{:012}.jsonl", self.seq));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let len = file.metadata()?.len();
+        self.file = Some(OpenFile { file, len, day });
+        Ok(())
+    }
+
+    /// Appends whole lines; on failure the file is cut back to its last whole line.
+    fn append(&mut self, text: &[u8]) -> std::io::Result<()> {
         let Some(f) = self.file.as_mut() else {
             return Err(std::io::Error::other("no ledger file"));
         };
@@ -348,7 +382,6 @@ impl Writer {
                 // A partial line would break the chain: cut it off.
                 let _ = f.file.set_len(f.len);
                 let _ = f.file.seek(SeekFrom::End(0));
-                let _ = &f.path;
                 Err(e)
             }
         }

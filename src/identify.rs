@@ -22,6 +22,8 @@ pub enum VerifyMethod {
     IpRanges,
     /// A valid Web Bot Auth (RFC 9421) signature.
     WebBotAuth,
+    /// Forward-confirmed reverse DNS against the operator's host suffixes.
+    ReverseDns,
     /// Nothing to check against (no ranges published), or nothing claimed.
     None,
 }
@@ -31,6 +33,7 @@ impl VerifyMethod {
         match self {
             VerifyMethod::IpRanges => "ip-ranges",
             VerifyMethod::WebBotAuth => "web-bot-auth",
+            VerifyMethod::ReverseDns => "reverse-dns",
             VerifyMethod::None => "none",
         }
     }

@@ -47,6 +47,10 @@ enum Command {
         /// Evidence ledger directory (overrides evidence.dir).
         #[arg(long)]
         evidence_dir: Option<PathBuf>,
+        /// Put everything rempart writes under this directory (ledger,
+        /// address key, metering, refreshed ranges, pid file, upgrade socket).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Run the shipped config in front of the built-in demo site on 127.0.0.1:8080.
     Demo {
@@ -91,6 +95,29 @@ enum Command {
     Evidence {
         #[command(subcommand)]
         command: EvidenceCommand,
+    },
+    /// The operators' published range lists.
+    Ranges {
+        #[command(subcommand)]
+        command: RangesCommand,
+    },
+    /// Exit 0 if the admin listener answers /healthz (for container health checks).
+    Health {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum RangesCommand {
+    /// Fetch every list from its vendor once, validate it, and keep the good
+    /// ones in the state directory (a running proxy picks them up).
+    Refresh {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Overrides the state directory as `run --state-dir` does.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -207,6 +234,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             admin,
             upgrade,
             evidence_dir,
+            state_dir,
         } => run(RunOptions {
             config,
             listen,
@@ -215,6 +243,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             upgrade,
             print_demo_guide: false,
             evidence_dir,
+            state_dir,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Demo {
@@ -229,6 +258,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             upgrade: false,
             print_demo_guide: true,
             evidence_dir: None,
+            state_dir: None,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Check { config } => match offline_snapshot(&config) {
@@ -332,6 +362,74 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ranges {
+            command: RangesCommand::Refresh { config, state_dir },
+        } => {
+            use rempart::refresh::{read_sources, refresh_all, Dirs, Outcome};
+            let mut config = Config::load(&config)?;
+            if let Some(d) = &state_dir {
+                config.relocate_state(d);
+            }
+            let r = &config.raw.ranges;
+            let sources = read_sources(&config.resolve(&r.sources)).map_err(anyhow::Error::msg)?;
+            let dirs = Dirs {
+                shipped: config.resolve(&config.raw.catalog.ranges_dir),
+                state: config.resolve(&r.state_dir),
+                max_shrink_percent: r.max_shrink_percent,
+            };
+            let timeout = std::time::Duration::from_secs(r.timeout_seconds.max(1));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let results = rt.block_on(async {
+                let connector = pingora::connectors::http::Connector::new(None);
+                refresh_all(&connector, &sources, &dirs, timeout).await
+            });
+            let mut failed = 0;
+            for (s, o) in &results {
+                match o {
+                    Outcome::Updated { before, after } => {
+                        println!("{}: updated ({before} -> {after} prefixes)", s.file)
+                    }
+                    Outcome::Unchanged { prefixes } => {
+                        println!("{}: unchanged ({prefixes} prefixes)", s.file)
+                    }
+                    Outcome::Failed { stage, error } => {
+                        failed += 1;
+                        println!("{}: kept the previous list ({stage}: {error})", s.file)
+                    }
+                }
+            }
+            println!(
+                "{} of {} lists refreshed into {}",
+                results.len() - failed,
+                results.len(),
+                dirs.state.display()
+            );
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Health { admin } => {
+            use std::io::Read;
+            let mut stream =
+                std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(2))
+                    .with_context(|| format!("{admin}: not answering"))?;
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+            stream.write_all(
+                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            if answer.starts_with("HTTP/1.1 200") {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{admin}: {}", answer.lines().next().unwrap_or("no answer"));
+                Ok(ExitCode::FAILURE)
+            }
         }
         Command::Evidence {
             command: EvidenceCommand::Verify { dir },

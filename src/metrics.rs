@@ -60,6 +60,11 @@ pub struct Metrics {
     pub evidence_dropped: IntCounter,
     pub evidence_errors: IntCounterVec,
     pub honeypot_links: IntCounter,
+    pub config_reloads: IntCounterVec,
+    pub rdns: IntCounterVec,
+    pub config_info: IntGaugeVec,
+    pub ipranges_refreshes: IntCounterVec,
+    pub ipranges_age: prometheus::GaugeVec,
     pub catalog_agents: IntGauge,
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
@@ -68,7 +73,11 @@ pub struct Metrics {
 
 /// The process-wide metrics.
 pub fn metrics() -> &'static Metrics {
-    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+    static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+        let m = Metrics::register();
+        m.initialise();
+        m
+    });
     &METRICS
 }
 
@@ -239,6 +248,36 @@ impl Metrics {
                 &["op"]
             )
             .expect("register rempart_evidence_write_errors_total"),
+            rdns: register_int_counter_vec!(
+                "rempart_rdns_lookups_total",
+                "Reverse-DNS verification: cache hits, lookups confirmed or not, and lookups skipped (busy).",
+                &["result"]
+            )
+            .expect("register rempart_rdns_lookups_total"),
+            config_reloads: register_int_counter_vec!(
+                "rempart_config_reload_total",
+                "Config reloads, by result (ok, unchanged, error).",
+                &["result"]
+            )
+            .expect("register rempart_config_reload_total"),
+            config_info: register_int_gauge_vec!(
+                "rempart_config_info",
+                "1 for the live configuration, labelled with its hash (config and data files).",
+                &["hash"]
+            )
+            .expect("register rempart_config_info"),
+            ipranges_refreshes: register_int_counter_vec!(
+                "rempart_ipranges_refresh_total",
+                "Range list refreshes, by source and result (updated, unchanged, fetch, parse, shrink, write).",
+                &["source", "result"]
+            )
+            .expect("register rempart_ipranges_refresh_total"),
+            ipranges_age: prometheus::register_gauge_vec!(
+                "rempart_ipranges_age_seconds",
+                "Age of the range list in force, per source (since its file was fetched or shipped).",
+                &["source"]
+            )
+            .expect("register rempart_ipranges_age_seconds"),
             honeypot_links: prometheus::register_int_counter!(
                 "rempart_honeypot_links_total",
                 "HTML pages into which the hidden honeypot link was added."
@@ -277,6 +316,23 @@ impl Metrics {
                 "Rules in the loaded policy."
             )
             .expect("register rempart_policy_rules"),
+        }
+    }
+
+    /// Creates the series of bounded label sets at zero, so that dashboards
+    /// and alerts (`increase(...) > 0`) see them before the first event.
+    fn initialise(&self) {
+        for r in ["ok", "unchanged", "error"] {
+            self.config_reloads.with_label_values(&[r]);
+        }
+        for s in ["connect", "proxy"] {
+            self.upstream_errors.with_label_values(&[s]);
+        }
+        for op in ["write", "fsync"] {
+            self.evidence_errors.with_label_values(&[op]);
+        }
+        for k in ["connect", "write", "queue-full"] {
+            self.behaviour_store_errors.with_label_values(&[k]);
         }
     }
 

@@ -60,6 +60,8 @@ pub struct RempartProxy {
     published: Arc<Published>,
     /// The evidence ledger, and the key for address pseudonyms.
     evidence: Option<(Evidence, PseudonymKey)>,
+    /// Reverse-DNS verification, when enabled.
+    rdns: Option<Arc<crate::rdns::Rdns>>,
     /// Request ids: a per-process prefix and a counter.
     id_prefix: u32,
     next_id: AtomicU64,
@@ -74,6 +76,7 @@ pub struct ProxyParts {
     pub shared: Option<SharedStore>,
     pub published: Option<Arc<Published>>,
     pub evidence: Option<(Evidence, PseudonymKey)>,
+    pub rdns: Option<Arc<crate::rdns::Rdns>>,
 }
 
 impl RempartProxy {
@@ -93,6 +96,7 @@ impl RempartProxy {
                 .published
                 .unwrap_or_else(|| Arc::new(Published::new(None))),
             evidence: parts.evidence,
+            rdns: parts.rdns,
             id_prefix: nanos ^ std::process::id().rotate_left(16),
             next_id: AtomicU64::new(1),
         }
@@ -540,7 +544,21 @@ impl ProxyHttp for RempartProxy {
         let facts =
             RequestFacts::from_parts(&req.method, &req.uri, &req.headers, peer, &snap.trusted);
         let signed = matches!(signature, Signature::Verified { .. });
-        let identity = snap.identify(&facts, signed);
+        let mut identity = snap.identify(&facts, signed);
+        // Operators that publish host names instead of ranges: checked by
+        // reverse DNS, from the cache (a miss stays unverifiable and starts
+        // a background lookup).
+        if let (Some(rdns), Some(agent), Verification::Unverifiable) =
+            (&self.rdns, identity.agent, identity.verification)
+        {
+            let suffixes = &snap.catalogue.agent(agent).rdns;
+            if identity.kind == IdentityKind::Declared && !suffixes.is_empty() {
+                identity.verification = rdns.check(facts.client_ip, suffixes);
+                if identity.verification != Verification::Unverifiable {
+                    identity.method = crate::identify::VerifyMethod::ReverseDns;
+                }
+            }
+        }
         let doc = builtin(&snap, &req.method, &facts.path);
         // robots.txt is chosen before deciding: the client's behaviour state
         // remembers which version it was served.
@@ -1062,16 +1080,30 @@ impl ProxyHttp for RempartProxy {
         if ctx.evidence {
             self.record_evidence(session, ctx, &verdict);
         }
+        let Some(snap) = ctx.snapshot.as_ref().filter(|s| s.access_log) else {
+            return;
+        };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        tracing::debug!(
+        let req = session.req_header();
+        let agent = verdict
+            .identity
+            .agent
+            .map(|a| snap.catalogue.agent(a).name.as_str());
+        tracing::info!(
             target: "rempart::access",
-            client = ?ctx.client_ip,
-            method = %session.req_header().method,
-            path = %session.req_header().uri.path(),
+            client = %ctx.client_ip.map_or_else(String::new, |ip| ip.to_string()),
+            method = %req.method,
+            host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(""),
+            path = %req.uri.path(),
             status,
+            bytes = session.body_bytes_sent(),
             identity = verdict.identity.kind.as_str(),
+            agent = agent.unwrap_or(""),
             verification = verdict.identity.verification.as_str(),
-            action = verdict.decision.action.as_str(),
+            action = ctx.applied.as_str(),
+            rule = snap.policy.rule_name(verdict.decision.rule),
+            score = ctx.conduct.score,
+            signals = %ctx.conduct.signals.names().join(","),
             error = e.map(|e| e.to_string()),
         );
     }

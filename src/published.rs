@@ -61,6 +61,9 @@ pub struct Published {
     versions: ArcSwap<Vec<Arc<RobotsVersion>>>,
     next_id: std::sync::atomic::AtomicU32,
     evidence: Option<Evidence>,
+    /// Documents already archived (document, sha256), so that a reload that
+    /// changes nothing archives nothing. Touched at start and on reload only.
+    archived: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Published {
@@ -79,6 +82,7 @@ impl Published {
             versions: ArcSwap::from_pointee(Vec::new()),
             next_id: std::sync::atomic::AtomicU32::new(1),
             evidence,
+            archived: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -125,6 +129,19 @@ impl Published {
     /// A version by id, if still kept.
     pub fn get(&self, id: u32) -> Option<Arc<RobotsVersion>> {
         self.versions.load().iter().find(|v| v.id == id).cloned()
+    }
+
+    /// Archives a document in the ledger unless this version already is.
+    pub fn archive_once(&self, document: &str, content: &[u8]) {
+        let key = (document.to_owned(), sha256_hex(content));
+        let fresh = self
+            .archived
+            .lock()
+            .map(|mut set| set.insert(key))
+            .unwrap_or(true);
+        if fresh {
+            self.archive(document, content);
+        }
     }
 
     /// Archives a document in the ledger.

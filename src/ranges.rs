@@ -89,6 +89,8 @@ pub struct RangeSource {
     pub path: PathBuf,
     pub creation_time: Option<String>,
     pub prefixes: Vec<IpNet>,
+    /// When the file was written (fetched, or shipped), for freshness.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 impl RangeSource {
@@ -120,6 +122,7 @@ impl RangeSource {
             path: path.to_owned(),
             creation_time: file.creation_time,
             prefixes,
+            modified: None,
         })
     }
 
@@ -133,7 +136,33 @@ impl RangeSource {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Self::parse(&name, path, &text)
+        let mut source = Self::parse(&name, path, &text)?;
+        source.modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        Ok(source)
+    }
+
+    /// [`RangeSource::load_dir`], with each file replaced by its copy in
+    /// `state` (a refreshed list) when there is one that parses. A state
+    /// copy that does not parse is skipped with a warning: the shipped list
+    /// is better than none.
+    pub fn load_dir_overlay(dir: &Path, state: &Path) -> Result<Vec<Self>, RangeError> {
+        let mut sources = Self::load_dir(dir)?;
+        for source in &mut sources {
+            let Some(file) = source.path.file_name() else {
+                continue;
+            };
+            let copy = state.join(file);
+            if !copy.exists() {
+                continue;
+            }
+            match Self::load(&copy) {
+                Ok(fresh) => *source = fresh,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refreshed range list unreadable; the shipped one is used")
+                }
+            }
+        }
+        Ok(sources)
     }
 
     /// Reads every `*.json` file of a directory, sorted by name.

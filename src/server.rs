@@ -26,6 +26,8 @@ use crate::metering::Meter;
 use crate::origin_robots::{OriginRobots, RobotsFetcher};
 use crate::proxy::{ProxyParts, RempartProxy};
 use crate::published::Published;
+use crate::refresh::{read_sources, Dirs, RangeRefresher};
+use crate::reload::{publish_info, ReloadTriggers, Reloader};
 use crate::snapshot::{CompileOptions, Snapshot};
 
 /// What `rempart run` and `rempart demo` were asked to do.
@@ -41,6 +43,8 @@ pub struct RunOptions {
     pub print_demo_guide: bool,
     /// The evidence ledger directory, overriding `evidence.dir`.
     pub evidence_dir: Option<PathBuf>,
+    /// One directory for everything rempart writes (see `Config::relocate_state`).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A config with command-line overrides applied, and its compiled snapshot.
@@ -53,6 +57,9 @@ pub struct Prepared {
 /// Loads the config, applies overrides, starts nothing.
 pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
     let mut config = Config::load(&opts.config)?;
+    if let Some(dir) = &opts.state_dir {
+        config.relocate_state(dir);
+    }
     if let Some(listen) = opts.listen {
         config.listen = listen;
     }
@@ -183,6 +190,25 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     } else {
         None
     };
+    let rd = &config.raw.rdns;
+    let rdns = if rd.enabled {
+        match crate::rdns::Rdns::new(crate::rdns::RdnsOptions {
+            nameservers: rd.nameservers.clone(),
+            max_in_flight: rd.max_in_flight.max(1),
+            max_ttl: Duration::from_secs(rd.max_ttl_seconds.max(1)),
+            negative_ttl: Duration::from_secs(rd.negative_ttl_seconds.max(1)),
+            timeout: Duration::from_millis(rd.timeout_ms.max(1)),
+            cache_entries: rd.cache_entries,
+        }) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "reverse-DNS verification is off");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let published = Arc::new(Published::new(evidence.as_ref().map(|(e, _)| e.clone())));
     // What is published at start goes into the ledger, so that one can prove
     // what was served when.
@@ -193,7 +219,54 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(section) = config.section_text("reservation") {
         published.archive("reservation", section.as_bytes());
     }
+    publish_info(&snap.hash);
+    let certs = snap
+        .tls_cert
+        .clone()
+        .map(|pair| Arc::new(crate::tls::CertStore::new(pair)));
     drop(snap);
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        opts.upstream.clone(),
+        opts.state_dir.clone(),
+        demo.as_ref().map(|(a, _)| *a),
+        shared.clone(),
+        published.clone(),
+        certs.clone(),
+    ));
+    let triggers = ReloadTriggers {
+        reloader: reloader.clone(),
+        watch: config.raw.reload.watch,
+        debounce: Duration::from_millis(config.raw.reload.debounce_ms),
+    };
+    let mut service = background_service("rempart reload", triggers);
+    service.threads = Some(1);
+    server.add_service(service);
+    let rr = &config.raw.ranges;
+    if rr.refresh {
+        let list = config.resolve(&rr.sources);
+        match read_sources(&list) {
+            Ok(sources) => {
+                let refresher = RangeRefresher {
+                    reloader: reloader.clone(),
+                    sources,
+                    dirs: Dirs {
+                        shipped: config.resolve(&config.raw.catalog.ranges_dir),
+                        state: config.resolve(&rr.state_dir),
+                        max_shrink_percent: rr.max_shrink_percent,
+                    },
+                    interval: Duration::from_secs(rr.interval_seconds.max(1)),
+                    jitter: Duration::from_secs(rr.jitter_seconds),
+                    timeout: Duration::from_secs(rr.timeout_seconds.max(1)),
+                    first_delay: Duration::ZERO,
+                };
+                let mut service = background_service("rempart range refresh", refresher);
+                service.threads = Some(1);
+                server.add_service(service);
+            }
+            Err(e) => tracing::warn!(error = %e, "range lists will not be refreshed"),
+        }
+    }
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         RempartProxy::new(
@@ -205,6 +278,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 shared: shared_store,
                 published: Some(published),
                 evidence,
+                rdns,
             },
         ),
         "rempart proxy",
@@ -213,9 +287,35 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         ListenerConfig::tcp(config.listen.to_string())
             .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),
     );
+    if let (Some(t), Some(store)) = (&config.raw.tls, &certs) {
+        let mut tls = pingora::listeners::tls::TlsSettings::intermediate("", "")?;
+        tls.set_cert_resolver(store.clone());
+        if t.http2 {
+            tls.enable_h2();
+        }
+        proxy.add_listener(
+            ListenerConfig::tcp(t.listen.clone())
+                .tls(tls)
+                .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),
+        );
+        if !t.proxy_protocol_from.is_empty() {
+            proxy.endpoints().set_pre_tls_callback(Arc::new(
+                crate::proxy_protocol::ProxyProtocol {
+                    from: t.proxy_protocol_from.clone(),
+                },
+            ));
+        }
+        tracing::info!(listen = %t.listen, http2 = t.http2, "TLS listener");
+    }
     server.add_service(proxy);
 
-    let mut admin = Service::new("rempart admin".to_owned(), AdminApp);
+    let mut admin = Service::new(
+        "rempart admin".to_owned(),
+        AdminApp {
+            snapshot: shared.clone(),
+            reloader: Some(reloader),
+        },
+    );
     admin.add_tcp(&config.admin.to_string());
     admin.threads = Some(1);
     server.add_service(admin);

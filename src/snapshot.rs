@@ -50,7 +50,8 @@ pub struct Verdict {
 /// One compiled configuration.
 pub struct Snapshot {
     pub config_path: PathBuf,
-    /// SHA-256 of the config text (hex, first 16 characters shown in metrics).
+    /// SHA-256 of the config text and of every data file it names (hex; the
+    /// first 16 characters are shown in `rempart_config_info`).
     pub hash: String,
     pub trusted: TrustedProxies,
     pub ranges: RangeTable,
@@ -67,6 +68,10 @@ pub struct Snapshot {
     pub licensees: Licensees,
     /// Behaviour limits, weights, path classes and honeypot.
     pub behaviour: BehaviourSettings,
+    /// Log one line per request (target `rempart::access`).
+    pub access_log: bool,
+    /// The TLS certificate and key, checked (and swapped in on reload).
+    pub tls_cert: Option<Arc<pingora::tls::sign::CertifiedKey>>,
 }
 
 /// Options decided outside the config file.
@@ -86,7 +91,8 @@ impl Snapshot {
     pub fn compile(config: &Config, opts: &CompileOptions) -> Result<Self, ConfigError> {
         let raw = &config.raw;
         let ranges_dir = config.resolve(&raw.catalog.ranges_dir);
-        let ranges = RangeTable::new(RangeSource::load_dir(&ranges_dir)?);
+        let state_dir = config.resolve(&raw.ranges.state_dir);
+        let ranges = RangeTable::new(RangeSource::load_dir_overlay(&ranges_dir, &state_dir)?);
         let agent_files: Vec<PathBuf> = raw
             .catalog
             .agents
@@ -126,8 +132,20 @@ impl Snapshot {
             path: e.path,
             message: e.message,
         })?;
+        let tls_cert = match &raw.tls {
+            Some(t) => {
+                let (cert, key) = (config.resolve(&t.cert_file), config.resolve(&t.key_file));
+                Some(crate::tls::load(&cert, &key).map_err(|e| {
+                    config.error_at(
+                        "tls.cert_file",
+                        format!("{} / {}: {e}", cert.display(), key.display()),
+                    )
+                })?)
+            }
+            None => None,
+        };
         let upstream = resolve_upstream(config, opts)?;
-        let hash = hex::encode(Sha256::digest(config.text.as_bytes()));
+        let hash = content_hash(config, &agent_files, &ranges, &templates);
         let agent_counters = AgentCounters::new(catalogue.agents().len());
         Ok(Self {
             config_path: config.path.clone(),
@@ -145,6 +163,8 @@ impl Snapshot {
             reservation,
             licensees,
             behaviour,
+            access_log: raw.server.access_log,
+            tls_cert,
         })
     }
 
@@ -204,7 +224,63 @@ impl Snapshot {
                 .with_label_values(&[s.name.as_str()])
                 .set(s.prefixes.len() as i64);
         }
+        // Every licensee's series exist from the start, at zero.
+        for l in self.licensees.iter() {
+            let id = [l.id.as_str()];
+            m.licensed_requests.with_label_values(&id);
+            m.licensed_bytes.with_label_values(&id);
+            m.crawler_charges.with_label_values(&id);
+            m.crawler_charged_euros.with_label_values(&id);
+        }
+        self.publish_ages();
     }
+
+    /// `rempart_ipranges_age_seconds`: how old each list in force is (from
+    /// its file's modification time). Called on every scrape.
+    pub fn publish_ages(&self) {
+        let m = crate::metrics::metrics();
+        let now = std::time::SystemTime::now();
+        for s in self.ranges.sources() {
+            if let Some(t) = s.modified {
+                let age = now.duration_since(t).map_or(0.0, |d| d.as_secs_f64());
+                m.ipranges_age
+                    .with_label_values(&[s.name.as_str()])
+                    .set(age);
+            }
+        }
+    }
+}
+
+/// What is live, as one hash: the config text, the catalogue files, the
+/// range lists in force (shipped or refreshed) and the templates. A reload
+/// that changes any of them changes the hash.
+fn content_hash(
+    config: &Config,
+    agent_files: &[PathBuf],
+    ranges: &RangeTable,
+    templates: &std::path::Path,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(config.text.as_bytes());
+    for f in agent_files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(std::fs::read(f).unwrap_or_default());
+    }
+    for s in ranges.sources() {
+        h.update(s.name.as_bytes());
+        for p in &s.prefixes {
+            h.update(p.to_string().as_bytes());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(templates) {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(std::fs::read(&p).unwrap_or_default());
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 fn resolve_upstream(config: &Config, opts: &CompileOptions) -> Result<Upstream, ConfigError> {

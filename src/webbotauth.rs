@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
-use pingora::prelude::HttpPeer;
 use web_bot_auth::components::{CoveredComponent, DerivedComponent, HTTPField};
 use web_bot_auth::keyring::{JSONWebKeySet, KeyRing};
 use web_bot_auth::message_signatures::SignedMessage;
@@ -267,67 +266,16 @@ impl KeyDirectories {
     }
 
     async fn fetch(&self, url: &str) -> Result<KeyRing, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err("not an http(s) URL".into()),
-        };
-        let host = uri.host().ok_or("no host")?.to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or("resolves to nothing")?;
-        let mut peer = HttpPeer::new(addr, tls, if tls { host.clone() } else { String::new() });
-        peer.options.connection_timeout = Some(Duration::from_secs(2));
-        peer.options.read_timeout = Some(Duration::from_secs(3));
         let connector = self.connector.get_or_init(|| Connector::new(None));
-        let (mut session, _) = connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut req =
-            RequestHeader::build("GET", path.as_bytes(), Some(3)).map_err(|e| e.to_string())?;
-        req.insert_header(
-            "host",
-            uri.authority().map_or(host.as_str(), |a| a.as_str()),
-        )
-        .map_err(|e| e.to_string())?;
-        req.insert_header(
-            "accept",
+        let body = crate::fetch::get(
+            connector,
+            url,
             "application/http-message-signatures-directory+json, application/json",
+            MAX_DIRECTORY_BYTES,
+            Duration::from_secs(3),
         )
-        .map_err(|e| e.to_string())?;
-        session
-            .write_request_header(Box::new(req))
-            .await
-            .map_err(|e| e.to_string())?;
-        session
-            .finish_request_body()
-            .await
-            .map_err(|e| e.to_string())?;
-        session
-            .read_response_header()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = session.response_header().map_or(0, |r| r.status.as_u16());
-        if status != 200 {
-            return Err(format!("directory answered {status}"));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = session
-            .read_response_body()
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            if body.len() + chunk.len() > MAX_DIRECTORY_BYTES {
-                return Err("directory too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        .await
+        .map_err(|e| format!("directory: {e}"))?;
         let jwks: JSONWebKeySet =
             serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))?;
         let mut ring = KeyRing::default();

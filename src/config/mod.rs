@@ -48,6 +48,116 @@ pub struct RawConfig {
     pub behaviour: crate::behaviour::BehaviourSpec,
     #[serde(default)]
     pub evidence: EvidenceSection,
+    #[serde(default)]
+    pub ranges: RangesSection,
+    #[serde(default)]
+    pub reload: ReloadSection,
+    /// Reverse-DNS verification.
+    #[serde(default)]
+    pub rdns: RdnsSection,
+    /// TLS termination (a second listener).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[rdns]`: forward-confirmed reverse DNS for agents with `rdns` suffixes
+/// and no published ranges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RdnsSection {
+    pub enabled: bool,
+    /// `ip:port` of the resolvers to ask; empty: the system's.
+    pub nameservers: Vec<SocketAddr>,
+    pub max_in_flight: usize,
+    pub max_ttl_seconds: u64,
+    pub negative_ttl_seconds: u64,
+    pub timeout_ms: u64,
+    pub cache_entries: usize,
+}
+
+impl Default for RdnsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            nameservers: Vec::new(),
+            max_in_flight: 64,
+            max_ttl_seconds: 3_600,
+            negative_ttl_seconds: 300,
+            timeout_ms: 2_000,
+            cache_entries: 65_536,
+        }
+    }
+}
+
+/// `[tls]`: an HTTPS listener beside the plain one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub listen: String,
+    /// PEM certificate chain and private key; reloaded with the config.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Offer HTTP/2 by ALPN (HTTP/1.1 stays available).
+    #[serde(default = "yes")]
+    pub http2: bool,
+    /// Load balancers that send a PROXY protocol (v1 or v2) header first.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<IpNet>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Live refresh of the operators' range lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RangesSection {
+    /// Fetch the lists on a schedule.
+    pub refresh: bool,
+    /// `SOURCES.tsv`: each range file and its vendor URL.
+    pub sources: PathBuf,
+    /// Where fetched lists are kept; a copy here replaces the shipped file.
+    pub state_dir: PathBuf,
+    pub interval_seconds: u64,
+    /// A random delay up to this much before each round.
+    pub jitter_seconds: u64,
+    /// A new list with more than this share fewer prefixes is refused.
+    pub max_shrink_percent: u8,
+    pub timeout_seconds: u64,
+}
+
+impl Default for RangesSection {
+    fn default() -> Self {
+        Self {
+            refresh: true,
+            sources: "ipranges/SOURCES.tsv".into(),
+            state_dir: "state/ipranges".into(),
+            interval_seconds: 86_400,
+            jitter_seconds: 3_600,
+            max_shrink_percent: 50,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// Hot reload triggers besides SIGHUP and `POST /reload`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSection {
+    /// Reload when the config file or a data file it names changes.
+    pub watch: bool,
+    /// How long files must stay unchanged before the reload.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadSection {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: 1_000,
+        }
+    }
 }
 
 /// The evidence ledger.
@@ -148,6 +258,9 @@ pub struct ServerSection {
     pub grace_period_seconds: u64,
     /// Directory of the built-in demo site, for `upstream = "builtin:demo"`.
     pub demo_root: PathBuf,
+    /// One JSON-able log line per request (target `rempart::access`) with
+    /// the decision, at info level.
+    pub access_log: bool,
 }
 
 impl Default for ServerSection {
@@ -165,6 +278,7 @@ impl Default for ServerSection {
             upgrade_sock: None,
             grace_period_seconds: 5,
             demo_root: "demo-site".into(),
+            access_log: false,
         }
     }
 }
@@ -305,6 +419,23 @@ impl Config {
     }
 
     /// Resolves a path written in the config relative to the config's directory.
+    /// Puts every file rempart writes under `dir` (`rempart run --state-dir`):
+    /// the evidence ledger and its address key, metering, refreshed range
+    /// lists, and the pid file and upgrade socket unless set.
+    pub fn relocate_state(&mut self, dir: &Path) {
+        let raw = &mut self.raw;
+        raw.evidence.dir = dir.join("evidence");
+        raw.evidence.ip_key_file = dir.join("evidence-ip-key");
+        raw.licensing.metering_dir = dir.join("metering");
+        raw.ranges.state_dir = dir.join("ipranges");
+        raw.server
+            .pid_file
+            .get_or_insert_with(|| dir.join("rempart.pid"));
+        raw.server
+            .upgrade_sock
+            .get_or_insert_with(|| dir.join("rempart.sock"));
+    }
+
     /// The text of one top-level section as written (`[reservation]` and its
     /// sub-tables), for archiving what was published.
     pub fn section_text(&self, key: &str) -> Option<String> {

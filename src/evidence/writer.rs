@@ -67,31 +67,66 @@ impl Evidence {
                 opts.dir.display()
             )
         })?;
-        let tail = last_record(&opts.dir)?;
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let fault = Arc::new(AtomicBool::new(false));
-        let mut writer = Writer {
-            opts,
-            seq: tail.as_ref().map_or(0, |t| t.seq + 1),
-            prev: tail
-                .as_ref()
-                .map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
-            file: None,
-            dropped: dropped.clone(),
-            fault: fault.clone(),
-            queue: std::collections::VecDeque::new(),
-            last_sync: Instant::now(),
-            unsynced: false,
+        // One writer per ledger: during a graceful upgrade the old process
+        // keeps writing while it drains, so the new one waits for its lock
+        // (records queue meanwhile) and then continues the chain.
+        let lock_path = opts.dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                anyhow::anyhow!("{}: cannot open the ledger lock: {e}", lock_path.display())
+            })?;
+        // Free: the ledger's tail is read now, so that a damaged ledger stops
+        // the start with a clear message.
+        let tail_now = match lock.try_lock() {
+            Ok(()) => Some(last_record(&opts.dir)?),
+            Err(_) => None,
         };
-        let torn = tail.and_then(|t| t.torn);
-        writer.queue.push_back(Body::Start {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            torn_tail: torn,
-        });
+        let (dropped_w, fault_w) = (dropped.clone(), fault.clone());
         std::thread::Builder::new()
             .name("rempart-evidence".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || {
+                let tail = match tail_now {
+                    Some(t) => t,
+                    None => {
+                        tracing::info!("evidence: another process holds the ledger; waiting for it to finish");
+                        if let Err(e) = lock.lock() {
+                            tracing::error!(error = %e, "evidence: cannot lock the ledger; not writing");
+                            return;
+                        }
+                        match last_record(&opts.dir) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::error!(error = %e, "evidence: cannot continue the ledger; not writing");
+                                return;
+                            }
+                        }
+                    }
+                };
+                let mut writer = Writer {
+                    opts,
+                    seq: tail.as_ref().map_or(0, |t| t.seq + 1),
+                    prev: tail.as_ref().map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
+                    file: None,
+                    dropped: dropped_w,
+                    fault: fault_w,
+                    queue: std::collections::VecDeque::new(),
+                    last_sync: Instant::now(),
+                    unsynced: false,
+                };
+                writer.queue.push_back(Body::Start {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    torn_tail: tail.and_then(|t| t.torn),
+                });
+                writer.run(rx);
+                drop(lock);
+            })?;
         Ok(Self { tx, dropped, fault })
     }
 

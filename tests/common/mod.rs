@@ -574,3 +574,56 @@ pub fn wait_records(dir: &Path, n: usize) -> Vec<serde_json::Value> {
 pub fn requests(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     records.iter().filter(|r| r["type"] == "request").collect()
 }
+
+/// An origin for load tests: a thread per connection, keep-alive, the same
+/// page for every GET. (tiny_http can leave a connection waiting for seconds
+/// under 64 concurrent keep-alive clients; this one never does.)
+pub struct LoadOrigin {
+    pub port: u16,
+}
+
+impl LoadOrigin {
+    pub fn start() -> Self {
+        use std::io::{BufRead, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                thread::spawn(move || {
+                    let _ = conn.set_nodelay(true);
+                    let mut out = match conn.try_clone() {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    };
+                    let mut reader = BufReader::new(conn);
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\r\n{ORIGIN_BODY}",
+                        ORIGIN_BODY.len()
+                    );
+                    loop {
+                        let mut line = String::new();
+                        // Request line and headers, up to the blank line.
+                        let mut first = true;
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if line == "\r\n" && !first => break,
+                                Ok(_) => first = false,
+                            }
+                        }
+                        if out.write_all(response.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}

@@ -1,0 +1,255 @@
+//! Hot reload: parse, validate and compile a new snapshot beside the live
+//! one, and swap it in whole; a bad config is refused with its file, line and
+//! key, and the old snapshot keeps serving.
+//!
+//! Triggers: SIGHUP, `POST /reload` on the admin listener, and a change to the
+//! config file or any data file it names (polled every second, debounced).
+//! Polling rather than inotify: it sees Kubernetes ConfigMap updates (an
+//! atomic symlink swap) and network file systems alike, and costs a few
+//! `stat` calls a second.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config::{parse_upstream, Config};
+use crate::metrics::metrics;
+use crate::published::Published;
+use crate::snapshot::{CompileOptions, SharedSnapshot, Snapshot};
+
+/// What a reload needs besides the file: the command-line overrides and the
+/// demo origin's address, which stay as they were at start.
+pub struct Reloader {
+    config_path: PathBuf,
+    upstream_override: Option<String>,
+    state_dir: Option<PathBuf>,
+    demo_origin: Option<SocketAddr>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    shared: SharedSnapshot,
+    published: Arc<Published>,
+    /// The TLS listener's certificate, swapped with the config.
+    certs: Option<Arc<crate::tls::CertStore>>,
+    /// The last config that compiled (its data files are watched).
+    current: Mutex<Config>,
+    /// One reload at a time.
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("config", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a reload, for the admin answer and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new snapshot is live.
+    Loaded { hash: String },
+    /// The config compiled to the snapshot already live.
+    Unchanged { hash: String },
+}
+
+/// The short form of a config hash used in metrics and logs.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}
+
+/// Publishes `rempart_config_info{hash}` for the live snapshot.
+pub fn publish_info(hash: &str) {
+    let m = metrics();
+    m.config_info.reset();
+    m.config_info.with_label_values(&[short_hash(hash)]).set(1);
+}
+
+impl Reloader {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        upstream_override: Option<String>,
+        state_dir: Option<PathBuf>,
+        demo_origin: Option<SocketAddr>,
+        shared: SharedSnapshot,
+        published: Arc<Published>,
+        certs: Option<Arc<crate::tls::CertStore>>,
+    ) -> Self {
+        Self {
+            config_path: config.path.clone(),
+            upstream_override,
+            state_dir,
+            demo_origin,
+            listen: config.listen,
+            admin: config.admin,
+            shared,
+            published,
+            certs,
+            current: Mutex::new(config),
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Loads and compiles the config file again and swaps it in.
+    pub fn reload(&self, trigger: &str) -> Result<Outcome, String> {
+        let _one = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let m = metrics();
+        match self.compile() {
+            Ok((config, snap)) => {
+                let hash = snap.hash.clone();
+                if hash == self.shared.load().hash {
+                    m.config_reloads.with_label_values(&["unchanged"]).inc();
+                    tracing::info!(trigger, hash = short_hash(&hash), "config unchanged");
+                    return Ok(Outcome::Unchanged { hash });
+                }
+                snap.publish_gauges();
+                self.archive(&config, &snap);
+                if let (Some(store), Some(pair)) = (&self.certs, &snap.tls_cert) {
+                    store.swap(pair.clone());
+                }
+                publish_info(&hash);
+                self.shared.store(Arc::new(snap));
+                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = config;
+                m.config_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(trigger, hash = short_hash(&hash), "config reloaded");
+                Ok(Outcome::Loaded { hash })
+            }
+            Err(e) => {
+                m.config_reloads.with_label_values(&["error"]).inc();
+                tracing::error!(trigger, error = %e, "config reload refused; the previous configuration keeps serving");
+                Err(e)
+            }
+        }
+    }
+
+    fn compile(&self) -> Result<(Config, Snapshot), String> {
+        let mut config = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        if let Some(dir) = &self.state_dir {
+            config.relocate_state(dir);
+        }
+        // Listeners are bound once: their addresses change on restart only.
+        config.listen = self.listen;
+        config.admin = self.admin;
+        if let Some(up) = &self.upstream_override {
+            config.upstream = parse_upstream(up).map_err(|m| format!("--upstream: {m}"))?;
+        }
+        let snap = Snapshot::compile(
+            &config,
+            &CompileOptions {
+                demo_origin: self.demo_origin,
+                offline: false,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((config, snap))
+    }
+
+    /// Archives what the new snapshot publishes (new versions only: the
+    /// ledger's archive is keyed by hash).
+    fn archive(&self, config: &Config, snap: &Snapshot) {
+        self.published.robots(&snap.pages.robots_txt.body);
+        if let Some(t) = &snap.pages.tdmrep_json {
+            self.published.archive_once("tdmrep.json", &t.body);
+        }
+        if let Some(section) = config.section_text("reservation") {
+            self.published
+                .archive_once("reservation", section.as_bytes());
+        }
+    }
+
+    /// Every file whose change triggers a reload: the config, the catalogue
+    /// files, the range files (shipped and refreshed), the templates.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let config = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let raw = &config.raw;
+        let mut files = vec![config.path.clone()];
+        files.extend(raw.catalog.agents.iter().map(|p| config.resolve(p)));
+        for dir in [
+            config.resolve(&raw.catalog.ranges_dir),
+            config.resolve(&raw.ranges.state_dir),
+            config.resolve(&raw.responses.templates_dir),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+/// A fingerprint of a set of files: paths, sizes and modification times.
+fn fingerprint(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    files
+        .iter()
+        .map(|p| {
+            // `metadata` follows symlinks: a ConfigMap swap changes the target.
+            let meta = std::fs::metadata(p).ok();
+            (
+                p.clone(),
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            )
+        })
+        .collect()
+}
+
+/// Reloads on SIGHUP and when a watched file changes.
+pub struct ReloadTriggers {
+    pub reloader: Arc<Reloader>,
+    pub watch: bool,
+    /// How long files must stay unchanged before a reload (editors save in steps).
+    pub debounce: Duration,
+}
+
+impl ReloadTriggers {
+    async fn reload(&self, trigger: &'static str) {
+        let r = self.reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reload(trigger)).await;
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadTriggers {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Installing the handler also stops SIGHUP from ending the process.
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                None
+            }
+        };
+        let mut seen = fingerprint(&self.reloader.watched_files());
+        let mut changed_at: Option<std::time::Instant> = None;
+        let mut tick = tokio::time::interval(
+            Duration::from_secs(1).min(self.debounce.max(Duration::from_millis(100))),
+        );
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    self.reload("sighup").await;
+                    seen = fingerprint(&self.reloader.watched_files());
+                }
+                _ = tick.tick(), if self.watch => {
+                    let now = fingerprint(&self.reloader.watched_files());
+                    if now != seen {
+                        seen = now;
+                        changed_at = Some(std::time::Instant::now());
+                    } else if changed_at.is_some_and(|t| t.elapsed() >= self.debounce) {
+                        changed_at = None;
+                        self.reload("file-change").await;
+                        seen = fingerprint(&self.reloader.watched_files());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The deploy kit, validated with the tools each format has: the
+//! Kubernetes schemas (kubernetes-validate, offline), promtool, systemd-analyze,
+//! and rempart itself (the ConfigMap's config, the dashboard's metrics).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn deploy(path: &str) -> std::path::PathBuf {
+    repo().join("deploy").join(path)
+}
+
+fn tool(name: &str, install: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "{name} not found: {install} (.ci/run installs it)");
+    Command::new(name)
+}
+
+fn yaml_docs(path: &std::path::Path) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_match_their_schemas() {
+    let files = [
+        "configmap.yaml",
+        "deployment.yaml",
+        "service.yaml",
+        "hpa.yaml",
+        "pdb.yaml",
+        "redis.yaml",
+    ];
+    let out = tool("kubernetes-validate", "pip install kubernetes-validate")
+        .args(["--strict", "-k", "1.30.0"])
+        .args(files.iter().map(|f| deploy("kubernetes").join(f)))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches(" passed for resource ").count(), 8, "{text}");
+    assert!(!text.contains("ERROR") && !text.contains("WARN"), "{text}");
+
+    // The ServiceMonitor is a CRD (no schema in Kubernetes itself): check
+    // that it selects the admin Service and scrapes its port.
+    let sm = &yaml_docs(&deploy("kubernetes/servicemonitor.yaml"))[0];
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "admin");
+    let admin_svc = yaml_docs(&deploy("kubernetes/service.yaml"))
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "rempart-admin")
+        .unwrap();
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(&admin_svc["metadata"]["labels"][k], v);
+    }
+    // Probes point at the endpoints rempart serves.
+    let dep = &yaml_docs(&deploy("kubernetes/deployment.yaml"))[0];
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    let kustomization = std::fs::read_to_string(deploy("kubernetes/kustomization.yaml")).unwrap();
+    for f in files.iter().chain(&["servicemonitor.yaml"]) {
+        assert!(
+            kustomization.contains(f),
+            "{f} missing from kustomization.yaml"
+        );
+    }
+}
+
+#[test]
+fn the_configmap_config_passes_check() {
+    let cm = &yaml_docs(&deploy("kubernetes/configmap.yaml"))[0];
+    let text = cm["data"]["rempart.toml"].as_str().unwrap();
+    // The image has the data files under /etc/rempart; here they are in config/.
+    let local = text.replace(
+        "/etc/rempart/",
+        &format!("{}/", repo().join("config").display()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rempart.toml");
+    std::fs::write(&path, local).unwrap();
+    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(deploy("systemd/rempart.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rempart.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/rempart", bin())).unwrap();
+    let out = tool("systemd-analyze", "apt-get install systemd")
+        .args(["verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let about_us: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("rempart.service"))
+        .collect();
+    assert!(about_us.is_empty(), "{about_us:?}");
+}
+
+/// Metric names in PromQL expressions (histogram series mapped to their family).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in expr.match_indices("rempart_") {
+        let name: String = expr[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let family = name
+            .strip_suffix("_bucket")
+            .or_else(|| name.strip_suffix("_count"))
+            .or_else(|| name.strip_suffix("_sum"))
+            .unwrap_or(&name)
+            .to_owned();
+        out.insert(family);
+    }
+    out
+}
+
+#[test]
+fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_metrics() {
+    let out = tool("promtool", "apt-get install prometheus")
+        .args(["check", "rules"])
+        .arg(deploy("prometheus/alerts.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+
+    // A proxy with a licensee and range refresh, after a little traffic.
+    let (_, hash, _) = run_cli(&["licences", "hash-token"], Some("token-1\n"));
+    let sources = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        sources.path(),
+        "file\tvendor_url\ngptbot.json\thttp://127.0.0.1:1/x\n",
+    )
+    .unwrap();
+    let rules = format!(
+        "{}\n[[licensees]]\nid = \"acme\"\nname = \"ACME\"\ntoken_sha256 = [\"{}\"]\n\n[ranges]\nsources = \"{}\"\njitter_seconds = 0\n",
+        default_rules(),
+        hash.trim(),
+        sources.path().display()
+    );
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(&origin.url(), "", &rules);
+    proxy.get("/", &[("user-agent", CHROME)]);
+    proxy.get("/films/x", &[("user-agent", GPTBOT)]);
+    proxy.get(
+        "/films/x",
+        &[("user-agent", GPTBOT), ("authorization", "License token-1")],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proxy.metric(r#"rempart_ipranges_refresh_total{result="fetch",source="gptbot"}"#) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let metrics = proxy.metrics_text();
+
+    let mut check = tool("promtool", "apt-get install prometheus")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let families: BTreeSet<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy("grafana/rempart.json")).unwrap())
+            .unwrap();
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            queried.extend(metric_names(t["expr"].as_str().unwrap()));
+        }
+    }
+    assert!(queried.len() >= 12, "{queried:?}");
+    let missing: Vec<_> = queried.difference(&families).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics rempart does not export: {missing:?}"
+    );
+    let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let missing: Vec<_> = metric_names(&alerts)
+        .into_iter()
+        .filter(|m| !families.contains(m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the alerts use metrics rempart does not export: {missing:?}"
+    );
+}
+
+#[test]
+fn the_container_files_hang_together() {
+    let dockerfile = std::fs::read_to_string(deploy("docker/Dockerfile")).unwrap();
+    // The image is built by the script CI runs.
+    assert!(dockerfile.contains("RUN deploy/docker/build.sh /out"));
+    assert!(dockerfile.contains("USER nonroot"));
+    assert!(dockerfile.contains("HEALTHCHECK"));
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    assert!(ci.contains("deploy/docker/build.sh"));
+    let compose = &yaml_docs(&deploy("docker/docker-compose.yml"))[0];
+    let base = deploy("docker");
+    for svc in ["prometheus", "grafana", "origin"] {
+        for v in compose["services"][svc]["volumes"].as_sequence().unwrap() {
+            let host = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(base.join(host).exists(), "{svc}: {host} does not exist");
+        }
+    }
+    assert_eq!(
+        compose["services"]["rempart"]["build"]["dockerfile"],
+        "deploy/docker/Dockerfile"
+    );
+    // The health check command exists and works against a live admin listener.
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin.url());
+    let (code, _, err) = run_cli(
+        &["health", "--admin", &format!("127.0.0.1:{}", proxy.admin)],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run_cli(
+        &["health", "--admin", &format!("127.0.0.1:{}", free_port())],
+        None,
+    );
+    assert_eq!(code, 1);
+}

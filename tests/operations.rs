@@ -1,0 +1,352 @@
+//! Production operations, end to end: hot reload under load, graceful
+//! upgrade under load, range refresh from a local server, health endpoints,
+//! access logs.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The rules of one policy: GPTBot gets `gpt_action`. Behaviour is off so
+/// that the load itself is never rate-limited.
+fn policy(gpt_action: &str, extra: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"gpt\"\nagent = [\"GPTBot\"]\naction = \"{gpt_action}\"\n\n\
+         [behaviour]\nenabled = false\n\n[reload]\nwatch = false\n{extra}\n"
+    )
+}
+
+/// Rewrites the config of a running proxy with other rules.
+fn rewrite(proxy: &Proxy, upstream: &str, rules: &str) {
+    let config = proxy.dir.path().join("rempart.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let head = &text[..text.find("[[rules]]").unwrap()];
+    std::fs::write(&config, format!("{head}{rules}")).unwrap();
+    let _ = upstream;
+}
+
+fn post(url: &str) -> (u16, String) {
+    match ureq::post(url).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// 64 keep-alive clients asking for pages until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16, connections: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads = (0..connections)
+            .map(|t| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(10))
+                        .max_idle_connections_per_host(1)
+                        .build();
+                    let mut errors = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let url = format!("http://127.0.0.1:{port}/films/{t}-{i}");
+                        match agent.get(&url).set("user-agent", CHROME).call() {
+                            Ok(r) if r.status() == 200 => {
+                                let _ = r.into_string();
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(format!("status {}", r.status()));
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(e.to_string());
+                            }
+                        }
+                        i += 1;
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for t in self.threads {
+            errors.extend(t.join().unwrap());
+        }
+        errors.truncate(5);
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+fn gpt_status(proxy: &Proxy) -> u16 {
+    proxy.get("/films/x", &[("user-agent", GPTBOT)]).status
+}
+
+#[test]
+fn twenty_reloads_under_load_fail_no_request_and_change_verdicts_when_a_good_config_lands() {
+    let origin = LoadOrigin::start();
+    let proxy = Proxy::start_with(&origin.url(), "", &policy("offer", ""));
+    assert_eq!(gpt_status(&proxy), 402);
+    let load = Load::start(proxy.port, 64);
+    let reload = format!("http://127.0.0.1:{}/reload", proxy.admin);
+    let mut expected = 402;
+    let mut last_hash = String::new();
+    let started = Instant::now();
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(900));
+        if i % 2 == 0 {
+            let (action, status) = if expected == 402 {
+                ("block", 403)
+            } else {
+                ("offer", 402)
+            };
+            rewrite(
+                &proxy,
+                &origin.url(),
+                &policy(action, &format!("# reload {i}")),
+            );
+            let (code, body) = post(&reload);
+            assert_eq!(code, 200, "{body}");
+            assert!(body.contains("loaded"), "{body}");
+            last_hash = body.split_whitespace().last().unwrap().to_owned();
+            expected = status;
+        } else {
+            rewrite(
+                &proxy,
+                &origin.url(),
+                "[[rules]]\nname = \"broken\"\nacton = \"block\"\n",
+            );
+            let (code, body) = post(&reload);
+            assert_eq!(code, 400, "{body}");
+            assert!(
+                body.contains("rempart.toml:") && body.contains("rules[0]"),
+                "file, line and key: {body}"
+            );
+        }
+        assert_eq!(gpt_status(&proxy), expected, "after reload {i}");
+    }
+    // Keep the load on for 20 s in all.
+    if let Some(rest) = Duration::from_secs(20).checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "failed requests: {errors:?}");
+    assert!(ok > 1000, "the load ran: {ok} requests");
+    assert_eq!(
+        proxy.metric(r#"rempart_config_reload_total{result="ok"}"#),
+        10.0
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_config_reload_total{result="error"}"#),
+        10.0
+    );
+    assert_eq!(
+        proxy.metric(&format!(r#"rempart_config_info{{hash="{last_hash}"}}"#)),
+        1.0,
+        "{}",
+        proxy
+            .metrics_text()
+            .lines()
+            .filter(|l| l.contains("config_info"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!("reload test: {ok} requests under load, 0 failed, 20 reloads (10 good, 10 refused)");
+}
+
+#[test]
+fn sighup_and_file_changes_reload_and_a_bad_file_is_refused() {
+    let origin = Origin::start();
+    let watched = policy("offer", "").replace("watch = false", "watch = true\ndebounce_ms = 300");
+    let proxy = Proxy::start_with(&origin.url(), "", &watched);
+    assert_eq!(gpt_status(&proxy), 402);
+    // A file change: picked up after the debounce, no signal needed.
+    rewrite(
+        &proxy,
+        &origin.url(),
+        &watched.replace("\"offer\"", "\"block\""),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gpt_status(&proxy) != 403 {
+        assert!(Instant::now() < deadline, "file change never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A broken file: refused, counted, logged with file, line and key; the old config serves.
+    rewrite(
+        &proxy,
+        &origin.url(),
+        "[[rules]]\nname = \"x\"\naction = \"teleport\"\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.metric(r#"rempart_config_reload_total{result="error"}"#) < 1.0 {
+        assert!(Instant::now() < deadline, "bad file never noticed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(gpt_status(&proxy), 403);
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    assert!(
+        log.contains("config reload refused") && log.contains("rules[0].action"),
+        "{log}"
+    );
+
+    // SIGHUP.
+    let unwatched = policy("offer", "");
+    rewrite(&proxy, &origin.url(), &unwatched);
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = proxy.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gpt_status(&proxy) != 402 {
+        assert!(Instant::now() < deadline, "SIGHUP never reloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(proxy.child.try_wait_alive());
+}
+
+trait Alive {
+    fn try_wait_alive(&self) -> bool;
+}
+impl Alive for std::process::Child {
+    fn try_wait_alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.id())).exists()
+    }
+}
+
+#[test]
+fn a_graceful_upgrade_under_load_fails_no_request() {
+    let origin = LoadOrigin::start();
+    let mut old = Proxy::start_with(
+        &origin.url(),
+        "grace_period_seconds = 2",
+        &policy("offer", ""),
+    );
+    let load = Load::start(old.port, 64);
+    std::thread::sleep(Duration::from_secs(3));
+    // The new binary starts, waiting for the sockets...
+    let config = old.dir.path().join("rempart.toml");
+    let log = old.dir.path().join("upgraded.log");
+    let mut new = std::process::Command::new(bin())
+        .args(["run", "--upgrade", "--config"])
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // ...and the old one hands them over and drains.
+    let pid = old.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-QUIT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = old.child.wait().unwrap();
+    assert!(new.try_wait().unwrap().is_none(), "the new process runs");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, failed, errors) = load.finish();
+    let upgraded = http_get(
+        &format!("http://127.0.0.1:{}/films/x", old.port),
+        &[("user-agent", GPTBOT)],
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {errors:?}; new process log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(ok > 500, "the load ran: {ok}");
+    assert_eq!(upgraded.status, 402, "the new process answers");
+    eprintln!("upgrade test: {ok} requests under load, 0 failed; old process exited with {status}");
+}
+
+#[test]
+fn readyz_tells_whether_the_upstream_is_reachable() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(&origin.url(), "", &policy("offer", ""));
+    let ready = http_get(&format!("http://127.0.0.1:{}/readyz", proxy.admin), &[]);
+    assert_eq!((ready.status, ready.body.trim()), (200, "ready"));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let lonely = Proxy::start_with(&dead, "", &policy("offer", ""));
+    let r = http_get(&format!("http://127.0.0.1:{}/readyz", lonely.admin), &[]);
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body.contains("upstream") && r.body.contains("unreachable"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{}/healthz", lonely.admin), &[]).status,
+        200
+    );
+}
+
+#[test]
+fn access_log_lines_are_json_with_the_decision() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_args(
+        &origin.url(),
+        "access_log = true",
+        &policy("block", ""),
+        &["--log-json"],
+    );
+    assert_eq!(gpt_status(&proxy), 403);
+    assert_eq!(proxy.get("/films/y", &[("user-agent", CHROME)]).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let log = std::fs::read_to_string(&proxy.log).unwrap();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "rempart::access")
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 2, "one line per request");
+    let f = &lines[0]["fields"];
+    assert_eq!(
+        (
+            f["status"].as_u64(),
+            f["action"].as_str(),
+            f["rule"].as_str()
+        ),
+        (Some(403), Some("block"), Some("gpt"))
+    );
+    assert_eq!(f["agent"], "GPTBot");
+    assert_eq!(f["path"], "/films/x");
+    assert_eq!(lines[1]["fields"]["action"], "allow");
+}

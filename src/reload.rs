@@ -170,6 +170,10 @@ impl Reloader {
         let raw = &config.raw;
         let mut files = vec![config.path.clone()];
         files.extend(raw.catalog.agents.iter().map(|p| config.resolve(p)));
+        if let Some(t) = &raw.tls {
+            files.push(config.resolve(&t.cert_file));
+            files.push(config.resolve(&t.key_file));
+        }
         for dir in [
             config.resolve(&raw.catalog.ranges_dir),
             config.resolve(&raw.ranges.state_dir),

@@ -145,7 +145,12 @@ impl Snapshot {
             None => None,
         };
         let upstream = resolve_upstream(config, opts)?;
-        let hash = content_hash(config, &agent_files, &ranges, &templates);
+        let mut hashed = agent_files.clone();
+        if let Some(t) = &raw.tls {
+            hashed.push(config.resolve(&t.cert_file));
+            hashed.push(config.resolve(&t.key_file));
+        }
+        let hash = content_hash(config, &hashed, &ranges, &templates);
         let agent_counters = AgentCounters::new(catalogue.agents().len());
         Ok(Self {
             config_path: config.path.clone(),
@@ -251,18 +256,19 @@ impl Snapshot {
     }
 }
 
-/// What is live, as one hash: the config text, the catalogue files, the
-/// range lists in force (shipped or refreshed) and the templates. A reload
+/// What is live, as one hash: the config text, the catalogue files and TLS
+/// files (`files`), the range lists in force (shipped or refreshed) and the
+/// templates. A reload
 /// that changes any of them changes the hash.
 fn content_hash(
     config: &Config,
-    agent_files: &[PathBuf],
+    files: &[PathBuf],
     ranges: &RangeTable,
     templates: &std::path::Path,
 ) -> String {
     let mut h = Sha256::new();
     h.update(config.text.as_bytes());
-    for f in agent_files {
+    for f in files {
         h.update(f.to_string_lossy().as_bytes());
         h.update(std::fs::read(f).unwrap_or_default());
     }

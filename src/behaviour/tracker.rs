@@ -50,9 +50,10 @@ struct Rate {
     window: u32,
     cur: u32,
     prev: u32,
-    /// The shared store's count for `shared_window`, and the local pages not
-    /// yet included in it.
+    /// The shared store's counts for `shared_window` and the window before
+    /// it, and the local pages not yet included in them.
     shared: u32,
+    shared_prev: u32,
     shared_window: u32,
     unflushed: u32,
 }
@@ -74,12 +75,15 @@ impl Rate {
     /// Pages in the sliding window ending now.
     fn estimate(&self, idx: u32, frac_left: f32) -> u32 {
         let local = (self.prev as f32 * frac_left) as u32 + self.cur;
+        // The shared counts slide the same way as the local ones.
         let shared = if self.shared_window == idx {
-            self.shared + self.unflushed
+            (self.shared_prev as f32 * frac_left) as u32 + self.shared
+        } else if self.shared_window.wrapping_add(1) == idx {
+            (self.shared as f32 * frac_left) as u32
         } else {
             0
         };
-        local.max(shared)
+        local.max(shared + self.unflushed)
     }
 
     fn add_page(&mut self, shared_on: bool) {
@@ -90,15 +94,25 @@ impl Rate {
     }
 
     fn apply_shared(&mut self, idx: u32, total: u32, flushed: u32) {
-        if idx >= self.shared_window {
-            self.shared_window = idx;
+        if idx == self.shared_window {
+            self.shared = self.shared.max(total);
+        } else if idx == self.shared_window.wrapping_add(1) {
+            self.shared_prev = self.shared;
             self.shared = total;
+            self.shared_window = idx;
+        } else if idx > self.shared_window {
+            self.shared_prev = 0;
+            self.shared = total;
+            self.shared_window = idx;
+        } else if idx.wrapping_add(1) == self.shared_window {
+            // A late answer for the previous window.
+            self.shared_prev = self.shared_prev.max(total);
         }
         self.unflushed = self.unflushed.saturating_sub(flushed);
     }
 }
 
-/// Everything rempart remembers about one IP + user agent. 48 bytes.
+/// Everything rempart remembers about one IP + user agent: 48 bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct ClientState {
     rate: Rate,
@@ -454,7 +468,7 @@ mod tests {
     #[test]
     fn state_is_small() {
         assert!(std::mem::size_of::<ClientState>() <= 48);
-        assert!(std::mem::size_of::<Rate>() <= 24);
+        assert!(std::mem::size_of::<Rate>() <= 28);
     }
 
     #[test]
@@ -629,6 +643,22 @@ mod tests {
         let b = t.observe(&s, &obs("192.0.2.5", b"x", PathClass::Asset, 1_100), None);
         assert_eq!(b.page_rate, 31);
         assert!(b.signals.contains(Signal::PageRate));
+    }
+
+    #[test]
+    fn shared_counts_slide_across_a_window_boundary() {
+        let mut r = Rate::default();
+        // 14 pages seen by all replicas in window 0, 8 in window 1.
+        r.apply_shared(0, 14, 0);
+        r.apply_shared(1, 8, 0);
+        // A quarter into window 1, three quarters of window 0 still count.
+        assert_eq!(r.estimate(1, 0.75), 10 + 8);
+        // A late answer for window 0 raises it.
+        r.apply_shared(0, 16, 0);
+        assert_eq!(r.estimate(1, 0.75), 12 + 8);
+        // In window 2 only the tail of window 1 is left; in window 3 nothing.
+        assert_eq!(r.estimate(2, 0.5), 4);
+        assert_eq!(r.estimate(3, 0.5), 0);
     }
 
     #[test]

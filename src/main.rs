@@ -244,6 +244,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_demo_guide: false,
             evidence_dir,
             state_dir,
+            no_range_refresh: false,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Demo {
@@ -259,6 +260,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_demo_guide: true,
             evidence_dir: None,
             state_dir: None,
+            no_range_refresh: true,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Check { config } => match offline_snapshot(&config) {

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub evidence_dir: Option<PathBuf>,
     /// One directory for everything rempart writes (see `Config::relocate_state`).
     pub state_dir: Option<PathBuf>,
+    /// Leave the range lists as shipped (the demo needs no network).
+    pub no_range_refresh: bool,
 }
 
 /// A config with command-line overrides applied, and its compiled snapshot.
@@ -243,7 +245,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     service.threads = Some(1);
     server.add_service(service);
     let rr = &config.raw.ranges;
-    if rr.refresh {
+    if rr.refresh && !opts.no_range_refresh {
         let list = config.resolve(&rr.sources);
         match read_sources(&list) {
             Ok(sources) => {

@@ -164,10 +164,14 @@ fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_met
     )
     .unwrap();
     let rules = format!(
-        "{}\n[[licensees]]\nid = \"acme\"\nname = \"ACME\"\ntoken_sha256 = [\"{}\"]\n\n[ranges]\nsources = \"{}\"\njitter_seconds = 0\n",
-        default_rules(),
+        "{}\n[[licensees]]\nid = \"acme\"\nname = \"ACME\"\ntoken_sha256 = [\"{}\"]\n",
+        default_rules()
+            .replace(
+                "sources = \"ipranges/SOURCES.tsv\"",
+                &format!("sources = \"{}\"", sources.path().display())
+            )
+            .replace("jitter_seconds = 3600", "jitter_seconds = 0"),
         hash.trim(),
-        sources.path().display()
     );
     let origin = Origin::start();
     let proxy = Proxy::start_with(&origin.url(), "", &rules);

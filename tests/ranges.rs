@@ -72,11 +72,18 @@ fn a_refresh_swaps_lists_under_load_and_refuses_corrupt_or_shrunk_ones() {
     )
     .unwrap();
     let origin = LoadOrigin::start();
-    let rules = format!(
-        "{}\n[ranges]\nsources = \"{}\"\ninterval_seconds = 1\njitter_seconds = 0\n\n[reload]\nwatch = false\n",
-        default_rules().replace("[behaviour]\nenabled = true", "[behaviour]\nenabled = false"),
-        sources.display()
-    );
+    let rules = default_rules()
+        .replace(
+            "[behaviour]\nenabled = true",
+            "[behaviour]\nenabled = false",
+        )
+        .replace(
+            "sources = \"ipranges/SOURCES.tsv\"",
+            &format!("sources = \"{}\"", sources.display()),
+        )
+        .replace("interval_seconds = 86400", "interval_seconds = 1")
+        .replace("jitter_seconds = 3600", "jitter_seconds = 0")
+        .replace("[reload]\nwatch = true", "[reload]\nwatch = false");
     let proxy = Proxy::start_with(
         &origin.url(),
         "trusted_proxies = [\"127.0.0.1/32\"]",
@@ -183,10 +190,12 @@ fn ranges_refresh_once_from_the_command_line() {
         ),
     )
     .unwrap();
-    let (_cfg_dir, config) = config_for_check(
-        &format!("[ranges]\nsources = \"{}\"\n", sources.display()),
-        |t| t,
-    );
+    let (_cfg_dir, config) = config_for_check("", |t| {
+        t.replace(
+            "sources = \"ipranges/SOURCES.tsv\"",
+            &format!("sources = \"{}\"", sources.display()),
+        )
+    });
     let state = dir.path().join("state");
     let (code, out, err) = run_cli(
         &[

@@ -112,13 +112,15 @@ fn reverse_dns_verifies_in_the_background_and_catches_liars() {
         ]),
     );
     let origin = Origin::start();
-    let rules = format!(
-        "{}\n[rdns]\nnameservers = [\"127.0.0.1:{port}\"]\n",
-        default_rules().replace(
+    let rules = default_rules()
+        .replace(
             "[behaviour]\nenabled = true",
-            "[behaviour]\nenabled = false"
+            "[behaviour]\nenabled = false",
         )
-    );
+        .replace(
+            "nameservers = []",
+            &format!("nameservers = [\"127.0.0.1:{port}\"]"),
+        );
     let proxy = Proxy::start_with(
         &origin.url(),
         "trusted_proxies = [\"127.0.0.1/32\"]",

@@ -62,6 +62,8 @@ pub struct RempartProxy {
     evidence: Option<(Evidence, PseudonymKey)>,
     /// Reverse-DNS verification, when enabled.
     rdns: Option<Arc<crate::rdns::Rdns>>,
+    /// Real clients of connections relayed from the PROXY protocol listener.
+    relayed: Option<crate::proxy_protocol::Relayed>,
     /// Request ids: a per-process prefix and a counter.
     id_prefix: u32,
     next_id: AtomicU64,
@@ -77,6 +79,7 @@ pub struct ProxyParts {
     pub published: Option<Arc<Published>>,
     pub evidence: Option<(Evidence, PseudonymKey)>,
     pub rdns: Option<Arc<crate::rdns::Rdns>>,
+    pub relayed: Option<crate::proxy_protocol::Relayed>,
 }
 
 impl RempartProxy {
@@ -97,6 +100,7 @@ impl RempartProxy {
                 .unwrap_or_else(|| Arc::new(Published::new(None))),
             evidence: parts.evidence,
             rdns: parts.rdns,
+            relayed: parts.relayed,
             id_prefix: nanos ^ std::process::id().rotate_left(16),
             next_id: AtomicU64::new(1),
         }
@@ -486,11 +490,20 @@ static BAD_REQUEST_NO_HOST: Page = Page {
     body: Bytes::from_static(b"400 Bad Request: HTTP/1.1 requires a Host header.\n"),
 };
 
-fn peer_ip(session: &Session) -> IpAddr {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+impl RempartProxy {
+    /// The TCP peer, or for a connection from the PROXY relay (loopback),
+    /// the client its balancer named.
+    fn peer_ip(&self, session: &Session) -> IpAddr {
+        let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) else {
+            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        };
+        if let (Some(relayed), true) = (&self.relayed, addr.ip().is_loopback()) {
+            if let Some(client) = relayed.get(&addr.port()) {
+                return client.ip();
+            }
+        }
+        addr.ip()
+    }
 }
 
 #[async_trait]
@@ -512,7 +525,7 @@ impl ProxyHttp for RempartProxy {
         // Only rempart says who is licensed: a client cannot forge it.
         session.req_header_mut().remove_header(LICENSEE_HEADER);
         let started = Instant::now();
-        let peer = peer_ip(session);
+        let peer = self.peer_ip(session);
         let req: &RequestHeader = session.req_header();
         // Web Bot Auth: only requests that carry a signature pay for its check.
         let authority = req
@@ -839,7 +852,7 @@ impl ProxyHttp for RempartProxy {
     ) -> Result<()> {
         // Append the socket peer to X-Forwarded-For, as every proxy hop does,
         // formatting into a stack buffer: one allocation, for the header value.
-        let peer = peer_ip(session);
+        let peer = self.peer_ip(session);
         let mut buf = [0u8; 1024];
         let mut cursor = std::io::Cursor::new(&mut buf[..]);
         let prev = upstream_request.headers.get("x-forwarded-for");

@@ -269,6 +269,30 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "range lists will not be refreshed"),
         }
     }
+    let relayed: Option<crate::proxy_protocol::Relayed> = config
+        .raw
+        .server
+        .proxy_protocol_listen
+        .map(|_| Arc::new(quick_cache::sync::Cache::new(65_536)));
+    if let (Some(listen), Some(map)) = (config.raw.server.proxy_protocol_listen, &relayed) {
+        let mut target = config.listen;
+        if target.ip().is_unspecified() {
+            target.set_ip(if target.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        let relay = crate::proxy_protocol::Relay {
+            listen,
+            target,
+            from: config.raw.server.proxy_protocol_from.clone(),
+            relayed: map.clone(),
+        };
+        let mut service = background_service("rempart PROXY protocol", relay);
+        service.threads = Some(1);
+        server.add_service(service);
+    }
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         RempartProxy::new(
@@ -281,6 +305,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 published: Some(published),
                 evidence,
                 rdns,
+                relayed: relayed.clone(),
             },
         ),
         "rempart proxy",

@@ -271,3 +271,95 @@ fn the_proxy_protocol_is_not_read_from_anyone_else() {
     assert!(get_with_preamble(port, forged.as_bytes(), GPTBOT).is_err());
     assert_eq!(get_with_preamble(port, b"", CHROME), Ok(200));
 }
+
+/// Sends raw bytes on a fresh connection and returns the whole answer.
+fn raw_send(port: u16, bytes: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    tcp.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn the_proxy_protocol_on_plain_http_goes_through_the_relay() {
+    let origin = Origin::start();
+    let pp = free_port();
+    let extra = format!(
+        "proxy_protocol_listen = \"127.0.0.1:{pp}\"\nproxy_protocol_from = [\"127.0.0.1/32\"]"
+    );
+    let proxy = Proxy::start_with(&origin.url(), &extra, &default_rules());
+    let verified = || {
+        proxy.metric(r#"rempart_requests_total{action="offer",purpose="ai-training",verification="verified"}"#)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", pp)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PROXY listener never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let get = |ua: &str, close: bool| {
+        format!(
+            "GET /films/x HTTP/1.1\r\nHost: films.example\r\nUser-Agent: {ua}\r\n{}\r\n",
+            if close { "Connection: close\r\n" } else { "" }
+        )
+    };
+    // v1, and two requests on one kept-alive connection.
+    let mut tcp = TcpStream::connect(("127.0.0.1", pp)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let first = format!(
+        "PROXY TCP4 {GPTBOT_IP} 127.0.0.1 40000 80\r\n{}",
+        get(GPTBOT, false)
+    );
+    tcp.write_all(first.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 4096];
+    // Read the first answer whole: its headers, then Content-Length bytes.
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = tcp.read(&mut byte).unwrap();
+        assert!(n > 0, "closed early");
+        answer.extend_from_slice(&byte[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut got = body.len();
+    while got < len {
+        got += tcp.read(&mut byte).unwrap();
+    }
+    assert!(head.starts_with("HTTP/1.1 402"), "{head}");
+    tcp.write_all(get(GPTBOT, true).as_bytes()).unwrap();
+    let mut rest = String::new();
+    let _ = tcp.read_to_string(&mut rest);
+    assert!(rest.starts_with("HTTP/1.1 402"), "{rest}");
+    assert_eq!(verified(), 2.0);
+    // v2; a browser's request reaches the origin with the real client in X-Forwarded-For.
+    let mut v2 = proxy_v2([198, 51, 100, 20], [127, 0, 0, 1], 40001, 80);
+    v2.extend_from_slice(get(CHROME, true).as_bytes());
+    assert!(raw_send(pp, &v2).starts_with("HTTP/1.1 200"));
+    let seen = origin.last().unwrap();
+    assert_eq!(
+        seen.headers.get("x-forwarded-for").map(String::as_str),
+        Some("198.51.100.20")
+    );
+    // Without a header, nothing is relayed.
+    assert_eq!(raw_send(pp, get(GPTBOT, true).as_bytes()), "");
+    // The plain listener itself never reads PROXY headers.
+    let forged = format!(
+        "PROXY TCP4 {GPTBOT_IP} 127.0.0.1 40000 80\r\n{}",
+        get(GPTBOT, true)
+    );
+    assert!(raw_send(proxy.port, forged.as_bytes()).starts_with("HTTP/1.1 400"));
+    assert_eq!(verified(), 2.0);
+}

@@ -261,6 +261,11 @@ pub struct ServerSection {
     /// One JSON-able log line per request (target `rempart::access`) with
     /// the decision, at info level.
     pub access_log: bool,
+    /// A second plain-HTTP address for load balancers that send a PROXY
+    /// protocol header (v1 or v2) first.
+    pub proxy_protocol_listen: Option<SocketAddr>,
+    /// The load balancers allowed on `proxy_protocol_listen`.
+    pub proxy_protocol_from: Vec<IpNet>,
 }
 
 impl Default for ServerSection {
@@ -279,6 +284,8 @@ impl Default for ServerSection {
             grace_period_seconds: 5,
             demo_root: "demo-site".into(),
             access_log: false,
+            proxy_protocol_listen: None,
+            proxy_protocol_from: Vec::new(),
         }
     }
 }

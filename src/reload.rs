@@ -71,7 +71,6 @@ pub fn publish_info(hash: &str) {
 }
 
 impl Reloader {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         upstream_override: Option<String>,

@@ -295,3 +295,52 @@ fn demo_serves_the_built_in_catalogue_site() {
         "{guide}"
     );
 }
+
+#[test]
+fn classify_replays_a_log_with_behaviour_state_across_lines() {
+    // A browser-like client walking 25 pages in 2.5 s, then a client that
+    // reads robots.txt and follows the trap path.
+    let mut lines = String::new();
+    for i in 0..25 {
+        lines.push_str(&format!(
+            "{{\"ua\":\"Mozilla/5.0 Chrome/126.0\",\"ip\":\"198.51.100.7\",\"path\":\"/films/f{i}\",\"ts\":{}}}\n",
+            1_800_000_000.0 + f64::from(i) * 0.1
+        ));
+    }
+    lines.push_str(r#"{"ua":"Mozilla/5.0 Firefox/128","ip":"203.0.113.5","path":"/robots.txt","ts":1800000010}"#);
+    lines.push('\n');
+    lines.push_str(r#"203.0.113.5 - - [15/Jan/2027:08:00:11 +0000] "GET /catalogue-integral/x HTTP/1.1" 200 10 "-" "Mozilla/5.0 Firefox/128""#);
+    lines.push('\n');
+    let config = repo().join("config/rempart.toml");
+    let (code, out, err) = run_cli(
+        &["classify", "--config", config.to_str().unwrap()],
+        Some(&lines),
+    );
+    assert_eq!(code, 0, "{err}");
+    let verdicts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), 27);
+    assert_eq!(verdicts[0]["score"], 0);
+    let first_limited = verdicts
+        .iter()
+        .position(|v| v["action"] == "ratelimit")
+        .unwrap();
+    assert_eq!(first_limited, 20, "the 21st page in the window");
+    assert_eq!(
+        verdicts[first_limited]["signals"],
+        serde_json::json!(["page-rate", "no-assets"])
+    );
+    assert_eq!(verdicts[first_limited]["score"], 70);
+    let trap = &verdicts[26];
+    assert_eq!(
+        (trap["action"].as_str(), trap["rule"].as_str()),
+        (Some("block"), Some("honeypot"))
+    );
+    assert_eq!(
+        trap["signals"],
+        serde_json::json!(["robots-ignored", "honeypot"])
+    );
+    assert!(err.contains("27 requests classified"), "{err}");
+}

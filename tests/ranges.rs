@@ -170,10 +170,21 @@ fn a_refresh_swaps_lists_under_load_and_refuses_corrupt_or_shrunk_ones() {
         "no request failed during the swaps"
     );
     assert!(ok.load(Ordering::Relaxed) > 100);
-    // The good copy is kept on disk for the next start.
-    let kept =
-        std::fs::read_to_string(proxy.dir.path().join("state/ipranges/gptbot.json")).unwrap();
+    // The good copy is kept on disk, and the next start uses it.
+    let state = proxy.dir.path().join("state");
+    let kept = std::fs::read_to_string(state.join("ipranges/gptbot.json")).unwrap();
     assert_eq!(kept, list);
+    let next = Proxy::start_args(
+        &origin.url(),
+        "",
+        &default_rules(),
+        &["--state-dir", state.to_str().unwrap()],
+    );
+    assert_eq!(
+        next.metric(r#"rempart_ipranges_prefixes{source="gptbot"}"#),
+        n as f64
+    );
+    assert!(next.metric(r#"rempart_ipranges_prefixes{source="googlebot"}"#) > 0.0);
 }
 
 #[test]

@@ -189,7 +189,14 @@ fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_met
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let metrics = proxy.metrics_text();
+    let scrape = http_get(&format!("http://127.0.0.1:{}/metrics", proxy.admin), &[]);
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    let metrics = scrape.body;
+    assert!(
+        metrics.starts_with("# HELP "),
+        "not the exposition format: {:?}",
+        metrics.get(..300)
+    );
 
     let mut check = tool("promtool", "apt-get install prometheus")
         .args(["check", "metrics"])

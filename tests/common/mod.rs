@@ -30,7 +30,23 @@ pub fn bin() -> &'static str {
 }
 
 /// A free loopback port (bound then released).
+/// A port no other test of this binary has been given, free right now.
+///
+/// Asking the kernel for port 0 and releasing it lets two tests running in
+/// parallel be handed the same port (one proxy's admin listener then answers
+/// for another's). Ports come instead from a range below the kernel's
+/// ephemeral ones, a block per process, each handed out once.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let block = 20_000 + (std::process::id() % 120) * 100;
+    for _ in 0..100 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 100;
+        let port = u16::try_from(block + n).expect("port range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -262,8 +278,9 @@ impl Proxy {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let admin_up =
-                http_get(&format!("http://127.0.0.1:{}/healthz", self.admin), &[]).status == 200;
+            let health = http_get(&format!("http://127.0.0.1:{}/healthz", self.admin), &[]);
+            // rempart's own answer, not another server's on the same port.
+            let admin_up = health.status == 200 && health.body == "ok\n";
             if admin_up && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }

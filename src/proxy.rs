@@ -150,29 +150,19 @@ impl RempartProxy {
             builtin,
             now_ms: now_millis(),
         };
-        let a = match &self.shared {
-            Some(store) => {
-                let mut send = |inc| store.send(inc);
-                assess(
-                    snap,
-                    &self.tracker,
-                    &self.published,
-                    facts,
-                    identity,
-                    side,
-                    Some(&mut send),
-                )
-            }
-            None => assess(
-                snap,
-                &self.tracker,
-                &self.published,
-                facts,
-                identity,
-                side,
-                None,
-            ),
-        };
+        let mut send = self.shared.as_ref().map(|store| move |inc| store.send(inc));
+        let sink = send
+            .as_mut()
+            .map(|f| f as &mut dyn FnMut(crate::behaviour::tracker::SharedIncrement));
+        let a = assess(
+            snap,
+            &self.tracker,
+            &self.published,
+            facts,
+            identity,
+            side,
+            sink,
+        );
         let counters = &metrics().signal_counters;
         for sig in a.signals.iter() {
             if let Some(c) = counters.get(sig as usize) {
@@ -968,29 +958,18 @@ impl ProxyHttp for RempartProxy {
             ctx.inject_link = false;
             return Ok(None);
         };
-        let at = body.as_ref().and_then(|b| body_close(b));
-        let chunk = body.take().unwrap_or_default();
-        let out = match at {
-            Some(at) => {
-                let mut v = Vec::with_capacity(chunk.len() + link.len());
-                v.extend_from_slice(&chunk[..at]);
-                v.extend_from_slice(&link);
-                v.extend_from_slice(&chunk[at..]);
-                Some(Bytes::from(v))
-            }
-            // No `</body>` seen by the end: the link goes last.
-            None if end_of_stream => {
-                let mut v = Vec::with_capacity(chunk.len() + link.len());
-                v.extend_from_slice(&chunk);
-                v.extend_from_slice(&link);
-                Some(Bytes::from(v))
-            }
-            None => {
-                *body = Some(chunk);
-                return Ok(None);
-            }
+        // Before `</body>`, or last when none was seen by the end.
+        let at = match (body.as_ref().and_then(|b| body_close(b)), end_of_stream) {
+            (Some(at), _) => at,
+            (None, true) => body.as_ref().map_or(0, Bytes::len),
+            (None, false) => return Ok(None),
         };
-        *body = out;
+        let chunk = body.take().unwrap_or_default();
+        let mut v = Vec::with_capacity(chunk.len() + link.len());
+        v.extend_from_slice(&chunk[..at]);
+        v.extend_from_slice(&link);
+        v.extend_from_slice(&chunk[at..]);
+        *body = Some(Bytes::from(v));
         ctx.inject_link = false;
         metrics().honeypot_links.inc();
         Ok(None)

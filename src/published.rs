@@ -145,7 +145,7 @@ impl Published {
     }
 
     /// Archives a document in the ledger.
-    pub fn archive(&self, document: &str, content: &[u8]) {
+    fn archive(&self, document: &str, content: &[u8]) {
         if let Some(e) = &self.evidence {
             e.record(Body::Published(PublishedRecord {
                 document: document.to_owned(),

@@ -63,6 +63,18 @@ pub fn short_hash(hash: &str) -> &str {
     hash.get(..16).unwrap_or(hash)
 }
 
+/// Archives what a snapshot publishes in the ledger (new versions only: the
+/// archive is keyed by hash), at start and on every reload.
+pub fn archive_published(published: &Published, config: &Config, snap: &Snapshot) {
+    published.robots(&snap.pages.robots_txt.body);
+    if let Some(t) = &snap.pages.tdmrep_json {
+        published.archive_once("tdmrep.json", &t.body);
+    }
+    if let Some(section) = config.section_text("reservation") {
+        published.archive_once("reservation", section.as_bytes());
+    }
+}
+
 /// Publishes `rempart_config_info{hash}` for the live snapshot.
 pub fn publish_info(hash: &str) {
     let m = metrics();
@@ -108,7 +120,7 @@ impl Reloader {
                     return Ok(Outcome::Unchanged { hash });
                 }
                 snap.publish_gauges();
-                self.archive(&config, &snap);
+                archive_published(&self.published, &config, &snap);
                 if let (Some(store), Some(pair)) = (&self.certs, &snap.tls_cert) {
                     store.swap(pair.clone());
                 }
@@ -147,19 +159,6 @@ impl Reloader {
         )
         .map_err(|e| e.to_string())?;
         Ok((config, snap))
-    }
-
-    /// Archives what the new snapshot publishes (new versions only: the
-    /// ledger's archive is keyed by hash).
-    fn archive(&self, config: &Config, snap: &Snapshot) {
-        self.published.robots(&snap.pages.robots_txt.body);
-        if let Some(t) = &snap.pages.tdmrep_json {
-            self.published.archive_once("tdmrep.json", &t.body);
-        }
-        if let Some(section) = config.section_text("reservation") {
-            self.published
-                .archive_once("reservation", section.as_bytes());
-        }
     }
 
     /// Every file whose change triggers a reload: the config, the catalogue

@@ -27,7 +27,7 @@ use crate::origin_robots::{OriginRobots, RobotsFetcher};
 use crate::proxy::{ProxyParts, RempartProxy};
 use crate::published::Published;
 use crate::refresh::{read_sources, Dirs, RangeRefresher};
-use crate::reload::{publish_info, ReloadTriggers, Reloader};
+use crate::reload::{archive_published, publish_info, ReloadTriggers, Reloader};
 use crate::snapshot::{CompileOptions, Snapshot};
 
 /// What `rempart run` and `rempart demo` were asked to do.
@@ -214,13 +214,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let published = Arc::new(Published::new(evidence.as_ref().map(|(e, _)| e.clone())));
     // What is published at start goes into the ledger, so that one can prove
     // what was served when.
-    published.robots(&snap.pages.robots_txt.body);
-    if let Some(t) = &snap.pages.tdmrep_json {
-        published.archive("tdmrep.json", &t.body);
-    }
-    if let Some(section) = config.section_text("reservation") {
-        published.archive("reservation", section.as_bytes());
-    }
+    archive_published(&published, &config, &snap);
     publish_info(&snap.hash);
     let certs = snap
         .tls_cert

@@ -241,12 +241,21 @@ def fmt_ratio(a, b):
     return "–" if not b or b != b else f"{a / b:.2f}"
 
 
+def run_criterion(bench):
+    """Runs one criterion benchmark briefly and returns what it printed."""
+    out = subprocess.run(["cargo", "bench", "--locked", "--bench", bench, "--", "--warm-up-time", "1",
+                          "--measurement-time", "3", "--noplot"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout
+
+
+def to_ns(value, unit):
+    return float(value) * {"ns": 1, "µs": 1000, "us": 1000, "ms": 1e6}[unit]
+
+
 def criterion_section(smoke):
     if smoke:
         return ""
-    out = subprocess.run(["cargo", "bench", "--locked", "--bench", "decision", "--", "--warm-up-time", "1",
-                          "--measurement-time", "3", "--noplot"], cwd=ROOT, capture_output=True, text=True)
-    text = out.stdout
+    text = run_criterion("decision")
     allocs = re.findall(r"^\s{2}(\S+)\s+([\d.]+)$", text, re.M)
     times = re.findall(r"^decision/(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", text, re.M)
     per = {"browser": 3, "ai-crawler": 3, "search-engine": 2, "tool": 2, "mix": 10}
@@ -257,7 +266,7 @@ def criterion_section(smoke):
              "| kind | requests in batch | ns per request | allocations per request |", "|---|---|---|---|"]
     alloc = dict(allocs)
     for kind, value, unit in times:
-        ns = float(value) * {"ns": 1, "µs": 1000, "us": 1000, "ms": 1e6}[unit]
+        ns = to_ns(value, unit)
         n = per.get(kind, 1)
         lines.append(f"| {kind} | {n} | {ns / n:.0f} | {alloc.get(kind, '?')} |")
     return "\n".join(lines) + "\n"
@@ -266,9 +275,7 @@ def criterion_section(smoke):
 def behaviour_section(smoke):
     if smoke:
         return ""
-    out = subprocess.run(["cargo", "bench", "--locked", "--bench", "behaviour", "--", "--warm-up-time", "1",
-                          "--measurement-time", "3", "--noplot"], cwd=ROOT, capture_output=True, text=True)
-    text = out.stdout
+    text = run_criterion("behaviour")
     mem = re.findall(r"^memory, (.+?): (.+)$", text, re.M)
     times = re.findall(r"^behaviour/(.+?)\n\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", text, re.M)
     lines = ["## Behaviour stage (criterion)", "",
@@ -276,8 +283,7 @@ def behaviour_section(smoke):
              "and the signals it gives, with the shipped defaults. Median time per request.", "",
              "| case | ns per request |", "|---|---|"]
     for case, value, unit in times:
-        ns = float(value) * {"ns": 1, "µs": 1000, "us": 1000, "ms": 1e6}[unit]
-        lines.append(f"| {case} | {ns:.0f} |")
+        lines.append(f"| {case} | {to_ns(value, unit):.0f} |")
     lines += ["", "Memory with 1,000,000 distinct clients in a tracker sized for 1,000,000 (resident memory added, "
               "divided by the clients; the bound in the issue is 256 bytes):", ""]
     for label, desc in mem:

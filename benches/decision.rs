@@ -1,10 +1,14 @@
-//! The decision path (request facts → identify → decide) against the full
-//! shipped catalogue and every range file, on a realistic mix of requests.
+//! The decision path — the canonical request read from the head, then
+//! `rempart::decide::decide`, the one function the proxy and `classify` use —
+//! against the full shipped catalogue and every range file, on a realistic
+//! mix of requests.
 //!
-//! Criterion reports nanoseconds per request for each kind; a counting
-//! allocator reports heap allocations per request, printed before the
-//! timings. The behaviour stage that follows is measured on its own in
-//! `benches/behaviour.rs`.
+//! Two groups: `decision` with behaviour off (identity, own documents,
+//! policy, licence and payment steps, the answer), and `decision-behaviour`
+//! with the shipped behaviour on, each request from one of 4,096 clients of
+//! its kind (a crowd, so that no client is rate-limited). Criterion reports
+//! nanoseconds per request; a counting allocator reports heap allocations
+//! per request, printed before the timings.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -13,7 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rempart::facts::RequestFacts;
+use rempart::decide::{decide_read, LocalState};
+use rempart::request::{Received, Request};
 use rempart::snapshot::Snapshot;
 
 /// Counts allocations (not frees) made through the global allocator.
@@ -80,78 +85,90 @@ fn mix() -> Vec<Sample> {
     ]
 }
 
-fn snapshot() -> Snapshot {
-    Snapshot::load_offline(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml"))
-        .expect("shipped config")
+fn snapshot(behaviour: bool) -> Snapshot {
+    let mut snap =
+        Snapshot::load_offline(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml"))
+            .expect("shipped config");
+    snap.behaviour.enabled = behaviour;
+    snap
 }
 
-fn decide(snap: &Snapshot, s: &Sample) -> rempart::model::Action {
-    let facts = RequestFacts::from_parts(
-        &s.req.method,
-        &s.req.uri,
-        &s.req.headers,
-        s.peer,
+/// One client of a crowd: the sample's address with its last bits varied.
+fn client(s: &Sample, n: u32) -> IpAddr {
+    match s.peer {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & !0xfff | (n & 0xfff)).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !0xfff | u128::from(n & 0xfff)).into()),
+    }
+}
+
+fn decide(snap: &Snapshot, local: &LocalState, s: &Sample, n: u32) -> rempart::model::Action {
+    let read = Request::read(
+        Received {
+            method: &s.req.method,
+            version: s.req.version,
+            uri: &s.req.uri,
+            headers: &s.req.headers,
+            peer: client(s, n),
+            tls: false,
+            now_ms: 1_800_000_000_000 + u64::from(n),
+            replayed: false,
+        },
         &snap.trusted,
+        snap.read,
     );
-    snap.evaluate(&facts).decision.action
+    decide_read(snap, &local.state(), &read).action
 }
 
-fn allocations_per_request(snap: &Snapshot, samples: &[&Sample]) -> f64 {
-    const N: u64 = 10_000;
+fn allocations_per_request(snap: &Snapshot, local: &LocalState, samples: &[&Sample]) -> f64 {
+    const N: u32 = 10_000;
     // Warm up any lazily built state first.
-    for s in samples {
-        black_box(decide(snap, s));
+    for (i, s) in samples.iter().enumerate() {
+        black_box(decide(snap, local, s, i as u32));
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for _ in 0..N {
+    for n in 0..N {
         for s in samples {
-            black_box(decide(snap, black_box(s)));
+            black_box(decide(snap, local, black_box(s), n));
         }
     }
     (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / (N as f64 * samples.len() as f64)
 }
 
-fn bench(c: &mut Criterion) {
-    let snap = snapshot();
+fn group(c: &mut Criterion, name: &str, behaviour: bool) {
+    let snap = snapshot(behaviour);
+    let local = LocalState::new(&snap);
     let all = mix();
     let kinds = ["browser", "ai-crawler", "search-engine", "tool"];
-
-    println!("allocations per request (decision path):");
+    println!("allocations per request ({name}):");
     for kind in kinds {
         let samples: Vec<&Sample> = all.iter().filter(|s| s.kind == kind).collect();
-        println!(
-            "  {kind:<14} {:.2}",
-            allocations_per_request(&snap, &samples)
-        );
+        println!("  {kind:<14} {:.2}", allocations_per_request(&snap, &local, &samples));
     }
     let everything: Vec<&Sample> = all.iter().collect();
-    println!(
-        "  {:<14} {:.2}",
-        "mix",
-        allocations_per_request(&snap, &everything)
-    );
-
-    let mut group = c.benchmark_group("decision");
-    for kind in kinds {
-        let samples: Vec<&Sample> = all.iter().filter(|s| s.kind == kind).collect();
+    println!("  {:<14} {:.2}", "mix", allocations_per_request(&snap, &local, &everything));
+    let mut group = c.benchmark_group(name);
+    let mut n = 0u32;
+    for kind in kinds.into_iter().chain(["mix"]) {
+        let samples: Vec<&Sample> = match kind {
+            "mix" => everything.clone(),
+            k => all.iter().filter(|s| s.kind == k).collect(),
+        };
         group.throughput(Throughput::Elements(samples.len() as u64));
         group.bench_function(kind, |b| {
             b.iter(|| {
+                n = n.wrapping_add(1);
                 for s in &samples {
-                    black_box(decide(&snap, black_box(s)));
+                    black_box(decide(&snap, &local, black_box(s), n));
                 }
             })
         });
     }
-    group.throughput(Throughput::Elements(everything.len() as u64));
-    group.bench_function("mix", |b| {
-        b.iter(|| {
-            for s in &everything {
-                black_box(decide(&snap, black_box(s)));
-            }
-        })
-    });
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    group(c, "decision", false);
+    group(c, "decision-behaviour", true);
 }
 
 criterion_group!(benches, bench);

@@ -4,7 +4,6 @@
 //! Input lines are JSON (`{"ua": …, "ip": …, "path": …}`) or nginx/Apache
 //! combined log lines; each gives one JSON verdict line.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::LazyLock;
@@ -12,10 +11,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{Assessment, SignalSet, Tracker};
-use crate::conduct::{assess, RequestSide};
-use crate::facts::{canonical, normalize_path, AddrSource, RequestFacts};
-use crate::published::Published;
+use crate::behaviour::SignalSet;
+use crate::decide::{decide_read, LocalState};
+use crate::identify::rdns::BlockingRdns;
+use crate::identify::webbotauth::Signature;
+use crate::request::{canonical, Malformed, Received, Request};
 use crate::snapshot::Snapshot;
 
 /// One request to classify.
@@ -25,10 +25,16 @@ pub struct Sample {
     pub ua: String,
     #[serde(default)]
     pub ip: Option<String>,
+    /// The request-target as logged (path and query).
     #[serde(default)]
     pub path: Option<String>,
     #[serde(default)]
     pub host: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Further request headers (`authorization`, `accept`, price bids …).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// When the request was made: RFC 3339, or unix seconds. Combined log
     /// lines carry it; without it, each line is taken 100 ms after the last.
     #[serde(default)]
@@ -64,24 +70,31 @@ impl TimeField {
     }
 }
 
-/// Behaviour state carried across the lines of a replayed log.
+/// The state a replay carries across lines, as the proxy carries it across
+/// requests: behaviour, refusals, robots.txt versions served, key
+/// directories, and reverse-DNS answers (looked up on the spot).
 pub struct Replay {
-    tracker: Tracker,
-    published: Published,
+    local: LocalState,
     last_ms: u64,
 }
 
 impl Replay {
     pub fn new(snap: &Snapshot) -> Self {
         Self {
-            tracker: Tracker::new(snap.behaviour.max_clients),
-            published: Published::new(None),
+            local: LocalState::new(snap),
             last_ms: 0,
         }
     }
+
+    /// Verifies operators that publish host names by reverse DNS, as the
+    /// proxy does once its cache is warm.
+    pub fn with_rdns(mut self, rdns: BlockingRdns) -> Self {
+        self.local.rdns = Some(Box::new(rdns));
+        self
+    }
 }
 
-/// The verdict as printed.
+/// The verdict as printed: what the proxy would do with the request.
 #[derive(Debug, Serialize)]
 pub struct VerdictLine<'a> {
     pub identity: &'static str,
@@ -90,10 +103,19 @@ pub struct VerdictLine<'a> {
     pub purpose: Option<&'static str>,
     pub verification: &'static str,
     pub method: crate::identify::VerifyMethod,
+    /// The action the proxy applies (after licences and payment).
     pub action: &'static str,
+    /// The status rempart answers with; none when the origin answers.
+    pub status: Option<u16>,
     pub rule: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_only: Option<LogOnly<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licensee: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<&'static str>,
     /// Behaviour signals and score (replayed logs carry state across lines).
     pub signals: SignalSet,
     pub score: u16,
@@ -127,91 +149,103 @@ pub fn parse_line(line: &str) -> Option<Sample> {
     }
     let caps = COMBINED.captures(line)?;
     let path = caps.get(3).map(|m| m.as_str().to_owned());
-    let path = path.map(|p| p.split('?').next().unwrap_or("/").to_owned());
     Some(Sample {
         ip: caps.get(1).map(|m| m.as_str().to_owned()),
         path,
         ua: caps
             .get(4)
             .map_or(String::new(), |m| m.as_str().replace("\\\"", "\"")),
-        host: None,
         ts: caps.get(2).map(|m| TimeField::Text(m.as_str().to_owned())),
+        ..Sample::default()
     })
 }
 
-/// Classifies one sample against a snapshot; with a [`Replay`], the
-/// sample also counts in its client's behaviour.
-pub fn classify<'s>(
-    snap: &'s Snapshot,
-    sample: &'s Sample,
-    replay: Option<&mut Replay>,
-) -> VerdictLine<'s> {
+/// The sample as the request the proxy would have received.
+fn rebuild(sample: &Sample) -> Option<http::request::Parts> {
+    let mut b = http::Request::builder()
+        .method(sample.method.as_deref().unwrap_or("GET"))
+        .uri(sample.path.as_deref().unwrap_or("/"));
+    if let Some(h) = &sample.host {
+        b = b.header(http::header::HOST, h);
+    }
+    if !sample.ua.is_empty() {
+        b = b.header(http::header::USER_AGENT, &sample.ua);
+    }
+    for (k, v) in &sample.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(()).ok().map(|r| r.into_parts().0)
+}
+
+/// Classifies one sample with the proxy's own decision; the replay's state
+/// carries over to the next sample.
+pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample, replay: &mut Replay) -> VerdictLine<'s> {
     let ip: IpAddr = sample
         .ip
         .as_deref()
         .and_then(|s| s.trim().parse().ok())
         .map(canonical)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let raw_path = sample.path.as_deref().unwrap_or("/");
-    let facts = RequestFacts {
-        client_ip: ip,
-        addr_source: AddrSource::Peer,
-        method: "GET",
-        host: sample.host.as_deref(),
-        path: normalize_path(raw_path),
-        user_agent: sample.ua.as_bytes(),
-    };
-    let identity = snap.identify(&facts, false);
-    let conduct = match replay {
-        Some(r) => {
-            let now_ms = sample
-                .ts
-                .as_ref()
-                .and_then(TimeField::millis)
-                .unwrap_or(r.last_ms + 100);
-            r.last_ms = now_ms;
-            let robots = (facts.path == "/robots.txt")
-                .then(|| r.published.robots(&snap.pages.robots_txt.body));
-            let side = RequestSide {
-                header_signals: SignalSet::EMPTY,
-                robots_served: robots.as_deref(),
-                builtin: robots.is_some(),
+    let now_ms = sample
+        .ts
+        .as_ref()
+        .and_then(TimeField::millis)
+        .unwrap_or(replay.last_ms + 100);
+    replay.last_ms = now_ms;
+    let parts = rebuild(sample);
+    let read = match &parts {
+        Some(p) => Request::read(
+            Received {
+                method: &p.method,
+                // A log line without a host is read as HTTP/1.0, which
+                // needs none; the version is not judged in a replay.
+                version: if sample.host.is_some() {
+                    http::Version::HTTP_11
+                } else {
+                    http::Version::HTTP_10
+                },
+                uri: &p.uri,
+                headers: &p.headers,
+                peer: ip,
+                tls: false,
                 now_ms,
-            };
-            assess(
-                snap,
-                &r.tracker,
-                &r.published,
-                &facts,
-                &identity,
-                side,
-                None,
-            )
-        }
-        None => Assessment::default(),
+                replayed: true,
+            },
+            &snap.trusted,
+            snap.read,
+        ),
+        None => Err(Malformed::Target(crate::request::TargetError::NotOriginForm)),
     };
-    let v = snap.decide(&facts, identity, &conduct);
-    let agent = v.identity.agent.map(|a| snap.catalogue.agent(a));
+    let o = decide_read(snap, &replay.local.state(), &read);
+    let (client, path) = match &read {
+        Ok(r) => (r.client_ip, r.path_owned()),
+        Err(_) => (ip, sample.path.clone().unwrap_or_default()),
+    };
+    let agent = o.identity.agent.map(|a| snap.catalogue.agent(a));
     VerdictLine {
-        identity: v.identity.kind.as_str(),
+        identity: o.identity.kind.as_str(),
         agent: agent.map(|a| a.name.as_str()),
         operator: agent.map(|a| a.operator.as_str()),
-        purpose: v.identity.purpose.map(|p| p.as_str()),
-        verification: v.identity.verification.as_str(),
-        method: v.identity.method,
-        action: v.decision.action.as_str(),
-        rule: snap.policy.rule_name(v.decision.rule),
-        log_only: v.decision.shadow.map(|(r, a)| LogOnly {
+        purpose: o.identity.purpose.map(|p| p.as_str()),
+        verification: o.identity.verification.as_str(),
+        method: o.identity.method,
+        action: o.action.as_str(),
+        status: o.status(),
+        rule: o.rule_name(snap),
+        log_only: o.decision.shadow.map(|(r, a)| LogOnly {
             rule: snap.policy.rule_name(Some(r)),
             action: a.as_str(),
         }),
-        signals: conduct.signals,
-        score: conduct.score,
-        ip: ip.to_string(),
-        path: match facts.path {
-            Cow::Borrowed(p) => p.to_owned(),
-            Cow::Owned(p) => p,
-        },
+        signature: (o.signature != Signature::Absent).then(|| o.signature.label()),
+        licensee: o
+            .licensee
+            .and_then(|i| snap.licensees.get(i))
+            .map(|l| l.id.as_str()),
+        document: o.document.map(|d| d.name()),
+        signals: o.conduct.signals,
+        score: o.conduct.score,
+        ip: client.to_string(),
+        path,
         ua: &sample.ua,
     }
 }
@@ -257,7 +291,7 @@ mod tests {
         let line = r#"66.249.66.1 - - [23/Nov/2026:10:00:00 +0100] "GET /films/1?x=2 HTTP/1.1" 200 5120 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)""#;
         let s = parse_line(line).unwrap();
         assert_eq!(s.ip.as_deref(), Some("66.249.66.1"));
-        assert_eq!(s.path.as_deref(), Some("/films/1"));
+        assert_eq!(s.path.as_deref(), Some("/films/1?x=2"));
         assert!(s.ua.contains("Googlebot/2.1"));
         let common = r#"10.0.0.1 - - [23/Nov/2026:10:00:00 +0100] "GET / HTTP/1.0" 304 -"#;
         let s = parse_line(common).unwrap();

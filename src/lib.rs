@@ -1,66 +1,66 @@
 //! rempart: an edge reverse proxy that makes a rights holder's AI opt-out stick.
 //!
-//! A request flows one way through small stages:
-//! [`facts`] → [`identify`] → [`policy`] → [`respond`], with the compiled
-//! configuration in a [`snapshot`] and counts in [`metrics`]. [`proxy`] wires
-//! the stages into pingora's phases; [`server`] assembles the services.
+//! A request flows one way through stages, one folder each:
+//! [`request`] (read once, canonical) → [`identify`] (catalogue, ranges,
+//! bound signatures, reverse DNS) → [`behaviour`] → [`decide`] (one function,
+//! one [`decide::Outcome`]) → [`respond`] (pages and documents) →
+//! [`evidence`] and [`metrics`] (after the response). [`optout`] expresses
+//! the reservation, [`licensing`] lets licensed crawlers in, the compiled
+//! configuration lives in one immutable [`snapshot`], [`proxy`] is the pingora
+//! glue and [`ops`] runs the server.
 //!
-//! The decision path can be used without the proxy, as `rempart classify` does:
+//! The decision can be used without the proxy, as `rempart classify` does:
 //!
 //! ```
 //! use std::path::Path;
-//! use rempart::config::Config;
-//! use rempart::facts::{normalize_path, AddrSource, RequestFacts};
+//! use rempart::decide::{decide_read, LocalState};
 //! use rempart::model::{Action, Verification};
-//! use rempart::snapshot::{CompileOptions, Snapshot};
+//! use rempart::request::{Received, Request};
+//! use rempart::snapshot::Snapshot;
 //!
-//! let config = Config::load(Path::new("config/rempart.toml"))?;
-//! let snapshot = Snapshot::compile(&config, &CompileOptions { demo_origin: None, offline: true })?;
-//! let facts = RequestFacts {
-//!     client_ip: "132.196.86.1".parse()?, // in OpenAI's published GPTBot ranges
-//!     addr_source: AddrSource::Peer,
-//!     method: "GET",
-//!     host: Some("catalogue.example"),
-//!     path: normalize_path("/films/la-traversee"),
-//!     user_agent: b"Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)",
-//! };
-//! let verdict = snapshot.evaluate(&facts);
-//! assert_eq!(verdict.identity.verification, Verification::Verified);
-//! assert_eq!(verdict.decision.action, Action::Offer);
-//! assert_eq!(snapshot.policy.rule_name(verdict.decision.rule), "ai-licensing-offer");
+//! let snapshot = Snapshot::load_offline(Path::new("config/rempart.toml"))?;
+//! let (head, ()) = http::Request::builder()
+//!     .uri("/films/la-traversee")
+//!     .header("host", "catalogue.example")
+//!     .header("user-agent", "Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)")
+//!     .body(())?
+//!     .into_parts();
+//! let read = Request::read(
+//!     Received {
+//!         method: &head.method,
+//!         version: head.version,
+//!         uri: &head.uri,
+//!         headers: &head.headers,
+//!         peer: "132.196.86.1".parse()?, // in OpenAI's published GPTBot ranges
+//!         tls: false,
+//!         now_ms: 0,
+//!         replayed: false,
+//!     },
+//!     &snapshot.trusted,
+//!     snapshot.read,
+//! );
+//! let local = LocalState::new(&snapshot);
+//! let outcome = decide_read(&snapshot, &local.state(), &read);
+//! assert_eq!(outcome.identity.verification, Verification::Verified);
+//! assert_eq!(outcome.action, Action::Offer);
+//! assert_eq!(outcome.status(), Some(402));
+//! assert_eq!(outcome.rule_name(&snapshot), "ai-licensing-offer");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod admin;
 pub mod behaviour;
 pub mod catalog;
 pub mod classify;
-pub mod conduct;
 pub mod config;
-pub mod demo;
+pub mod decide;
 pub mod evidence;
-pub mod facts;
-pub mod fetch;
 pub mod identify;
-pub mod licence;
-pub mod metering;
+pub mod licensing;
 pub mod metrics;
 pub mod model;
-pub mod origin_robots;
-pub mod payment;
-pub mod policy;
+pub mod ops;
+pub mod optout;
 pub mod proxy;
-pub mod proxy_protocol;
-pub mod published;
-pub mod ranges;
-pub mod rdns;
-pub mod refresh;
-pub mod reload;
-pub mod reservation;
+pub mod request;
 pub mod respond;
-pub mod robots;
-pub mod server;
-pub mod signals;
 pub mod snapshot;
-pub mod tls;
-pub mod webbotauth;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use rempart::classify::{classify, parse_line, Replay, Sample, Summary};
 use rempart::config::Config;
-use rempart::server::{run, RunOptions};
+use rempart::ops::server::{run, RunOptions};
 use rempart::snapshot::Snapshot;
 
 const DEFAULT_CONFIG: &str = "config/rempart.toml";
@@ -213,6 +213,18 @@ fn offline_snapshot(config: &std::path::Path) -> anyhow::Result<Snapshot> {
     Ok(Snapshot::load_offline(config)?)
 }
 
+/// The replay state for `classify`: reverse DNS looked up on the spot when
+/// the config turns it on, as the proxy would verify once its cache is warm.
+fn replay_for(snap: &Snapshot, config: &std::path::Path) -> anyhow::Result<Replay> {
+    let replay = Replay::new(snap);
+    let cfg = rempart::config::Config::load(config)?;
+    if !cfg.raw.rdns.enabled {
+        return Ok(replay);
+    }
+    let rdns = rempart::identify::rdns::BlockingRdns::new((&cfg.raw.rdns).into())?;
+    Ok(replay.with_rdns(rdns))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
@@ -297,15 +309,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     ip,
                     path: Some(path),
                     host,
-                    ts: None,
+                    ..Sample::default()
                 };
-                serde_json::to_writer(&mut out, &classify(&snap, &sample, None))?;
+                let mut replay = replay_for(&snap, &config)?;
+                serde_json::to_writer(&mut out, &classify(&snap, &sample, &mut replay))?;
                 writeln!(out)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut summary = Summary::default();
             // Behaviour state carries across the lines, as in the proxy.
-            let mut replay = Replay::new(&snap);
+            let mut replay = replay_for(&snap, &config)?;
             for line in std::io::stdin().lock().lines() {
                 let line = line.context("reading stdin")?;
                 let Some(sample) = parse_line(&line) else {
@@ -314,7 +327,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     }
                     continue;
                 };
-                let verdict = classify(&snap, &sample, Some(&mut replay));
+                let verdict = classify(&snap, &sample, &mut replay);
                 *summary.by_action.entry(verdict.action).or_default() += 1;
                 serde_json::to_writer(&mut out, &verdict)?;
                 writeln!(out)?;
@@ -333,7 +346,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if token.is_empty() {
                 anyhow::bail!("no token on stdin");
             }
-            println!("{}", rempart::licence::hash_token(token));
+            println!("{}", rempart::licensing::licence::hash_token(token));
             Ok(ExitCode::SUCCESS)
         }
         Command::Licences {
@@ -358,9 +371,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     config.resolve(&config.raw.licensing.metering_dir)
                 }
             };
-            let rows = rempart::metering::report(&dir, &since, until.as_deref())?;
+            let rows = rempart::licensing::metering::report(&dir, &since, until.as_deref())?;
             match format {
-                ReportFormat::Csv => print!("{}", rempart::metering::to_csv(&rows)),
+                ReportFormat::Csv => print!("{}", rempart::licensing::metering::to_csv(&rows)),
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
             }
             Ok(ExitCode::SUCCESS)
@@ -368,7 +381,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ranges {
             command: RangesCommand::Refresh { config, state_dir },
         } => {
-            use rempart::refresh::{read_sources, refresh_all, Dirs, Outcome};
+            use rempart::ops::refresh::{read_sources, refresh_all, Dirs, Outcome};
             let mut config = Config::load(&config)?;
             if let Some(d) = &state_dir {
                 config.relocate_state(d);

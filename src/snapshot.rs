@@ -14,17 +14,17 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
-use crate::behaviour::{Assessment, Settings as BehaviourSettings};
+use crate::behaviour::Settings as BehaviourSettings;
 use crate::catalog::Catalogue;
 use crate::config::{Config, ConfigError, UpstreamSpec};
-use crate::facts::{RequestFacts, TrustedProxies};
-use crate::identify::{identify, Identity};
-use crate::licence::Licensees;
+use crate::identify::webbotauth::Bindings;
+use crate::request::{ReadOptions, TrustedProxies};
+use crate::licensing::licence::Licensees;
 use crate::metrics::AgentCounters;
-use crate::policy::{Decision, Policy};
-use crate::ranges::{RangeSource, RangeTable};
-use crate::reservation::Reservation;
-use crate::respond::{render_pages, Lang, Pages};
+use crate::decide::policy::Policy;
+use crate::identify::ranges::{RangeSource, RangeTable};
+use crate::optout::reservation::Reservation;
+use crate::respond::pages::{render_pages, Lang, Pages};
 
 /// The origin, resolved.
 #[derive(Debug, Clone)]
@@ -40,13 +40,6 @@ pub struct Upstream {
     pub idle_timeout: Duration,
 }
 
-/// Identity and decision for one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Verdict {
-    pub identity: Identity,
-    pub decision: Decision,
-}
-
 /// One compiled configuration.
 pub struct Snapshot {
     pub config_path: PathBuf,
@@ -54,6 +47,12 @@ pub struct Snapshot {
     /// first 16 characters are shown in `rempart_config_info`).
     pub hash: String,
     pub trusted: TrustedProxies,
+    /// How request-targets are read.
+    pub read: ReadOptions,
+    /// Which key directories may verify whom (Web Bot Auth).
+    pub bindings: Bindings,
+    /// Operators whose signature-verified agents can be billed per crawl.
+    pub billable_operators: Vec<String>,
     pub ranges: RangeTable,
     pub catalogue: Catalogue,
     pub policy: Policy,
@@ -135,7 +134,7 @@ impl Snapshot {
         let tls_cert = match &raw.tls {
             Some(t) => {
                 let (cert, key) = (config.resolve(&t.cert_file), config.resolve(&t.key_file));
-                Some(crate::tls::load(&cert, &key).map_err(|e| {
+                Some(crate::ops::tls::load(&cert, &key).map_err(|e| {
                     config.error_at(
                         "tls.cert_file",
                         format!("{} / {}: {e}", cert.display(), key.display()),
@@ -144,6 +143,7 @@ impl Snapshot {
             }
             None => None,
         };
+        let bindings = compile_bindings(config, &catalogue)?;
         let upstream = resolve_upstream(config, opts)?;
         let mut hashed = agent_files.clone();
         if let Some(t) = &raw.tls {
@@ -156,6 +156,11 @@ impl Snapshot {
             config_path: config.path.clone(),
             hash,
             trusted: TrustedProxies::new(raw.server.trusted_proxies.clone()),
+            read: ReadOptions {
+                fold_case: raw.server.case_insensitive_paths,
+            },
+            bindings,
+            billable_operators: raw.licensing.billable_operators.clone(),
             ranges,
             catalogue,
             policy,
@@ -184,37 +189,6 @@ impl Snapshot {
                 offline: true,
             },
         )
-    }
-
-    /// Identifies and decides: the whole decision path for one request.
-    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
-        let identity = self.identify(facts, false);
-        self.decide(facts, identity, &Assessment::default())
-    }
-
-    /// Who is asking: catalogue, ranges, and a verified Web Bot Auth signature.
-    pub fn identify(&self, facts: &RequestFacts<'_>, signed: bool) -> Identity {
-        let mut identity = identify(
-            &self.catalogue,
-            &self.ranges,
-            facts.user_agent,
-            facts.client_ip,
-        );
-        if signed {
-            identity = crate::identify::with_signature(identity);
-        }
-        identity
-    }
-
-    /// The policy's decision for an identified request and its client's conduct.
-    pub fn decide(
-        &self,
-        facts: &RequestFacts<'_>,
-        identity: Identity,
-        conduct: &Assessment,
-    ) -> Verdict {
-        let decision = self.policy.decide(facts, &identity, conduct);
-        Verdict { identity, decision }
     }
 
     /// Publishes the sizes of this snapshot in the metrics.
@@ -254,6 +228,28 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// The key directories bound to catalogue agents and to licensees.
+fn compile_bindings(config: &Config, catalogue: &Catalogue) -> Result<Bindings, ConfigError> {
+    let mut b = Bindings::new(&config.raw.web_bot_auth.allow_http_hosts);
+    for (i, agent) in catalogue.agents().iter().enumerate() {
+        for url in &agent.signature_agents {
+            b.bind_agent(url, crate::catalog::AgentId(i as u32))
+                .map_err(|e| ConfigError::Catalog(crate::catalog::CatalogError::Entry {
+                    path: agent.file.clone(),
+                    agent: agent.name.clone(),
+                    message: format!("signature_agents: {e}"),
+                }))?;
+        }
+    }
+    for (i, l) in config.raw.licensees.iter().enumerate() {
+        for (j, url) in l.key_directories.iter().enumerate() {
+            b.bind_licensee(url, i)
+                .map_err(|e| config.error_at(&format!("licensees[{i}].key_directories[{j}]"), e))?;
+        }
+    }
+    Ok(b)
 }
 
 /// What is live, as one hash: the config text, the catalogue files and TLS

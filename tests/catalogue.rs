@@ -54,20 +54,37 @@ fn no_browser_is_taken_for_a_bot() {
         let id = identify(&snap, ua, "203.0.113.10");
         let agent = id.agent.map(|a| snap.catalogue.agent(a).name.clone());
         assert_eq!(id.kind, IdentityKind::Browser, "{ua} matched {agent:?}");
-        let v = snap.evaluate(&facts(ua, "203.0.113.10"));
-        assert_eq!(v.decision.action, rempart::model::Action::Allow, "{ua}");
+        assert_eq!(decide(&snap, ua, "203.0.113.10"), rempart::model::Action::Allow, "{ua}");
     }
 }
 
-fn facts<'a>(ua: &'a str, ip: &str) -> rempart::facts::RequestFacts<'a> {
-    rempart::facts::RequestFacts {
-        client_ip: ip.parse().unwrap(),
-        addr_source: rempart::facts::AddrSource::Peer,
-        method: "GET",
-        host: None,
-        path: std::borrow::Cow::Borrowed("/films/x"),
-        user_agent: ua.as_bytes(),
-    }
+/// The proxy's decision for a page request, with fresh behaviour state.
+fn decide(snap: &Snapshot, ua: &str, ip: &str) -> rempart::model::Action {
+    let (parts, ()) = http::Request::builder()
+        .uri("/films/x")
+        .header("host", "www.catalogue-demo.example")
+        .header("user-agent", ua)
+        .header("accept", "text/html")
+        .header("accept-language", "fr-FR,fr;q=0.9")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let read = rempart::request::Request::read(
+        rempart::request::Received {
+            method: &parts.method,
+            version: parts.version,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            peer: ip.parse().unwrap(),
+            tls: false,
+            now_ms: 0,
+            replayed: false,
+        },
+        &snap.trusted,
+        snap.read,
+    );
+    let local = rempart::decide::LocalState::new(snap);
+    rempart::decide::decide_read(snap, &local.state(), &read).action
 }
 
 /// Real crawler user agents, the agent they must be identified as, and its purpose.

@@ -199,12 +199,16 @@ fn pay_per_crawl_price_flow() {
         Some("EUR 0.05")
     );
 
-    // A bid without a credential: strong authentication is required.
+    // A bid from nobody who can be billed: the offer again, never the page.
     let r = proxy.get(
         "/news/a",
         &[("user-agent", GPTBOT), ("crawler-max-price", "EUR 1.00")],
     );
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 402);
+    assert_eq!(
+        r.headers.get("crawler-price").map(String::as_str),
+        Some("EUR 0.05")
+    );
     assert_eq!(
         r.headers.get("crawler-error").map(String::as_str),
         Some("StrongAuthRequired")
@@ -335,7 +339,7 @@ fn licensed_traffic_is_reported_for_invoicing() {
     );
     assert_eq!(paid.status, 200);
 
-    let today = rempart::metering::day_of(rempart::metering::now_secs());
+    let today = rempart::licensing::metering::day_of(rempart::licensing::metering::now_secs());
     let config = proxy.dir.path().join("rempart.toml").display().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let csv = loop {

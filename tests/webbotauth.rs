@@ -1,5 +1,9 @@
 //! Web Bot Auth end to end: keys generated here, a key directory served by a
 //! real HTTP server started here, signed requests through the real proxy.
+//!
+//! A signature proves who holds a key, never who someone is: only a key from
+//! a directory bound to the claimed agent (catalogue) or to a licensee
+//! (config) counts; any other is `signed-unbound` and confers nothing.
 
 mod common;
 
@@ -102,9 +106,12 @@ fn get_signed(proxy: &Proxy, path: &str, ua: &str, r: &Request) -> Resp {
     )
 }
 
-fn licensed_to(k: &Key) -> String {
+/// Plain HTTP to the test's loopback directory servers, and nowhere else.
+const ALLOW_LOOPBACK: &str = "[web_bot_auth]\nallow_http_hosts = [\"127.0.0.1\"]\n";
+
+fn licensed_to(k: &Key, directory: &str) -> String {
     format!(
-        "[[licensees]]\nid = \"signed-ai\"\nname = \"Signed AI\"\nkey_ids = [\"{}\"]\n",
+        "{ALLOW_LOOPBACK}\n[[licensees]]\nid = \"signed-ai\"\nname = \"Signed AI\"\nkey_ids = [\"{}\"]\nkey_directories = [\"{directory}\"]\n",
         k.keyid
     )
 }
@@ -127,7 +134,7 @@ fn a_signed_request_passes_and_a_tampered_one_does_not() {
     let proxy = Proxy::start_with(
         &origin.url(),
         "",
-        &format!("{}\n{}", default_rules(), licensed_to(&k)),
+        &format!("{}\n{}", default_rules(), licensed_to(&k, &directory.url())),
     );
     let authority = format!("127.0.0.1:{}", proxy.port);
     let signed = sign(&k, &authority, &directory_url);
@@ -142,16 +149,14 @@ fn a_signed_request_passes_and_a_tampered_one_does_not() {
     // Keys cached: the signature binds the request to the licensee.
     let r = get_signed(&proxy, "/films/a", GPTBOT, &signed);
     assert_eq!(r.status, 200, "{}", r.body);
+    let seen = origin.last().unwrap();
     assert_eq!(
-        origin
-            .last()
-            .unwrap()
-            .headers
-            .get("x-rempart-licensee")
-            .map(String::as_str),
+        seen.headers.get("x-rempart-licensee").map(String::as_str),
         Some("signed-ai")
     );
     assert!(proxy.metric(r#"rempart_web_bot_auth_total{result="verified"}"#) >= 1.0);
+    // The directory was fetched at its well-known path, once.
+    assert_eq!(directory.count(), 1);
 
     // Tampered: signed for another authority, or with another key.
     let elsewhere = sign(&k, "films.example", &directory_url);
@@ -173,33 +178,107 @@ fn a_signed_request_passes_and_a_tampered_one_does_not() {
 }
 
 #[test]
-fn a_valid_signature_verifies_an_agent_whatever_its_address() {
+fn a_self_made_key_verifies_nobody() {
     let k = key(3);
     let directory = Origin::start_full(&[], &[(DIRECTORY_PATH, 200, &k.jwks)]);
     let directory_url = format!("{}{DIRECTORY_PATH}", directory.url());
     let origin = Origin::start();
-    let proxy = Proxy::start(&origin.url());
-    let signed = sign(&k, &format!("127.0.0.1:{}", proxy.port), &directory_url);
-    // Googlebot from loopback is spoofed by its ranges...
+    let rules = format!("{}\n{ALLOW_LOOPBACK}", default_rules());
+    let proxy = Proxy::start_with(&origin.url(), "", &rules);
+    let authority = format!("127.0.0.1:{}", proxy.port);
+    let signed = sign(&k, &authority, &directory_url);
+    let data_url = format!(
+        "data:application/http-message-signatures-directory+json;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&k.jwks)
+    );
+    let inline = sign(&k, &authority, &data_url);
+    // A Googlebot from loopback is spoofed by its ranges, signed or not.
     assert_eq!(proxy.get("/", &[("user-agent", GOOGLEBOT)]).status, 403);
+    for _ in 0..3 {
+        assert_eq!(get_signed(&proxy, "/", GOOGLEBOT, &signed).status, 403);
+        assert_eq!(get_signed(&proxy, "/", GOOGLEBOT, &inline).status, 403);
+    }
+    // GPTBot's signed bid is charged to nobody: the offer, not the page.
+    let mut headers = vec![
+        ("user-agent", GPTBOT),
+        ("signature-agent", signed.agent.as_str()),
+        ("signature-input", signed.input.as_str()),
+        ("signature", signed.signature.as_str()),
+        ("crawler-max-price", "EUR 1.00"),
+    ];
+    let r = proxy.get("/films/a", &headers);
+    assert_eq!(r.status, 402);
+    assert_eq!(r.headers.get("crawler-charged"), None);
+    // After the honeypot, a signed bid changes nothing either.
+    headers[0] = ("user-agent", CHROME);
+    assert_eq!(proxy.get("/catalogue-integral/", &headers).status, 403);
+    assert_eq!(proxy.get("/films/a", &headers).status, 403);
+    let text = proxy.metrics_text();
+    assert!(!text.contains("rempart_crawler_charges_total{licensee=\"unknown\"}"), "{text}");
+    assert_eq!(origin.count(), 0, "no signed request reached the origin");
+    // Recorded and counted as signed-unbound; the directory never fetched.
+    assert!(proxy.metric(r#"rempart_web_bot_auth_total{result="signed-unbound"}"#) >= 8.0);
+    assert_eq!(directory.count(), 0, "an unbound directory is never fetched");
+    let records = proxy.wait_records(1);
+    assert!(
+        requests(&records).iter().any(|r| r["signature"] == "signed-unbound"),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn a_key_bound_to_the_agent_verifies_it_whatever_its_address() {
+    let k = key(4);
+    let directory = Origin::start_full(&[], &[(DIRECTORY_PATH, 200, &k.jwks)]);
+    let overlay = tempfile::tempdir().unwrap();
+    let bound = overlay.path().join("bound.toml");
+    std::fs::write(
+        &bound,
+        format!(
+            "[[agent]]\nname = \"Googlebot\"\nsignature_agents = [\"{}\"]\nsource = \"test\"\n",
+            directory.url()
+        ),
+    )
+    .unwrap();
+    let origin = Origin::start();
+    let rules = format!("{}\n{ALLOW_LOOPBACK}", default_rules());
+    let proxy = Proxy::start_edited(&origin.url(), "", &rules, &[], &with_catalogue(&bound));
+    // The draft's form: the origin as a structured-field string.
+    let signed = sign(&k, &format!("127.0.0.1:{}", proxy.port), &directory.url());
     let _ = get_signed(&proxy, "/", GOOGLEBOT, &signed);
     wait_for_directory(&proxy);
-    // ...but verified by its signature, and verified search engines pass.
     assert_eq!(get_signed(&proxy, "/", GOOGLEBOT, &signed).status, 200);
     assert_eq!(proxy.metric(r#"rempart_requests_total{action="allow",purpose="search-engine",verification="verified"}"#), 1.0);
+    // The same key claiming another agent verifies nothing.
+    assert_eq!(get_signed(&proxy, "/films/a", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", &signed).status, 403);
+}
+
+#[test]
+fn a_bound_directory_must_be_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = dir.path().join("bound.toml");
+    std::fs::write(
+        &bound,
+        "[[agent]]\nname = \"Googlebot\"\nsignature_agents = [\"http://keys.example\"]\n",
+    )
+    .unwrap();
+    let (_keep, cfg) = config_for_check("", with_catalogue(&bound));
+    let (code, _, err) = run_cli(&["check", "--config", &cfg], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("Googlebot") && err.contains("signature_agents"), "{err}");
 }
 
 #[test]
 fn a_down_directory_never_delays_a_request() {
     let k = key(5);
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let origin = Origin::start();
     let proxy = Proxy::start_with(
         &origin.url(),
         "",
-        &format!("{}\n{}", default_rules(), licensed_to(&k)),
+        &format!("{}\n{}", default_rules(), licensed_to(&k, &dead)),
     );
-    let dead = format!("http://127.0.0.1:{}{DIRECTORY_PATH}", free_port());
-    let signed = sign(&k, &format!("127.0.0.1:{}", proxy.port), &dead);
+    let signed = sign(&k, &format!("127.0.0.1:{}", proxy.port), &format!("{dead}{DIRECTORY_PATH}"));
     for _ in 0..3 {
         let started = Instant::now();
         let r = get_signed(&proxy, "/films/a", GPTBOT, &signed);

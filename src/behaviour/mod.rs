@@ -8,6 +8,7 @@
 //! The settings live in the snapshot (they change on reload); the tracker
 //! lives beside it in the proxy (its state survives reloads).
 
+pub mod assess;
 pub mod shared;
 pub mod signals;
 pub mod tracker;

@@ -41,6 +41,11 @@ pub struct AgentEntry {
     /// Reverse-DNS suffixes that the operator documents for its crawler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdns: Option<Vec<String>>,
+    /// Web Bot Auth: the origins (`https://host`) whose key directory
+    /// (`/.well-known/http-message-signatures-directory`) the operator
+    /// publishes for this agent. Only these can verify it by signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_agents: Option<Vec<String>>,
     /// A robots.txt token with no crawler of its own (Google-Extended):
     /// listed in robots.txt, never matched against user agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +65,7 @@ impl AgentEntry {
             purpose,
             ranges,
             rdns,
+            signature_agents,
             robots_only,
             source,
         } = other;
@@ -77,6 +83,9 @@ impl AgentEntry {
         }
         if rdns.is_some() {
             self.rdns = rdns;
+        }
+        if signature_agents.is_some() {
+            self.signature_agents = signature_agents;
         }
         if robots_only.is_some() {
             self.robots_only = robots_only;

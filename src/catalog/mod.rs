@@ -12,9 +12,9 @@ pub mod matcher;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::error::{parse_toml, Located};
+use crate::config::located::{parse_toml, Located};
 use crate::model::Purpose;
-use crate::ranges::{RangeTable, SourceSet};
+use crate::identify::ranges::{RangeTable, SourceSet};
 use file::{AgentEntry, CatalogFile};
 use matcher::UaMatcher;
 
@@ -33,6 +33,8 @@ pub struct Agent {
     pub ranges: SourceSet,
     pub range_names: Vec<String>,
     pub rdns: Vec<String>,
+    /// Origins of the key directories that verify this agent's signatures.
+    pub signature_agents: Vec<String>,
     pub robots_only: bool,
     pub source: String,
     /// The catalogue file that introduced the agent.
@@ -224,6 +226,7 @@ fn compile_entry(
         ranges: set,
         range_names,
         rdns,
+        signature_agents: entry.signature_agents.unwrap_or_default(),
         robots_only: entry.robots_only.unwrap_or(false),
         source: entry.source.unwrap_or_else(|| path.display().to_string()),
         file: path.to_owned(),
@@ -235,7 +238,7 @@ mod tests {
     use super::*;
 
     fn compile(texts: &[&str]) -> Result<Catalogue, CatalogError> {
-        let ranges = RangeTable::new(vec![crate::ranges::RangeSource::parse(
+        let ranges = RangeTable::new(vec![crate::identify::ranges::RangeSource::parse(
             "gptbot",
             Path::new("gptbot.json"),
             r#"{"prefixes":[{"ipv4Prefix":"192.0.2.0/24"}]}"#,

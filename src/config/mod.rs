@@ -6,17 +6,34 @@
 //! error names the file, line and key.
 
 pub mod error;
+pub mod located;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Located};
 
-use crate::policy::RuleSpec;
-use crate::respond::{Lang, RightsHolder};
+use crate::decide::policy::RuleSpec;
+use crate::model::Lang;
+
+/// Who holds the rights, as shown on the offer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightsHolder {
+    pub name: String,
+    pub contact: String,
+    pub terms_url: String,
+    /// Where the offer page is served (always reachable).
+    #[serde(default = "default_offer_path")]
+    pub offer_path: String,
+}
+
+fn default_offer_path() -> String {
+    "/ai-licensing".into()
+}
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,10 +52,10 @@ pub struct RawConfig {
     pub rules: Vec<RuleSpec>,
     /// The TDM reservation every opt-out signal is generated from.
     #[serde(default)]
-    pub reservation: Option<crate::reservation::ReservationSpec>,
+    pub reservation: Option<crate::optout::reservation::ReservationSpec>,
     /// Crawlers licensed by the rights holder.
     #[serde(default)]
-    pub licensees: Vec<crate::licence::LicenseeSpec>,
+    pub licensees: Vec<crate::licensing::licence::LicenseeSpec>,
     #[serde(default)]
     pub robots: RobotsSection,
     #[serde(default)]
@@ -58,6 +75,8 @@ pub struct RawConfig {
     /// TLS termination (a second listener).
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub web_bot_auth: WebBotAuthSection,
 }
 
 /// `[rdns]`: forward-confirmed reverse DNS for agents with `rdns` suffixes
@@ -194,18 +213,31 @@ impl Default for EvidenceSection {
     }
 }
 
+/// Web Bot Auth key directories.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebBotAuthSection {
+    /// Hosts whose key directories may be fetched over plain HTTP (for
+    /// tests on loopback). Every other directory must be an https:// origin.
+    pub allow_http_hosts: Vec<String>,
+}
+
 /// Where licensed traffic is metered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LicensingSection {
     /// Directory of the metering files (`metering-YYYY-MM-DD.jsonl`).
     pub metering_dir: PathBuf,
+    /// Operators (catalogue `operator` names) whose signature-verified
+    /// agents may be charged under pay per crawl without a licence.
+    pub billable_operators: Vec<String>,
 }
 
 impl Default for LicensingSection {
     fn default() -> Self {
         Self {
             metering_dir: "state/metering".into(),
+            billable_operators: Vec::new(),
         }
     }
 }
@@ -266,6 +298,9 @@ pub struct ServerSection {
     pub proxy_protocol_listen: Option<SocketAddr>,
     /// The load balancers allowed on `proxy_protocol_listen`.
     pub proxy_protocol_from: Vec<IpNet>,
+    /// The origin ignores case in paths (IIS, some object stores): rempart
+    /// then decides on, and forwards, the path in lower case.
+    pub case_insensitive_paths: bool,
 }
 
 impl Default for ServerSection {
@@ -286,6 +321,7 @@ impl Default for ServerSection {
             access_log: false,
             proxy_protocol_listen: None,
             proxy_protocol_from: Vec::new(),
+            case_insensitive_paths: false,
         }
     }
 }
@@ -379,8 +415,8 @@ impl Config {
 
     /// Parses and validates config text (`path` is for messages and relative paths).
     pub fn parse(path: &Path, text: String) -> Result<Self, ConfigError> {
-        let raw: RawConfig = error::parse_toml(path, &text)?;
-        let at = |key: &str, msg: String| ConfigError::from(error::at_key(path, &text, key, msg));
+        let raw: RawConfig = located::parse_toml(path, &text)?;
+        let at = |key: &str, msg: String| ConfigError::from(located::at_key(path, &text, key, msg));
         let listen = parse_addr(&raw.server.listen).map_err(|m| at("server.listen", m))?;
         let admin = parse_addr(&raw.admin.listen).map_err(|m| at("admin.listen", m))?;
         let upstream =
@@ -463,7 +499,7 @@ impl Config {
 
     /// An error located at `key` in this config file.
     pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        error::at_key(&self.path, &self.text, key, message).into()
+        located::at_key(&self.path, &self.text, key, message).into()
     }
 }
 

@@ -62,6 +62,10 @@ pub struct RequestRecord {
     pub identity: String,
     pub verification: String,
     pub verified_by: String,
+    /// The Web Bot Auth verdict when the request was signed (`signed-unbound`:
+    /// a key bound to nobody it claims, which confers nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     pub method: String,
     pub host: Option<String>,
     pub path: String,

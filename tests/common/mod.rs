@@ -178,6 +178,16 @@ impl Drop for Origin {
 }
 
 /// Writes a config using the shipped catalogue, ranges and templates.
+/// A config edit that adds one more catalogue file after the shipped ones.
+pub fn with_catalogue(extra: &Path) -> impl Fn(String) -> String + '_ {
+    move |text| {
+        text.replace(
+            "/agents/curated.toml\"]",
+            &format!("/agents/curated.toml\", \"{}\"]", extra.display()),
+        )
+    }
+}
+
 pub fn write_config(
     dir: &Path,
     upstream: &str,
@@ -251,9 +261,22 @@ impl Proxy {
 
     /// [`Proxy::start_with`] with more `rempart run` arguments.
     pub fn start_args(upstream: &str, extra_server: &str, rules: &str, args: &[&str]) -> Self {
+        Self::start_edited(upstream, extra_server, rules, args, &|text| text)
+    }
+
+    /// [`Proxy::start_args`] with the written config text edited first.
+    pub fn start_edited(
+        upstream: &str,
+        extra_server: &str,
+        rules: &str,
+        args: &[&str],
+        edit: &dyn Fn(String) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, admin) = (free_port(), free_port());
         let config = write_config(dir.path(), upstream, port, admin, extra_server, rules);
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(&config, edit(text)).expect("edited config");
         let log = dir.path().join("rempart.log");
         let child = Command::new(bin())
             .args(["run", "--config"])

@@ -19,8 +19,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::metrics::metrics;
-use crate::ranges::RangeSource;
-use crate::reload::Reloader;
+use crate::identify::ranges::RangeSource;
+use crate::ops::reload::Reloader;
 
 /// A range list is at most this big (the largest vendor list is ~100 KB).
 const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
@@ -173,7 +173,7 @@ pub async fn refresh_all(
     let m = metrics();
     let mut out = Vec::with_capacity(sources.len());
     for s in sources {
-        let outcome = match crate::fetch::get(
+        let outcome = match crate::ops::fetch::get(
             connector,
             &s.url,
             "application/json",

@@ -15,19 +15,19 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::AdminApp;
+use crate::ops::admin::AdminApp;
 use crate::behaviour::shared::SharedStore;
 use crate::behaviour::{Store, Tracker};
 use crate::config::{parse_upstream, Config, UpstreamSpec};
-use crate::demo::DemoSite;
+use crate::ops::demo::DemoSite;
 use crate::evidence::pseudonym::PseudonymKey;
 use crate::evidence::{Evidence, LedgerOptions};
-use crate::metering::Meter;
-use crate::origin_robots::{OriginRobots, RobotsFetcher};
+use crate::licensing::metering::Meter;
+use crate::optout::origin_robots::{OriginRobots, RobotsFetcher};
 use crate::proxy::{ProxyParts, RempartProxy};
-use crate::published::Published;
-use crate::refresh::{read_sources, Dirs, RangeRefresher};
-use crate::reload::{archive_published, publish_info, ReloadTriggers, Reloader};
+use crate::optout::published::Published;
+use crate::ops::refresh::{read_sources, Dirs, RangeRefresher};
+use crate::ops::reload::{archive_published, publish_info, ReloadTriggers, Reloader};
 use crate::snapshot::{CompileOptions, Snapshot};
 
 /// What `rempart run` and `rempart demo` were asked to do.
@@ -194,14 +194,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let rd = &config.raw.rdns;
     let rdns = if rd.enabled {
-        match crate::rdns::Rdns::new(crate::rdns::RdnsOptions {
-            nameservers: rd.nameservers.clone(),
-            max_in_flight: rd.max_in_flight.max(1),
-            max_ttl: Duration::from_secs(rd.max_ttl_seconds.max(1)),
-            negative_ttl: Duration::from_secs(rd.negative_ttl_seconds.max(1)),
-            timeout: Duration::from_millis(rd.timeout_ms.max(1)),
-            cache_entries: rd.cache_entries,
-        }) {
+        match crate::identify::rdns::Rdns::new(rd.into()) {
             Ok(r) => Some(Arc::new(r)),
             Err(e) => {
                 tracing::warn!(error = %e, "reverse-DNS verification is off");
@@ -219,7 +212,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let certs = snap
         .tls_cert
         .clone()
-        .map(|pair| Arc::new(crate::tls::CertStore::new(pair)));
+        .map(|pair| Arc::new(crate::ops::tls::CertStore::new(pair)));
     drop(snap);
     let reloader = Arc::new(Reloader::new(
         config.clone(),
@@ -263,7 +256,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "range lists will not be refreshed"),
         }
     }
-    let relayed: Option<crate::proxy_protocol::Relayed> = config
+    let relayed: Option<crate::ops::proxy_protocol::Relayed> = config
         .raw
         .server
         .proxy_protocol_listen
@@ -277,7 +270,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 std::net::Ipv6Addr::LOCALHOST.into()
             });
         }
-        let relay = crate::proxy_protocol::Relay {
+        let relay = crate::ops::proxy_protocol::Relay {
             listen,
             target,
             from: config.raw.server.proxy_protocol_from.clone(),
@@ -321,7 +314,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         );
         if !t.proxy_protocol_from.is_empty() {
             proxy.endpoints().set_pre_tls_callback(Arc::new(
-                crate::proxy_protocol::ProxyProtocol {
+                crate::ops::proxy_protocol::ProxyProtocol {
                     from: t.proxy_protocol_from.clone(),
                 },
             ));

@@ -182,7 +182,7 @@ Sitemap: https://films.example/sitemap-2.xml
     fn the_trap_is_disallowed_for_every_group() {
         let m = merged();
         let text = bytes::Bytes::from(m.clone());
-        let p = crate::published::Published::new(None);
+        let p = crate::optout::published::Published::new(None);
         let v = p.robots(&text);
         for token in [None, Some("Bingbot"), Some("GPTBot"), Some("CCBot")] {
             assert!(v.disallows(token, "/trap/x"), "{token:?}\n{m}");

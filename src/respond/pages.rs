@@ -9,71 +9,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use minijinja::Environment;
-use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalogue;
-use crate::reservation::Reservation;
-
-/// The languages of the served pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    En,
-    Fr,
-}
-
-impl Lang {
-    pub const ALL: [Lang; 2] = [Lang::En, Lang::Fr];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Fr => "fr",
-        }
-    }
-}
-
-/// Who holds the rights, as shown on the offer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RightsHolder {
-    pub name: String,
-    pub contact: String,
-    pub terms_url: String,
-    /// Where the offer page is served (always reachable).
-    #[serde(default = "default_offer_path")]
-    pub offer_path: String,
-}
-
-fn default_offer_path() -> String {
-    "/ai-licensing".into()
-}
-
-/// Picks the page language from `Accept-Language` (highest q among those we
-/// have; `fr-CA` counts as `fr`), else `default`.
-pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
-    let Ok(header) = std::str::from_utf8(accept_language) else {
-        return default;
-    };
-    let mut best: Option<(f32, Lang)> = None;
-    for item in header.split(',').take(32) {
-        let mut parts = item.split(';');
-        let tag = parts.next().unwrap_or("").trim();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let primary = tag.split('-').next().unwrap_or("");
-        let lang = Lang::ALL
-            .into_iter()
-            .find(|l| primary.eq_ignore_ascii_case(l.as_str()));
-        if let Some(lang) = lang {
-            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, lang));
-            }
-        }
-    }
-    best.map_or(default, |(_, l)| l)
-}
+pub use crate::config::RightsHolder;
+pub use crate::model::Lang;
+use crate::optout::reservation::Reservation;
 
 /// A response body with its media type.
 #[derive(Debug, Clone)]
@@ -229,15 +169,15 @@ pub fn render_pages(
         robots,
         tdmrep_json: reservation.map(|r| Page {
             content_type: JSON,
-            body: Bytes::from(crate::signals::tdmrep_json(r)),
+            body: Bytes::from(crate::optout::documents::tdmrep_json(r)),
         }),
         tdm_policy: reservation.map(|r| Page {
             content_type: "application/ld+json",
-            body: Bytes::from(crate::signals::tdm_policy(r, holder)),
+            body: Bytes::from(crate::optout::documents::tdm_policy(r, holder)),
         }),
         license_xml: reservation.map(|r| Page {
             content_type: "application/rsl+xml",
-            body: Bytes::from(crate::signals::license_xml(r, holder)),
+            body: Bytes::from(crate::optout::documents::license_xml(r, holder)),
         }),
     })
 }
@@ -269,7 +209,7 @@ impl RobotsParts {
 
     /// The origin's file with rempart's parts merged in.
     pub fn merged(&self, origin: &str) -> String {
-        crate::robots::merge(
+        crate::optout::robots::merge(
             origin,
             &self.header,
             &self.ai_tokens,
@@ -299,7 +239,7 @@ pub fn robots_parts(
         holder.contact.replace('\n', " ")
     );
     let (license, star_lines) = reservation
-        .map(crate::signals::robots_lines)
+        .map(crate::optout::documents::robots_lines)
         .unwrap_or_default();
     if !license.is_empty() {
         header.push_str(&license);
@@ -330,18 +270,3 @@ pub fn robots_parts(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn language_by_accept_language() {
-        assert_eq!(choose_lang(b"fr-FR,fr;q=0.9,en;q=0.8", Lang::En), Lang::Fr);
-        assert_eq!(choose_lang(b"en-GB,fr;q=0.5", Lang::Fr), Lang::En);
-        assert_eq!(choose_lang(b"de-DE, fr;q=0.3", Lang::En), Lang::Fr);
-        assert_eq!(choose_lang(b"de", Lang::Fr), Lang::Fr);
-        assert_eq!(choose_lang(b"", Lang::En), Lang::En);
-        assert_eq!(choose_lang(b"fr;q=0", Lang::En), Lang::En);
-        assert_eq!(choose_lang(b"\xff", Lang::Fr), Lang::Fr);
-    }
-}

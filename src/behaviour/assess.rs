@@ -1,16 +1,16 @@
-//! The behaviour stage of the pipeline: one request's facts and identity in,
+//! The behaviour stage of the pipeline: one request and its identity in,
 //! the client's signals and score out. Shared by the proxy and by
 //! `rempart classify`, which replays a log through the same state.
 
 use crate::behaviour::tracker::SharedIncrement;
 use crate::behaviour::{Assessment, Clock, Observation, PathClass, Signal, SignalSet, Tracker};
-use crate::facts::RequestFacts;
+use crate::request::Request;
 use crate::identify::Identity;
 use crate::model::{IdentityKind, Verification};
-use crate::published::{Published, RobotsVersion};
+use crate::optout::published::{Published, RobotsVersion};
 use crate::snapshot::Snapshot;
 
-/// What the caller knows about the request beyond its facts.
+/// What the decision knows about the request beyond the request itself.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSide<'a> {
     /// Signals of the headers alone (none when replaying a log).
@@ -27,7 +27,7 @@ pub fn assess(
     snap: &Snapshot,
     tracker: &Tracker,
     published: &Published,
-    facts: &RequestFacts<'_>,
+    req: &Request<'_>,
     identity: &Identity,
     side: RequestSide<'_>,
     shared: Option<&mut dyn FnMut(SharedIncrement)>,
@@ -36,10 +36,10 @@ pub fn assess(
     if !s.enabled {
         return Assessment::default();
     }
-    let path: &str = &facts.path;
+    let path = req.path();
     let obs = Observation {
-        ip: facts.client_ip,
-        user_agent: facts.user_agent,
+        ip: req.client_ip,
+        user_agent: req.user_agent,
         class: if side.builtin {
             PathClass::Other
         } else {

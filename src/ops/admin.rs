@@ -13,7 +13,7 @@ use prometheus::{Encoder, TextEncoder};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::reload::{short_hash, Outcome, Reloader};
+use crate::ops::reload::{short_hash, Outcome, Reloader};
 use crate::snapshot::SharedSnapshot;
 
 /// The admin HTTP application.

@@ -111,7 +111,8 @@ pub fn settle(price: u64, bid: Bid, authenticated: bool) -> Option<Settlement> {
         Bid::None => None,
         Bid::Conflict => refuse(400, "ConflictingPriceHeaders"),
         Bid::Invalid => refuse(400, "InvalidCrawlerPriceValue"),
-        _ if !authenticated => refuse(400, "StrongAuthRequired"),
+        // Anyone who cannot be billed gets the offer again.
+        _ if !authenticated => refuse(402, "StrongAuthRequired"),
         Bid::OtherCurrency { exact: true } => refuse(402, "InvalidCrawlerExactPrice"),
         Bid::OtherCurrency { exact: false } => refuse(402, "InvalidCrawlerMaxPrice"),
         Bid::Exact(v) if v == price => Some(Settlement::Charged(price)),
@@ -190,7 +191,7 @@ mod tests {
         assert_eq!(
             settle(p, Bid::Exact(p), false),
             Some(Settlement::Refused {
-                status: 400,
+                status: 402,
                 error: "StrongAuthRequired"
             })
         );

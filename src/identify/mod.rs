@@ -6,13 +6,17 @@
 //! or `unknown`. A later stage (licence credentials, reverse DNS) slots in
 //! before or after the range check without changing the callers.
 
+pub mod ranges;
+pub mod rdns;
+pub mod webbotauth;
+
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::catalog::{AgentId, Catalogue};
 use crate::model::{IdentityKind, Purpose, Verification};
-use crate::ranges::{RangeTable, SourceSet};
+use crate::identify::ranges::{RangeTable, SourceSet};
 
 /// How a verification verdict was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +54,20 @@ pub struct Identity {
     /// Every published range source containing the client address, whatever
     /// it claims (an operator's address is not a person's).
     pub operator_sources: SourceSet,
+}
+
+impl Identity {
+    /// Nothing known: a request refused before it was identified.
+    pub fn unidentified() -> Self {
+        Self {
+            kind: IdentityKind::Unknown,
+            agent: None,
+            purpose: None,
+            verification: Verification::None,
+            method: VerifyMethod::None,
+            operator_sources: SourceSet::EMPTY,
+        }
+    }
 }
 
 /// Identifies a request from its user agent and client address.
@@ -102,8 +120,8 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
     }
 }
 
-/// A valid message signature proves the agent's identity whatever its
-/// address: the identity becomes `verified` by Web Bot Auth.
+/// A valid message signature by a key bound to the claimed agent proves the
+/// agent's identity whatever its address: `verified` by Web Bot Auth.
 pub fn with_signature(mut id: Identity) -> Identity {
     id.verification = Verification::Verified;
     id.method = VerifyMethod::WebBotAuth;
@@ -122,7 +140,7 @@ fn looks_like_browser(ua: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::catalog::file::CatalogFile;
-    use crate::ranges::RangeSource;
+    use crate::identify::ranges::RangeSource;
     use std::path::{Path, PathBuf};
 
     fn setup() -> (Catalogue, RangeTable) {

@@ -75,6 +75,74 @@ pub fn host_matches(host: &str, suffix: &str) -> bool {
             && host.as_bytes()[host.len() - suffix.len() - 1] == b'.')
 }
 
+impl From<&crate::config::RdnsSection> for RdnsOptions {
+    fn from(rd: &crate::config::RdnsSection) -> Self {
+        Self {
+            nameservers: rd.nameservers.clone(),
+            max_in_flight: rd.max_in_flight.max(1),
+            max_ttl: Duration::from_secs(rd.max_ttl_seconds.max(1)),
+            negative_ttl: Duration::from_secs(rd.negative_ttl_seconds.max(1)),
+            timeout: Duration::from_millis(rd.timeout_ms.max(1)),
+            cache_entries: rd.cache_entries,
+        }
+    }
+}
+
+/// Reverse-DNS verification as the decision sees it: the proxy's answers
+/// come from the cache (a miss starts a background lookup), a replay's from
+/// a lookup made there and then.
+pub trait ReverseDns: Send + Sync {
+    fn verify(&self, ip: IpAddr, suffixes: &[String]) -> Verification;
+}
+
+impl ReverseDns for Arc<Rdns> {
+    fn verify(&self, ip: IpAddr, suffixes: &[String]) -> Verification {
+        self.check(ip, suffixes)
+    }
+}
+
+/// Lookups made on the spot, for `rempart classify`: a replayed log is
+/// judged as the proxy would once its cache is warm.
+pub struct BlockingRdns {
+    rdns: Rdns,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingRdns {
+    pub fn new(opts: RdnsOptions) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let rdns = {
+            let _guard = runtime.enter();
+            Rdns::new(opts)?
+        };
+        Ok(Self { rdns, runtime })
+    }
+}
+
+impl ReverseDns for BlockingRdns {
+    fn verify(&self, ip: IpAddr, suffixes: &[String]) -> Verification {
+        let fresh = self
+            .rdns
+            .cache
+            .get(&ip)
+            .filter(|e| e.expires > Instant::now());
+        let entry = match fresh {
+            Some(e) => e,
+            None => {
+                let e = self.runtime.block_on(self.rdns.lookup(ip));
+                self.rdns.cache.insert(ip, e.clone());
+                e
+            }
+        };
+        match &entry.host {
+            Some(h) if suffixes.iter().any(|s| host_matches(h, s)) => Verification::Verified,
+            _ => Verification::Spoofed,
+        }
+    }
+}
+
 impl Rdns {
     pub fn new(opts: RdnsOptions) -> anyhow::Result<Self> {
         let provider = TokioConnectionProvider::default();

@@ -48,6 +48,10 @@ pub struct LicenseeSpec {
     /// signed with one of them is licensed without a token.
     #[serde(default)]
     pub key_ids: Vec<String>,
+    /// Origins (`https://crawler.example`) whose key directory holds those
+    /// keys; only these directories are ever fetched for this licensee.
+    #[serde(default)]
+    pub key_directories: Vec<String>,
 }
 
 /// A compiled licensee.
@@ -210,6 +214,12 @@ impl Licensees {
                 ),
                 None => None,
             };
+            if !s.key_ids.is_empty() && s.key_directories.is_empty() {
+                return Err(err(
+                    "key_directories",
+                    "key_ids need the origin of the key directory that holds them".into(),
+                ));
+            }
             if s.token_sha256.is_empty() && s.key_ids.is_empty() {
                 return Err(err(
                     "token_sha256",
@@ -330,22 +340,20 @@ impl Licensees {
         self.scope(i, agent, host, path, now)
     }
 
-    /// The licence bound to a verified Web Bot Auth key, if any.
+    /// Licence `i`, for a request signed with a key from its directory:
+    /// licensed only when the config binds that key id to it.
     pub fn check_key(
         &self,
+        i: usize,
         keyid: &str,
         agent: Option<AgentId>,
         host: Option<&str>,
         path: &str,
         now: SystemTime,
     ) -> Credential {
-        match self
-            .list
-            .iter()
-            .position(|l| l.key_ids.iter().any(|k| k == keyid))
-        {
-            Some(i) => self.scope(i, agent, host, path, now),
-            None => Credential::None,
+        match self.list.get(i) {
+            Some(l) if l.key_ids.iter().any(|k| k == keyid) => self.scope(i, agent, host, path, now),
+            _ => Credential::None,
         }
     }
 
@@ -379,7 +387,7 @@ impl Licensees {
 mod tests {
     use super::*;
     use crate::catalog::file::CatalogFile;
-    use crate::ranges::RangeTable;
+    use crate::identify::ranges::RangeTable;
     use std::path::PathBuf;
     use std::time::Duration;
 

@@ -281,12 +281,12 @@ impl Reservation {
                 allow: l.allow.clone(),
                 refuse: l.refuse.clone(),
                 price_eur: l.price_eur,
-                price_micros: l.price_eur.map(crate::payment::micros),
+                price_micros: l.price_eur.map(crate::licensing::payment::micros),
                 price_header: l
                     .price_eur
                     .map(|p| {
                         header(
-                            &crate::payment::format_price(crate::payment::micros(p)),
+                            &crate::licensing::payment::format_price(crate::licensing::payment::micros(p)),
                             "price_eur",
                         )
                     })

@@ -19,7 +19,7 @@ use pingora::services::background::BackgroundService;
 
 use crate::config::{parse_upstream, Config};
 use crate::metrics::metrics;
-use crate::published::Published;
+use crate::optout::published::Published;
 use crate::snapshot::{CompileOptions, SharedSnapshot, Snapshot};
 
 /// What a reload needs besides the file: the command-line overrides and the
@@ -34,7 +34,7 @@ pub struct Reloader {
     shared: SharedSnapshot,
     published: Arc<Published>,
     /// The TLS listener's certificate, swapped with the config.
-    certs: Option<Arc<crate::tls::CertStore>>,
+    certs: Option<Arc<crate::ops::tls::CertStore>>,
     /// The last config that compiled (its data files are watched).
     current: Mutex<Config>,
     /// One reload at a time.
@@ -90,7 +90,7 @@ impl Reloader {
         demo_origin: Option<SocketAddr>,
         shared: SharedSnapshot,
         published: Arc<Published>,
-        certs: Option<Arc<crate::tls::CertStore>>,
+        certs: Option<Arc<crate::ops::tls::CertStore>>,
     ) -> Self {
         Self {
             config_path: config.path.clone(),

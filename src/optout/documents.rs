@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use crate::reservation::{Location, Reservation, Usage};
-use crate::respond::RightsHolder;
+use crate::optout::reservation::{Location, Reservation, Usage};
+use crate::respond::pages::RightsHolder;
 
 /// `/.well-known/tdmrep.json`: a JSON array, most specific location first.
 pub fn tdmrep_json(r: &Reservation) -> String {
@@ -173,7 +173,7 @@ pub fn robots_lines(r: &Reservation) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reservation::ReservationSpec;
+    use crate::optout::reservation::ReservationSpec;
 
     fn model() -> Reservation {
         let spec: ReservationSpec = toml::from_str(

@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::behaviour::{Assessment, Signal, SignalSet};
 use crate::catalog::{AgentId, Catalogue};
-use crate::facts::RequestFacts;
 use crate::identify::Identity;
 use crate::model::{Action, IdentityKind, Purpose, Verification};
 
@@ -115,8 +114,17 @@ struct Rule {
     mode: Mode,
 }
 
+/// Where a request goes: what path and host rules match on.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// Host without port (compared case-insensitively).
+    pub host: Option<&'a str>,
+    /// The canonical path.
+    pub path: &'a str,
+}
+
 /// The outcome of the policy for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Decision {
     /// What the client gets.
     pub action: Action,
@@ -274,13 +282,13 @@ impl Policy {
     /// Runs the rules in order.
     pub fn decide(
         &self,
-        facts: &RequestFacts<'_>,
+        place: &Place<'_>,
         identity: &Identity,
         conduct: &Assessment,
     ) -> Decision {
         let mut shadow = None;
         for (i, rule) in self.rules.iter().enumerate() {
-            if !rule.matches(facts, identity, conduct) {
+            if !rule.matches(place, identity, conduct) {
                 continue;
             }
             let id = RuleId(i as u16);
@@ -326,7 +334,7 @@ impl Policy {
 }
 
 impl Rule {
-    fn matches(&self, facts: &RequestFacts<'_>, id: &Identity, conduct: &Assessment) -> bool {
+    fn matches(&self, place: &Place<'_>, id: &Identity, conduct: &Assessment) -> bool {
         if conduct.score < self.min_score
             || (!self.signals.is_empty() && !self.signals.intersects(conduct.signals))
         {
@@ -345,7 +353,7 @@ impl Rule {
             }
         }
         if !self.hosts.is_empty() {
-            let Some(host) = facts.host else { return false };
+            let Some(host) = place.host else { return false };
             let ok = self.hosts.iter().any(|p| match p {
                 HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
                 HostPattern::Suffix(s) => {
@@ -359,7 +367,7 @@ impl Rule {
             }
         }
         if !self.exact.is_empty() || !self.prefixes.is_empty() || self.globs.is_some() {
-            let path: &str = &facts.path;
+            let path = place.path;
             let hit = self.exact.iter().any(|p| p == path)
                 || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
                 || self.globs.as_ref().is_some_and(|g| g.is_match(path));
@@ -375,10 +383,8 @@ impl Rule {
 mod tests {
     use super::*;
     use crate::catalog::file::CatalogFile;
-    use crate::facts::{AddrSource, RequestFacts};
     use crate::identify::VerifyMethod;
-    use crate::ranges::{RangeTable, SourceSet};
-    use std::borrow::Cow;
+    use crate::identify::ranges::{RangeTable, SourceSet};
     use std::path::PathBuf;
 
     fn catalogue() -> Catalogue {
@@ -394,15 +400,8 @@ mod tests {
         .unwrap()
     }
 
-    fn facts<'a>(host: Option<&'a str>, path: &'a str) -> RequestFacts<'a> {
-        RequestFacts {
-            client_ip: "127.0.0.1".parse().unwrap(),
-            addr_source: AddrSource::Peer,
-            method: "GET",
-            host,
-            path: Cow::Borrowed(path),
-            user_agent: b"",
-        }
+    fn facts<'a>(host: Option<&'a str>, path: &'a str) -> Place<'a> {
+        Place { host, path }
     }
 
     fn declared(agent: u32, purpose: Purpose, v: Verification) -> Identity {

@@ -2,12 +2,18 @@
 //! (`Signature-Agent`, `Signature-Input` with `tag="web-bot-auth"`,
 //! `Signature`), verified with Cloudflare's `web-bot-auth` crate.
 //!
-//! The agent's keys live in its key directory (a JWKS at the
-//! `Signature-Agent` URL). The hot path never waits on the network: a
-//! directory not in the cache makes the signature `unverifiable` for this
-//! request and starts one background fetch (capped in flight); the next
-//! requests find the keys cached until `ttl` passes. Inline `data:`
-//! directories need no fetch.
+//! A signature proves who holds a key, never who someone is. So a key
+//! directory counts only when it is *bound*: listed in the catalogue for the
+//! agent the user agent claims (an HTTPS origin, with its source), or named
+//! in the config for a licensee. Any other directory (another server, an
+//! inline `data:` one, plain HTTP but for hosts the config allows) is never
+//! fetched and confers nothing: the request is `signed-unbound`.
+//!
+//! The hot path never waits on the network: a bound directory not in the
+//! cache makes the signature `unverifiable` for this request and starts one
+//! background fetch (capped in flight); the next requests find the keys
+//! cached until `ttl` passes. The cache holds bound origins only, so it is
+//! as small as the catalogue and the config.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
+use crate::catalog::AgentId;
+use crate::request::Request;
 use web_bot_auth::components::{CoveredComponent, DerivedComponent, HTTPField};
 use web_bot_auth::keyring::{JSONWebKeySet, KeyRing};
 use web_bot_auth::message_signatures::SignedMessage;
@@ -29,13 +36,104 @@ const MAX_DIRECTORY_BYTES: usize = 64 * 1024;
 /// Clock skew tolerated on `created`.
 const SKEW_SECS: i64 = 60;
 
+/// The well-known path of a key directory under its origin.
+pub const DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-directory";
+
+/// Who a bound directory speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The agent the user agent claims: its operator publishes this directory.
+    Agent,
+    /// A licensee, by the index of its entry.
+    Licensee(usize),
+}
+
+/// The directories that may verify whom: origin (`https://host[:port]`) →
+/// the agents whose catalogue entry lists it, and the licensee the config
+/// gives it to.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    origins: HashMap<String, Bound>,
+    /// Hosts whose directories may be fetched over plain HTTP (tests).
+    allow_http: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bound {
+    agents: Vec<AgentId>,
+    licensee: Option<usize>,
+}
+
+impl Bindings {
+    pub fn new(allow_http_hosts: &[String]) -> Self {
+        Self {
+            origins: HashMap::new(),
+            allow_http: allow_http_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// The origin of a directory URL, if it may be fetched at all: HTTPS, or
+    /// plain HTTP to a host the config allows; no credentials, no `data:`.
+    pub fn origin_of(&self, url: &str) -> Option<String> {
+        let uri: http::Uri = url.trim().parse().ok()?;
+        let authority = uri.authority()?;
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let scheme = match uri.scheme_str() {
+            Some("https") => "https",
+            Some("http") if self.allow_http.iter().any(|h| *h == host) => "http",
+            _ => return None,
+        };
+        Some(match authority.port_u16() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        })
+    }
+
+    /// Binds a directory to an agent; `Err` when it may not be fetched.
+    pub fn bind_agent(&mut self, url: &str, agent: AgentId) -> Result<(), String> {
+        let origin = self.origin_of(url).ok_or_else(|| not_fetchable(url))?;
+        self.origins.entry(origin).or_default().agents.push(agent);
+        Ok(())
+    }
+
+    /// Binds a directory to a licensee; `Err` when it may not be fetched.
+    pub fn bind_licensee(&mut self, url: &str, licensee: usize) -> Result<(), String> {
+        let origin = self.origin_of(url).ok_or_else(|| not_fetchable(url))?;
+        self.origins.entry(origin).or_default().licensee = Some(licensee);
+        Ok(())
+    }
+
+    /// What a directory may verify for a request claiming `agent`.
+    fn binding(&self, origin: &str, agent: Option<AgentId>) -> Option<Binding> {
+        let bound = self.origins.get(origin)?;
+        if agent.is_some_and(|a| bound.agents.contains(&a)) {
+            return Some(Binding::Agent);
+        }
+        bound.licensee.map(Binding::Licensee)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.origins.is_empty()
+    }
+}
+
+fn not_fetchable(url: &str) -> String {
+    format!("{url:?} is not an https:// origin (plain http only for web_bot_auth.allow_http_hosts)")
+}
+
 /// The verdict on a request's signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signature {
     /// No `Signature-Input` header.
     Absent,
-    /// Valid, by the key with this JWK thumbprint.
-    Verified { keyid: String },
+    /// Valid, by the key with this JWK thumbprint, from a bound directory.
+    Verified { keyid: String, by: Binding },
+    /// Signed with a key from a directory bound to nobody it claims (or an
+    /// inline or plain-HTTP one): proves only that the sender holds a key.
+    Unbound,
     /// The key directory is not cached yet (a fetch has been started) or cannot be had.
     Unverifiable,
     /// Malformed, expired, not yet valid, or not matching its key.
@@ -49,6 +147,7 @@ impl Signature {
         match self {
             Signature::Absent => "absent",
             Signature::Verified { .. } => "verified",
+            Signature::Unbound => "signed-unbound",
             Signature::Unverifiable => "unverifiable",
             Signature::Invalid(_) => "invalid",
             Signature::Hostile => "hostile",
@@ -56,16 +155,16 @@ impl Signature {
     }
 }
 
-/// A request as the signature base sees it.
+/// A request as the signature base sees it: the target as the client wrote it.
 struct Message<'a> {
-    req: &'a RequestHeader,
+    req: &'a Request<'a>,
     authority: &'a str,
     scheme: &'static str,
 }
 
 impl SignedMessage for Message<'_> {
     fn lookup_component(&self, name: &CoveredComponent) -> Vec<String> {
-        let uri = &self.req.uri;
+        let uri = self.req.uri;
         let path = uri.path();
         let query = uri.query();
         match name {
@@ -138,32 +237,35 @@ impl KeyDirectories {
         }
     }
 
-    /// Checks the signature of a request. Never waits on the network.
-    pub fn check(self: &Arc<Self>, req: &RequestHeader, authority: &str, tls: bool) -> Signature {
+    /// Checks the signature of a request that claims `agent`. Never waits
+    /// on the network, and fetches only bound directories.
+    pub fn check(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        agent: Option<AgentId>,
+        bindings: &Bindings,
+    ) -> Signature {
         // Most requests carry no signature: one lookup, then nothing.
         if !req.headers.contains_key("signature-input") {
             return Signature::Absent;
         }
-        let headers = ["signature-input", "signature", "signature-agent"];
-        let mut present = false;
-        for name in headers {
-            let values = req.headers.get_all(name);
-            let mut count = 0;
-            for v in values.iter() {
-                count += 1;
-                if v.len() > MAX_SIGNATURE_HEADER || count > 4 {
+        for name in ["signature-input", "signature", "signature-agent"] {
+            for (count, v) in req.headers.get_all(name).iter().enumerate() {
+                if v.len() > MAX_SIGNATURE_HEADER || count >= 4 {
                     return Signature::Hostile;
                 }
             }
-            present |= name == "signature-input" && count > 0;
         }
-        if !present {
-            return Signature::Absent;
-        }
+        let authority = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
         let message = Message {
             req,
             authority,
-            scheme: if tls { "https" } else { "http" },
+            scheme: if req.secure { "https" } else { "http" },
         };
         let Ok(verifier) = WebBotAuthVerifier::parse(&message) else {
             return Signature::Invalid("malformed");
@@ -177,25 +279,22 @@ impl KeyDirectories {
             return Signature::Invalid("expired");
         }
         let keyid = details.keyid.clone().unwrap_or_default();
-        let mut keyring = None;
-        for link in verifier.get_signature_agents() {
-            match link {
-                SignatureAgentLink::Inline(jwks) => {
-                    let mut ring = KeyRing::default();
-                    ring.import_jwks(jwks.clone());
-                    keyring = Some(Arc::new(ring));
-                }
-                SignatureAgentLink::External(url) => keyring = self.lookup(url),
+        // The first directory named that is bound for this request.
+        let bound = verifier.get_signature_agents().iter().find_map(|link| match link {
+            SignatureAgentLink::External(url) => {
+                let origin = bindings.origin_of(url)?;
+                bindings.binding(&origin, agent).map(|by| (origin, by))
             }
-            if keyring.is_some() {
-                break;
-            }
-        }
-        let Some(ring) = keyring else {
+            SignatureAgentLink::Inline(_) => None,
+        });
+        let Some((origin, by)) = bound else {
+            return Signature::Unbound;
+        };
+        let Some(ring) = self.lookup(&origin) else {
             return Signature::Unverifiable;
         };
         match verifier.verify(&ring, None) {
-            Ok(_) => Signature::Verified { keyid },
+            Ok(_) => Signature::Verified { keyid, by },
             Err(_) => Signature::Invalid("signature"),
         }
     }
@@ -265,11 +364,12 @@ impl KeyDirectories {
         });
     }
 
-    async fn fetch(&self, url: &str) -> Result<KeyRing, String> {
+    async fn fetch(&self, origin: &str) -> Result<KeyRing, String> {
         let connector = self.connector.get_or_init(|| Connector::new(None));
-        let body = crate::fetch::get(
+        let url = format!("{origin}{DIRECTORY_PATH}");
+        let body = crate::ops::fetch::get(
             connector,
-            url,
+            &url,
             "application/http-message-signatures-directory+json, application/json",
             MAX_DIRECTORY_BYTES,
             Duration::from_secs(3),

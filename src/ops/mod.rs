@@ -1,0 +1,12 @@
+//! Running rempart: the pingora server and its services, the admin listener,
+//! reloads, range refreshes, TLS, the PROXY protocol, and the demo origin.
+//! Nothing here is on the request path but the PROXY-protocol hand-over.
+
+pub mod admin;
+pub mod demo;
+pub mod fetch;
+pub mod proxy_protocol;
+pub mod refresh;
+pub mod reload;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,68 @@
+//! Counting a decided request in the metrics: every counter is a resolved
+//! handle or a fixed-label series, one atomic add each.
+
+use crate::decide::{Outcome, Payer};
+use crate::identify::webbotauth::Signature;
+use crate::licensing::licence::Credential;
+use crate::metrics::metrics;
+use crate::snapshot::Snapshot;
+
+/// Counts what the decision says to count.
+pub fn outcome(snap: &Snapshot, o: &Outcome) {
+    let m = metrics();
+    if let Some(bad) = o.malformed {
+        m.bad_requests.with_label_values(&[bad.label()]).inc();
+        return;
+    }
+    if o.signature != Signature::Absent {
+        m.web_bot_auth.with_label_values(&[o.signature.label()]).inc();
+    }
+    if o.signature == Signature::Hostile {
+        m.bad_requests.with_label_values(&["signature-headers"]).inc();
+        return;
+    }
+    let counters = &m.signal_counters;
+    for sig in o.conduct.signals.iter() {
+        if let Some(c) = counters.get(sig as usize) {
+            c.inc();
+        }
+    }
+    if let Some(d) = o.document {
+        m.served_documents.with_label_values(&[d.name()]).inc();
+    }
+    if o.credential == Credential::Invalid {
+        m.licence_rejections.with_label_values(&["invalid"]).inc();
+    }
+    if o.over_quota {
+        m.licence_rejections.with_label_values(&["quota"]).inc();
+        return;
+    }
+    if let Some(error) = o.payment_error {
+        m.crawler_payment_errors.with_label_values(&[error]).inc();
+    }
+    if let Some(c) = o.charge {
+        let payer = match c.payer {
+            Payer::Licensee(i) => snap.licensees.get(i).map_or("unknown", |l| l.id.as_str()),
+            Payer::Operator(a) => snap.catalogue.agent(a).operator.as_str(),
+        };
+        m.crawler_charges.with_label_values(&[payer]).inc();
+        m.crawler_charged_euros
+            .with_label_values(&[payer])
+            .inc_by(c.micros as f64 / 1_000_000.0);
+    }
+    if let Some(l) = o.licensee.and_then(|i| snap.licensees.get(i)) {
+        l.count_request();
+    }
+    let id = &o.identity;
+    m.count_request(o.action, id.purpose, id.verification);
+    if let Some(agent) = id.agent {
+        let a = snap.catalogue.agent(agent);
+        snap.agent_counters
+            .inc(agent.0 as usize, &a.name, &a.operator, o.action);
+    }
+    if let Some((rule, would)) = o.decision.shadow {
+        m.log_only
+            .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
+            .inc();
+    }
+}

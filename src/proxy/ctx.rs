@@ -1,0 +1,109 @@
+//! What a request carries from one pingora phase to the next: the snapshot
+//! it was decided under, the outcome, and the little of the canonical
+//! request that later phases need.
+
+use std::sync::Arc;
+
+use pingora::proxy::Session;
+use pingora::Error;
+
+use super::headers::Forward;
+use crate::decide::{Answer, Outcome, Payer};
+use crate::evidence::build::Kept;
+use crate::licensing::metering::{now_secs, path_class, Meter, MeterRecord};
+use crate::request::{Malformed, Request};
+use crate::snapshot::Snapshot;
+
+/// Per-request state carried between phases.
+#[derive(Default)]
+pub struct RequestCtx {
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub outcome: Option<Outcome>,
+    /// The canonical request's facts, for metering, evidence and the log.
+    pub kept: Kept,
+    /// What the origin is told.
+    pub forward: Forward,
+    /// Add the hidden honeypot link to this HTML response.
+    pub inject_link: bool,
+}
+
+impl RequestCtx {
+    /// Keeps what the later phases need of the canonical request; owned
+    /// copies only where a record or a rewrite will use them.
+    pub fn keep(&mut self, snap: &Snapshot, read: &Result<Request<'_>, Malformed>, o: &Outcome) {
+        let Ok(req) = read else { return };
+        self.kept.client_ip = Some(req.client_ip);
+        let metered = o.licensee.is_some() || o.charge.is_some();
+        if o.evidence || metered || snap.access_log {
+            self.kept.method = req.method.as_str().to_owned();
+            self.kept.host = req.host.map(str::to_owned);
+            self.kept.path = req.path_owned();
+            self.kept.user_agent = String::from_utf8_lossy(req.user_agent).into_owned();
+        }
+        if matches!(o.answer, Answer::Upstream) {
+            self.forward.target = req.upstream_target();
+            self.forward.host = req
+                .host_from_target
+                .then(|| req.uri.authority().map(|a| a.as_str().to_owned()))
+                .flatten();
+            self.forward.licensee = o
+                .licensee
+                .and_then(|i| snap.licensees.get(i))
+                .map(|l| l.id.clone());
+        }
+    }
+
+    /// Meters licensed and charged requests, and counts licensed bytes.
+    pub fn meter(&self, meter: Option<&Meter>, status: u16, bytes: u64) {
+        let (Some(snap), Some(o)) = (&self.snapshot, &self.outcome) else {
+            return;
+        };
+        let licensee = o.licensee.and_then(|i| snap.licensees.get(i));
+        if let Some(l) = licensee {
+            l.count_bytes(bytes);
+        }
+        let Some(meter) = meter.filter(|_| licensee.is_some() || o.charge.is_some()) else {
+            return;
+        };
+        let payer = match o.charge.map(|c| c.payer) {
+            _ if licensee.is_some() => licensee.map(|l| l.id.clone()),
+            Some(Payer::Licensee(i)) => snap.licensees.get(i).map(|l| l.id.clone()),
+            Some(Payer::Operator(a)) => Some(snap.catalogue.agent(a).operator.clone()),
+            None => None,
+        };
+        meter.record(MeterRecord {
+            ts: now_secs(),
+            licensee: payer.unwrap_or_else(|| "unknown".to_owned()),
+            path_class: path_class(&self.kept.path).to_owned(),
+            path: self.kept.path.clone(),
+            status,
+            bytes,
+            charged_micros: o.charge.map(|c| c.micros),
+        });
+    }
+
+    /// One access-log line (target `rempart::access`).
+    pub fn access_log(&self, session: &Session, status: u16, e: Option<&Error>) {
+        let (Some(snap), Some(o)) = (&self.snapshot, &self.outcome) else {
+            return;
+        };
+        let agent = o.identity.agent.map(|a| snap.catalogue.agent(a).name.as_str());
+        tracing::info!(
+            target: "rempart::access",
+            client = %self.kept.client_ip.map_or_else(String::new, |ip| ip.to_string()),
+            method = %session.req_header().method,
+            host = self.kept.host.as_deref().unwrap_or(""),
+            path = %self.kept.path,
+            status,
+            bytes = session.body_bytes_sent(),
+            identity = o.identity.kind.as_str(),
+            agent = agent.unwrap_or(""),
+            verification = o.identity.verification.as_str(),
+            action = o.action.as_str(),
+            rule = o.rule_name(snap),
+            score = o.conduct.score,
+            signals = %o.conduct.signals.names().join(","),
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}

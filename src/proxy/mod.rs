@@ -1,0 +1,357 @@
+//! The pingora glue: each phase reads what pingora hands it, calls one
+//! pipeline stage and writes or counts the result. Nothing here decides.
+//!
+//! - `request_filter`: the canonical request → [`decide`] → count → answer,
+//!   or on to the origin;
+//! - `upstream_peer`: the origin from the snapshot;
+//! - `upstream_request_filter`: the canonical target and who the client is;
+//! - `response_filter` / `response_body_filter`: the opt-out headers,
+//!   `crawler-charged`, the honeypot link;
+//! - `fail_to_connect` / `fail_to_proxy`: upstream errors, 502 page;
+//! - `logging`: metering, the evidence record, the access log.
+
+mod count;
+mod ctx;
+pub mod headers;
+mod honeypot;
+mod write;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, Result};
+
+use crate::behaviour::shared::SharedStore;
+use crate::behaviour::Tracker;
+use crate::decide::{decide_read, Answer, Extra, State};
+use crate::evidence::pseudonym::PseudonymKey;
+use crate::evidence::{Body, Evidence};
+use crate::identify::rdns::{Rdns, ReverseDns};
+use crate::identify::webbotauth::KeyDirectories;
+use crate::licensing::metering::Meter;
+use crate::metrics::metrics;
+use crate::optout::origin_robots::OriginRobots;
+use crate::optout::published::Published;
+use crate::request::{Received, Request};
+use crate::snapshot::SharedSnapshot;
+
+pub use ctx::RequestCtx;
+pub use headers::LICENSEE_HEADER;
+
+/// The proxy service.
+pub struct RempartProxy {
+    snapshot: SharedSnapshot,
+    /// The origin's robots.txt, when merging is on.
+    origin_robots: Option<Arc<OriginRobots>>,
+    /// Metering of licensed and charged requests.
+    meter: Option<Arc<Meter>>,
+    /// Web Bot Auth key directories, cached.
+    directories: Arc<KeyDirectories>,
+    /// Per-client behaviour state; survives reloads.
+    tracker: Arc<Tracker>,
+    /// The shared (Redis) behaviour store, when configured.
+    shared: Option<SharedStore>,
+    /// The robots.txt versions served.
+    published: Arc<Published>,
+    /// The evidence ledger, and the key for address pseudonyms.
+    evidence: Option<(Evidence, PseudonymKey)>,
+    /// Reverse-DNS verification, when enabled.
+    rdns: Option<Arc<Rdns>>,
+    /// Real clients of connections relayed from the PROXY protocol listener.
+    relayed: Option<crate::ops::proxy_protocol::Relayed>,
+    /// Request ids: a per-process prefix and a counter.
+    id_prefix: u32,
+    next_id: AtomicU64,
+}
+
+/// What the proxy is built from, besides the snapshot.
+#[derive(Default)]
+pub struct ProxyParts {
+    pub origin_robots: Option<Arc<OriginRobots>>,
+    pub meter: Option<Arc<Meter>>,
+    pub tracker: Option<Arc<Tracker>>,
+    pub shared: Option<SharedStore>,
+    pub published: Option<Arc<Published>>,
+    pub evidence: Option<(Evidence, PseudonymKey)>,
+    pub rdns: Option<Arc<Rdns>>,
+    pub relayed: Option<crate::ops::proxy_protocol::Relayed>,
+}
+
+impl RempartProxy {
+    pub fn new(snapshot: SharedSnapshot, parts: ProxyParts) -> Self {
+        let max = snapshot.load().behaviour.max_clients;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32);
+        Self {
+            snapshot,
+            origin_robots: parts.origin_robots,
+            meter: parts.meter,
+            directories: Arc::new(KeyDirectories::default()),
+            tracker: parts.tracker.unwrap_or_else(|| Arc::new(Tracker::new(max))),
+            shared: parts.shared,
+            published: parts
+                .published
+                .unwrap_or_else(|| Arc::new(Published::new(None))),
+            evidence: parts.evidence,
+            rdns: parts.rdns,
+            relayed: parts.relayed,
+            id_prefix: nanos ^ std::process::id().rotate_left(16),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The state handles the decision reads and updates.
+    fn state(&self) -> State<'_> {
+        State {
+            tracker: &self.tracker,
+            published: &self.published,
+            directories: &self.directories,
+            rdns: self.rdns.as_ref().map(|r| r as &dyn ReverseDns),
+            origin_robots: self.origin_robots.as_deref(),
+            shared: self.shared.as_ref(),
+        }
+    }
+
+    /// The TCP peer, or for a connection from the PROXY relay (loopback),
+    /// the client its balancer named.
+    fn peer_ip(&self, session: &Session) -> IpAddr {
+        let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) else {
+            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        };
+        if let (Some(relayed), true) = (&self.relayed, addr.ip().is_loopback()) {
+            if let Some(client) = relayed.get(&addr.port()) {
+                return client.ip();
+            }
+        }
+        addr.ip()
+    }
+}
+
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[async_trait]
+impl ProxyHttp for RempartProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let snap = self.snapshot.load_full();
+        let started = Instant::now();
+        let received = Received {
+            method: &session.req_header().method,
+            version: session.req_header().version,
+            uri: &session.req_header().uri,
+            headers: &session.req_header().headers,
+            peer: self.peer_ip(session),
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            now_ms: now_millis(),
+            replayed: false,
+        };
+        let read = Request::read(received, &snap.trusted, snap.read);
+        let outcome = decide_read(&snap, &self.state(), &read);
+        metrics()
+            .decision_seconds
+            .observe(started.elapsed().as_secs_f64());
+        ctx.keep(&snap, &read, &outcome);
+        drop(read);
+        count::outcome(&snap, &outcome);
+        let answered = match &outcome.answer {
+            Answer::Upstream => false,
+            Answer::Respond {
+                status,
+                page,
+                extra,
+            } => {
+                write::page(session, *status, page, extra).await?;
+                true
+            }
+        };
+        ctx.outcome = Some(outcome);
+        ctx.snapshot = Some(snap);
+        Ok(answered)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let snap = ctx.snapshot.clone().unwrap_or_else(|| self.snapshot.load_full());
+        let u = &snap.upstream;
+        // Plain HTTP needs no SNI: an empty String does not allocate.
+        let sni = if u.tls { u.sni.clone() } else { String::new() };
+        let mut peer = HttpPeer::new(u.addr, u.tls, sni);
+        peer.options.connection_timeout = Some(u.connect_timeout);
+        peer.options.read_timeout = Some(u.read_timeout);
+        peer.options.idle_timeout = Some(u.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let snap = ctx.snapshot.clone().unwrap_or_else(|| self.snapshot.load_full());
+        let peer = self.peer_ip(session);
+        headers::rewrite_request(upstream_request, peer, &ctx.forward, &snap.upstream.host_header)
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
+            return Ok(());
+        };
+        if let Some(c) = o.charge {
+            let value = http::HeaderValue::from_str(&crate::licensing::payment::format_price(c.micros))
+                .map_err(|e| Error::because(pingora::ErrorType::InternalError, "crawler-charged", e))?;
+            upstream_response.insert_header("crawler-charged", value)?;
+        }
+        if let (Some(loc), Some(r)) = (o.location, &snap.reservation) {
+            headers::add_optout_headers(upstream_response, r, loc)?;
+        }
+        // Licensed and paying crawlers get the content as delivered.
+        let link = snap
+            .behaviour
+            .honeypot_link
+            .as_ref()
+            .filter(|_| snap.behaviour.enabled && o.licensee.is_none() && o.charge.is_none());
+        if let Some(link) = link {
+            let method = &session.req_header().method;
+            ctx.inject_link = honeypot::prepare(upstream_response, method, link)?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<std::time::Duration>> {
+        if !ctx.inject_link {
+            return Ok(None);
+        }
+        let link = ctx.snapshot.as_ref().and_then(|s| s.behaviour.honeypot_link.as_ref());
+        match link {
+            Some(link) if honeypot::inject(body, end_of_stream, link) => {
+                ctx.inject_link = false;
+                metrics().honeypot_links.inc();
+            }
+            Some(_) => {}
+            None => ctx.inject_link = false,
+        }
+        Ok(None)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut Self::CTX,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        metrics()
+            .upstream_errors
+            .with_label_values(&["connect"])
+            .inc();
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy
+    where
+        Self::CTX: Send + Sync,
+    {
+        let code = match e.esource() {
+            pingora::ErrorSource::Upstream => 502,
+            pingora::ErrorSource::Downstream => match e.etype() {
+                pingora::ErrorType::WriteError
+                | pingora::ErrorType::ReadError
+                | pingora::ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            _ => match e.etype() {
+                pingora::ErrorType::HTTPStatus(code) => *code,
+                pingora::ErrorType::ConnectTimedout
+                | pingora::ErrorType::ConnectRefused
+                | pingora::ErrorType::ConnectError
+                | pingora::ErrorType::ConnectNoRoute => 502,
+                _ => 500,
+            },
+        };
+        if code == 502 {
+            metrics()
+                .upstream_errors
+                .with_label_values(&["proxy"])
+                .inc();
+        }
+        if code > 0 && session.response_written().is_none() {
+            let snap = ctx
+                .snapshot
+                .clone()
+                .unwrap_or_else(|| self.snapshot.load_full());
+            let written = if code == 502 {
+                write::page(session, 502, &snap.pages.bad_gateway, &Extra::none()).await
+            } else {
+                session.respond_error(code).await
+            };
+            if let Err(err) = written {
+                tracing::debug!(error = %err, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let bytes = session.body_bytes_sent() as u64;
+        ctx.meter(self.meter.as_deref(), status, bytes);
+        let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
+            return;
+        };
+        if let (true, Some((ledger, key)), Some(ip)) = (o.evidence, &self.evidence, ctx.kept.client_ip) {
+            let id = format!(
+                "{:08x}-{:x}",
+                self.id_prefix,
+                self.next_id.fetch_add(1, Ordering::Relaxed)
+            );
+            let record = crate::evidence::build::request_record(
+                snap, o, &ctx.kept, ip, key, &self.published, id, status,
+            );
+            ledger.record(Body::Request(Box::new(record)));
+        }
+        if snap.access_log {
+            ctx.access_log(session, status, e);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The canonical request: read once from what the client sent, and the only
+//! form of it that later stages, the evidence record and the origin see.
+//!
+//! [`Request::read`] takes the parsed request head and the connection's
+//! facts, finds the client address behind trusted proxies ([`client`]), makes
+//! the request-target canonical ([`target`]) and refuses what has no single
+//! reading (a missing or repeated `Host`, a repeated `User-Agent`, a target
+//! that cannot be made canonical). Nothing here copies for an ordinary
+//! request: the fields borrow from the head.
+
+pub mod client;
+pub mod target;
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+pub use client::{canonical, parse_forwarded_ip, AddrSource, TrustedProxies};
+pub use target::{canonical_path, Target, TargetError};
+
+/// What the connection and the parser hand over.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub method: &'a http::Method,
+    pub version: http::Version,
+    pub uri: &'a http::Uri,
+    pub headers: &'a http::HeaderMap,
+    /// The TCP peer (or the client a PROXY-protocol balancer named).
+    pub peer: IpAddr,
+    /// TLS terminated by rempart itself.
+    pub tls: bool,
+    /// Wall-clock time of the request, in milliseconds since the epoch.
+    pub now_ms: u64,
+    /// Rebuilt from a log line (`rempart classify`): its header set is not
+    /// the client's, so header signals are not read from it.
+    pub replayed: bool,
+}
+
+/// How rempart reads request-targets (from `[server]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// The origin ignores case in paths: decide on, and forward, lower case.
+    pub fold_case: bool,
+}
+
+/// A request with no single reading: answered 400, never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    Target(TargetError),
+    /// HTTP/1.1 without `Host` (RFC 9112, section 3.2).
+    MissingHost,
+    /// A header that must appear once appeared more often.
+    Repeated(&'static str),
+}
+
+impl Malformed {
+    /// Bounded label for `rempart_bad_requests_total{reason}`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Malformed::Target(t) => t.label(),
+            Malformed::MissingHost => "missing-host",
+            Malformed::Repeated("host") => "repeated-host",
+            Malformed::Repeated(_) => "repeated-user-agent",
+        }
+    }
+
+    /// The sentence of the 400 page.
+    pub fn message(self) -> &'static str {
+        match self {
+            Malformed::Target(t) => t.message(),
+            Malformed::MissingHost => "HTTP/1.1 requires a Host header",
+            Malformed::Repeated("host") => "more than one Host header",
+            Malformed::Repeated(_) => "more than one User-Agent header",
+        }
+    }
+}
+
+/// One request, canonical.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: &'a http::Method,
+    pub version: http::Version,
+    /// The target as the client wrote it: what a message signature covers.
+    pub uri: &'a http::Uri,
+    pub headers: &'a http::HeaderMap,
+    pub peer: IpAddr,
+    /// The peer is a configured proxy, so its forwarding headers count.
+    pub peer_trusted: bool,
+    pub client_ip: IpAddr,
+    pub addr_source: AddrSource,
+    /// HTTPS at rempart, or at the trusted proxy in front of it.
+    pub secure: bool,
+    /// Host without port or trailing dot, as sent (compare case-insensitively).
+    pub host: Option<&'a str>,
+    /// HTTP/1 absolute-form: the host came from the target, and the origin
+    /// must be sent that host, not the `Host` header.
+    pub host_from_target: bool,
+    /// The canonical path.
+    pub target: Target<'a>,
+    /// User-agent bytes, possibly not UTF-8, possibly empty.
+    pub user_agent: &'a [u8],
+    pub now_ms: u64,
+    pub replayed: bool,
+}
+
+impl<'a> Request<'a> {
+    /// Reads a request head, or says why it has no single reading.
+    pub fn read(
+        r: Received<'a>,
+        trusted: &TrustedProxies,
+        opts: ReadOptions,
+    ) -> Result<Self, Malformed> {
+        let headers = r.headers;
+        let user_agent = single(headers, http::header::USER_AGENT, "user-agent")?;
+        let host_header = single(headers, http::header::HOST, "host")?;
+        let absolute = r.version < http::Version::HTTP_2 && r.uri.scheme().is_some();
+        let host = match (absolute, host_header) {
+            (true, _) | (false, None) => r.uri.authority().map(|a| a.as_str()),
+            (false, Some(h)) => std::str::from_utf8(h).ok(),
+        }
+        .map(strip_port)
+        .filter(|h| !h.is_empty());
+        if r.version == http::Version::HTTP_11 && host_header.is_none() && host.is_none() {
+            return Err(Malformed::MissingHost);
+        }
+        let target = canonical_path(r.uri.path(), opts.fold_case).map_err(Malformed::Target)?;
+        let peer = canonical(r.peer);
+        let peer_trusted = trusted.is_trusted(peer);
+        let (client_ip, addr_source) = if peer_trusted {
+            trusted.client_ip(
+                peer,
+                headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|v| v.as_bytes()),
+                headers.get("x-real-ip").map(|v| v.as_bytes()),
+            )
+        } else {
+            (peer, AddrSource::Peer)
+        };
+        // Browsers send client hints only to HTTPS origins.
+        let secure = r.tls
+            || (peer_trusted
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
+        Ok(Self {
+            method: r.method,
+            version: r.version,
+            uri: r.uri,
+            headers,
+            peer,
+            peer_trusted,
+            client_ip,
+            addr_source,
+            secure,
+            host,
+            host_from_target: absolute,
+            target,
+            user_agent: user_agent.unwrap_or_default(),
+            now_ms: r.now_ms,
+            replayed: r.replayed,
+        })
+    }
+
+    /// The canonical path.
+    pub fn path(&self) -> &str {
+        &self.target.path
+    }
+
+    /// A header's bytes, empty when absent.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> &'a [u8] {
+        self.headers.get(name).map_or(&b""[..], |v| v.as_bytes())
+    }
+
+    /// The request-target to send upstream when it differs from the
+    /// client's: the canonical path and the client's query, in origin-form.
+    pub fn upstream_target(&self) -> Option<String> {
+        if self.target.wire.is_none() && !self.host_from_target {
+            return None;
+        }
+        let path = self.target.wire.as_deref().unwrap_or(self.uri.path());
+        Some(match self.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        })
+    }
+
+    /// The decided path as an owned string (for records kept after the request).
+    pub fn path_owned(&self) -> String {
+        match &self.target.path {
+            Cow::Borrowed(p) => (*p).to_owned(),
+            Cow::Owned(p) => p.clone(),
+        }
+    }
+}
+
+/// The value of a header that must appear at most once.
+fn single<'h>(
+    headers: &'h http::HeaderMap,
+    name: http::header::HeaderName,
+    label: &'static str,
+) -> Result<Option<&'h [u8]>, Malformed> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next().map(|v| v.as_bytes());
+    if values.next().is_some() {
+        return Err(Malformed::Repeated(label));
+    }
+    Ok(first)
+}
+
+/// `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`, `example.com.` → `example.com`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn read<'a>(req: &'a http::request::Parts, peer: &str) -> Result<Request<'a>, Malformed> {
+        Request::read(
+            Received {
+                method: &req.method,
+                version: req.version,
+                uri: &req.uri,
+                headers: &req.headers,
+                peer: ip(peer),
+                tls: false,
+                now_ms: 0,
+                replayed: false,
+            },
+            &TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]),
+            ReadOptions::default(),
+        )
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &[u8])]) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_request_read_once() {
+        let p = parts(
+            "/%66ilms/?q=1",
+            &[("host", b"Example.COM:8080"), ("user-agent", b"GPTBot/1.2 \xff")],
+        );
+        let r = read(&p, "192.0.2.1").unwrap();
+        assert_eq!(r.host, Some("Example.COM"));
+        assert_eq!(r.path(), "/films/");
+        assert_eq!(r.user_agent, b"GPTBot/1.2 \xff");
+        assert_eq!(r.client_ip, ip("192.0.2.1"));
+        assert_eq!(r.upstream_target().as_deref(), Some("/films/?q=1"));
+        let plain = parts("/films/a?x", &[("host", b"a")]);
+        assert_eq!(read(&plain, "192.0.2.1").unwrap().upstream_target(), None);
+    }
+
+    #[test]
+    fn absolute_form_is_decided_on_its_own_host() {
+        let p = parts("http://films.example/x", &[("host", b"other.example")]);
+        let r = read(&p, "192.0.2.1").unwrap();
+        assert_eq!(r.host, Some("films.example"));
+        assert_eq!(r.upstream_target().as_deref(), Some("/x"));
+    }
+
+    #[test]
+    fn what_has_no_single_reading() {
+        let two_ua = parts("/", &[("host", b"a"), ("user-agent", b"A"), ("user-agent", b"B")]);
+        assert_eq!(read(&two_ua, "192.0.2.1").unwrap_err(), Malformed::Repeated("user-agent"));
+        let two_hosts = parts("/", &[("host", b"a"), ("host", b"b")]);
+        assert_eq!(read(&two_hosts, "192.0.2.1").unwrap_err(), Malformed::Repeated("host"));
+        let no_host = parts("/", &[]);
+        assert_eq!(read(&no_host, "192.0.2.1").unwrap_err(), Malformed::MissingHost);
+        let bad = parts("/a%2fb", &[("host", b"a")]);
+        assert_eq!(
+            read(&bad, "192.0.2.1").unwrap_err(),
+            Malformed::Target(TargetError::EncodedSeparator)
+        );
+    }
+
+    #[test]
+    fn forwarding_headers_count_from_trusted_peers_only() {
+        let p = parts(
+            "/",
+            &[("host", b"a"), ("x-forwarded-for", b"66.249.66.1"), ("x-forwarded-proto", b"https")],
+        );
+        let direct = read(&p, "192.0.2.1").unwrap();
+        assert_eq!((direct.client_ip, direct.secure), (ip("192.0.2.1"), false));
+        let behind = read(&p, "10.0.0.1").unwrap();
+        assert_eq!((behind.client_ip, behind.secure), (ip("66.249.66.1"), true));
+    }
+}

@@ -1,0 +1,99 @@
+//! rempart's own documents, served ahead of policy so that no rule can make
+//! the opt-out unreadable: robots.txt, the offer page, tdmrep.json, the TDM
+//! policy and license.xml.
+
+use bytes::Bytes;
+
+use super::pages::{Page, Pages};
+use crate::optout::origin_robots::OriginRobots;
+use crate::optout::reservation::{LICENSE_PATH, POLICY_PATH, TDMREP_PATH};
+
+/// One of rempart's own documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    RobotsTxt,
+    OfferPage,
+    TdmRep,
+    TdmPolicy,
+    License,
+}
+
+impl Document {
+    /// Bounded label for `rempart_served_documents_total{document}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Document::RobotsTxt => "robots.txt",
+            Document::OfferPage => "offer",
+            Document::TdmRep => "tdmrep.json",
+            Document::TdmPolicy => "tdm-policy",
+            Document::License => "license.xml",
+        }
+    }
+
+    /// The document a GET or HEAD of this canonical path asks for.
+    pub fn find(method: &http::Method, path: &str, offer_path: &str, reserved: bool) -> Option<Self> {
+        if method != http::Method::GET && method != http::Method::HEAD {
+            return None;
+        }
+        match path {
+            "/robots.txt" => Some(Document::RobotsTxt),
+            p if p == offer_path => Some(Document::OfferPage),
+            TDMREP_PATH if reserved => Some(Document::TdmRep),
+            POLICY_PATH if reserved => Some(Document::TdmPolicy),
+            LICENSE_PATH if reserved => Some(Document::License),
+            _ => None,
+        }
+    }
+}
+
+/// The robots.txt to serve now: the origin's merged with rempart's parts
+/// (merged per request: robots.txt is fetched rarely, and the merge depends
+/// on both the origin's copy and this snapshot's), or rempart's own.
+pub fn robots_txt(pages: &Pages, origin: Option<&OriginRobots>) -> Page {
+    match origin.and_then(|o| o.current()) {
+        Some(copy) => Page {
+            content_type: pages.robots_txt.content_type,
+            body: Bytes::from(pages.robots.merged(&copy.text)),
+        },
+        None => pages.robots_txt.clone(),
+    }
+}
+
+/// Protocol errors and limits: plain text, not pages of the rights holder.
+pub mod fixed {
+    use super::Page;
+    use bytes::Bytes;
+
+    const TEXT: &str = "text/plain; charset=utf-8";
+
+    pub static NOT_FOUND: Page = Page {
+        content_type: TEXT,
+        body: Bytes::from_static(b"404 Not Found\n"),
+    };
+
+    pub static BAD_SIGNATURE: Page = Page {
+        content_type: TEXT,
+        body: Bytes::from_static(b"400 Bad Request: oversized or repeated Signature headers.\n"),
+    };
+
+    pub static RATE_LIMITED: Page = Page {
+        content_type: TEXT,
+        body: Bytes::from_static(
+            b"429 Too Many Requests: this client is requesting pages faster than a person reads them. \
+              Slow down, and read /robots.txt: text and data mining of this site is reserved.\n",
+        ),
+    };
+
+    pub static QUOTA_EXCEEDED: Page = Page {
+        content_type: TEXT,
+        body: Bytes::from_static(b"429 Too Many Requests: the daily quota of this licence is used up.\n"),
+    };
+
+    /// The 400 page of a request with no single reading.
+    pub fn bad_request(reason: &str) -> Page {
+        Page {
+            content_type: TEXT,
+            body: Bytes::from(format!("400 Bad Request: {reason}.\n")),
+        }
+    }
+}

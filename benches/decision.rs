@@ -107,6 +107,7 @@ fn decide(snap: &Snapshot, local: &LocalState, s: &Sample, n: u32) -> rempart::m
             method: &s.req.method,
             version: s.req.version,
             uri: &s.req.uri,
+            raw_target: None,
             headers: &s.req.headers,
             peer: client(s, n),
             tls: false,

@@ -205,6 +205,7 @@ pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample, replay: &mut Replay)
                     http::Version::HTTP_10
                 },
                 uri: &p.uri,
+                raw_target: None,
                 headers: &p.headers,
                 peer: ip,
                 tls: false,

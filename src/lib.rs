@@ -30,6 +30,7 @@
 //!         method: &head.method,
 //!         version: head.version,
 //!         uri: &head.uri,
+//!         raw_target: None,
 //!         headers: &head.headers,
 //!         peer: "132.196.86.1".parse()?, // in OpenAI's published GPTBot ranges
 //!         tls: false,

@@ -24,7 +24,8 @@ use crate::metrics::AgentCounters;
 use crate::decide::policy::Policy;
 use crate::identify::ranges::{RangeSource, RangeTable};
 use crate::optout::reservation::Reservation;
-use crate::respond::pages::{render_pages, Lang, Pages};
+use crate::model::Lang;
+use crate::respond::pages::{render_pages, Pages};
 
 /// The origin, resolved.
 #[derive(Debug, Clone)]

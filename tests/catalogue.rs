@@ -74,6 +74,7 @@ fn decide(snap: &Snapshot, ua: &str, ip: &str) -> rempart::model::Action {
             method: &parts.method,
             version: parts.version,
             uri: &parts.uri,
+            raw_target: None,
             headers: &parts.headers,
             peer: ip.parse().unwrap(),
             tls: false,

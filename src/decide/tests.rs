@@ -41,6 +41,7 @@ fn run(snap: &Snapshot, local: &LocalState, p: &http::request::Parts, ip: &str) 
             method: &p.method,
             version: p.version,
             uri: &p.uri,
+            raw_target: None,
             headers: &p.headers,
             peer: ip.parse().expect("ip"),
             tls: false,

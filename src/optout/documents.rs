@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::optout::reservation::{Location, Reservation, Usage};
-use crate::respond::pages::RightsHolder;
+use crate::config::RightsHolder;
 
 /// `/.well-known/tdmrep.json`: a JSON array, most specific location first.
 pub fn tdmrep_json(r: &Reservation) -> String {

@@ -42,10 +42,7 @@ impl RequestCtx {
         }
         if matches!(o.answer, Answer::Upstream) {
             self.forward.target = req.upstream_target();
-            self.forward.host = req
-                .host_from_target
-                .then(|| req.uri.authority().map(|a| a.as_str().to_owned()))
-                .flatten();
+            self.forward.host = req.authority.map(str::to_owned);
             self.forward.licensee = o
                 .licensee
                 .and_then(|i| snap.licensees.get(i))

@@ -157,6 +157,7 @@ impl ProxyHttp for RempartProxy {
             method: &session.req_header().method,
             version: session.req_header().version,
             uri: &session.req_header().uri,
+            raw_target: Some(session.req_header().raw_path()),
             headers: &session.req_header().headers,
             peer: self.peer_ip(session),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),

@@ -23,6 +23,10 @@ pub struct Received<'a> {
     pub method: &'a http::Method,
     pub version: http::Version,
     pub uri: &'a http::Uri,
+    /// The request-target's bytes as they would be forwarded, when the parser
+    /// keeps them apart from `uri` (pingora keeps absolute-form and non-UTF-8
+    /// targets verbatim); `None` when `uri` is the target as written.
+    pub raw_target: Option<&'a [u8]>,
     pub headers: &'a http::HeaderMap,
     /// The TCP peer (or the client a PROXY-protocol balancer named).
     pub peer: IpAddr,
@@ -91,9 +95,9 @@ pub struct Request<'a> {
     pub secure: bool,
     /// Host without port or trailing dot, as sent (compare case-insensitively).
     pub host: Option<&'a str>,
-    /// HTTP/1 absolute-form: the host came from the target, and the origin
-    /// must be sent that host, not the `Host` header.
-    pub host_from_target: bool,
+    /// HTTP/1 absolute-form: the target's authority, which the host was read
+    /// from and which the origin is sent as `Host` (the `Host` header is not).
+    pub authority: Option<&'a str>,
     /// The canonical path.
     pub target: Target<'a>,
     /// User-agent bytes, possibly not UTF-8, possibly empty.
@@ -112,10 +116,11 @@ impl<'a> Request<'a> {
         let headers = r.headers;
         let user_agent = single(headers, http::header::USER_AGENT, "user-agent")?;
         let host_header = single(headers, http::header::HOST, "host")?;
-        let absolute = r.version < http::Version::HTTP_2 && r.uri.scheme().is_some();
-        let host = match (absolute, host_header) {
-            (true, _) | (false, None) => r.uri.authority().map(|a| a.as_str()),
-            (false, Some(h)) => std::str::from_utf8(h).ok(),
+        let form = target_form(&r)?;
+        let host = match (form, host_header) {
+            (Form::Absolute(authority), _) => Some(authority),
+            (Form::Origin, None) => r.uri.authority().map(|a| a.as_str()),
+            (Form::Origin, Some(h)) => std::str::from_utf8(h).ok(),
         }
         .map(strip_port)
         .filter(|h| !h.is_empty());
@@ -154,7 +159,10 @@ impl<'a> Request<'a> {
             addr_source,
             secure,
             host,
-            host_from_target: absolute,
+            authority: match form {
+                Form::Absolute(a) => Some(a),
+                Form::Origin => None,
+            },
             target,
             user_agent: user_agent.unwrap_or_default(),
             now_ms: r.now_ms,
@@ -175,7 +183,7 @@ impl<'a> Request<'a> {
     /// The request-target to send upstream when it differs from the
     /// client's: the canonical path and the client's query, in origin-form.
     pub fn upstream_target(&self) -> Option<String> {
-        if self.target.wire.is_none() && !self.host_from_target {
+        if self.target.wire.is_none() && self.authority.is_none() {
             return None;
         }
         let path = self.target.wire.as_deref().unwrap_or(self.uri.path());
@@ -192,6 +200,51 @@ impl<'a> Request<'a> {
             Cow::Owned(p) => p.clone(),
         }
     }
+}
+
+/// How the request-target was written.
+#[derive(Debug, Clone, Copy)]
+enum Form<'a> {
+    /// `/path?query`.
+    Origin,
+    /// `http://authority/path`: decided on this authority.
+    Absolute(&'a str),
+}
+
+/// Reads the form of the target from the bytes that would be forwarded, so
+/// that what is decided on and what is sent cannot differ.
+fn target_form<'a>(r: &Received<'a>) -> Result<Form<'a>, Malformed> {
+    let not_origin = Malformed::Target(TargetError::NotOriginForm);
+    let Some(raw) = r.raw_target else {
+        // The URI is the target as written.
+        return match (r.uri.scheme(), r.uri.authority()) {
+            (Some(_), Some(a)) if r.version < http::Version::HTTP_2 => Ok(Form::Absolute(a.as_str())),
+            _ => Ok(Form::Origin),
+        };
+    };
+    if raw.first() == Some(&b'/') {
+        let parsed = r.uri.path_and_query().map_or(&b"/"[..], |pq| pq.as_str().as_bytes());
+        // The parser kept other bytes than the URI shows: not UTF-8.
+        return if raw == parsed {
+            Ok(Form::Origin)
+        } else {
+            Err(Malformed::Target(TargetError::InvalidUtf8))
+        };
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| Malformed::Target(TargetError::InvalidUtf8))?;
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(not_origin);
+    }
+    let uri: http::Uri = text.parse().map_err(|_| not_origin)?;
+    let authority = uri.authority().ok_or(not_origin)?;
+    if authority.as_str().contains('@') || uri.path() != r.uri.path() {
+        return Err(not_origin);
+    }
+    // The authority's text, borrowed from the raw target.
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = start + authority.as_str().len();
+    text.get(start..end).map(Form::Absolute).ok_or(not_origin)
 }
 
 /// The value of a header that must appear at most once.
@@ -234,6 +287,7 @@ mod tests {
                 method: &req.method,
                 version: req.version,
                 uri: &req.uri,
+                raw_target: None,
                 headers: &req.headers,
                 peer: ip(peer),
                 tls: false,

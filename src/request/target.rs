@@ -12,7 +12,9 @@
 //!   is not two hex digits, an encoded `/` or `\`, a raw `\`, a `;` path
 //!   parameter (Tomcat and Jetty drop it, others keep it), bytes that do not
 //!   decode to UTF-8 (overlong forms such as `%c0%ae` among them: IIS reads
-//!   that as a dot), NUL and other control characters, a fragment;
+//!   that as a dot), NUL and other control characters, a fragment, and an
+//!   escape encoded twice (`%252e`), which an origin decoding twice reads
+//!   as a dot;
 //! - case is kept (paths are case-sensitive) unless the config says the
 //!   origin ignores case, then both forms are lower-cased.
 //!
@@ -42,6 +44,9 @@ pub enum TargetError {
     Control,
     /// A `#` in the request-target.
     Fragment,
+    /// `%25` followed by two hex digits: an origin that decodes twice would
+    /// read another path than the one decided on.
+    DoubleEncoding,
 }
 
 impl TargetError {
@@ -56,6 +61,7 @@ impl TargetError {
             TargetError::InvalidUtf8 => "target-invalid-utf8",
             TargetError::Control => "target-control",
             TargetError::Fragment => "target-fragment",
+            TargetError::DoubleEncoding => "target-double-encoding",
         }
     }
 
@@ -70,6 +76,7 @@ impl TargetError {
             TargetError::InvalidUtf8 => "percent-escapes that do not decode to UTF-8",
             TargetError::Control => "control characters in the path",
             TargetError::Fragment => "a fragment ('#') in the request-target",
+            TargetError::DoubleEncoding => "a percent-escape encoded twice",
         }
     }
 }
@@ -170,6 +177,12 @@ pub fn canonical_path(raw: &str, fold_case: bool) -> Result<Target<'_>, TargetEr
         }
         i += 1;
     }
+    let double = decoded
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some());
+    if double {
+        return Err(TargetError::DoubleEncoding);
+    }
     let text = String::from_utf8(decoded).map_err(|_| TargetError::InvalidUtf8)?;
     let text = if fold_case {
         text.to_ascii_lowercase()
@@ -255,6 +268,7 @@ mod tests {
             ("/a%20b", "/a b", None),
             ("/q%3Fx", "/q?x", None),
             ("/p%25", "/p%", None),
+            ("/100%25-sure", "/100%-sure", None),
             ("/semi%3Bcolon", "/semi;colon", None),
             ("/%41", "/A", Some("/A")),
         ];
@@ -284,6 +298,8 @@ mod tests {
             ("/a%zz", TargetError::BadEscape),
             ("/a%4", TargetError::BadEscape),
             ("/a#frag", TargetError::Fragment),
+            ("/%252e%252e/films", TargetError::DoubleEncoding),
+            ("/a%2541", TargetError::DoubleEncoding),
         ];
         for (raw, err) in cases {
             assert_eq!(canonical_path(raw, false), Err(err), "{raw}");

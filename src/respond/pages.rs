@@ -11,8 +11,8 @@ use bytes::Bytes;
 use minijinja::Environment;
 
 use crate::catalog::Catalogue;
-pub use crate::config::RightsHolder;
-pub use crate::model::Lang;
+use crate::config::RightsHolder;
+use crate::model::Lang;
 use crate::optout::reservation::Reservation;
 
 /// A response body with its media type.

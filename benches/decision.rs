@@ -143,10 +143,17 @@ fn group(c: &mut Criterion, name: &str, behaviour: bool) {
     println!("allocations per request ({name}):");
     for kind in kinds {
         let samples: Vec<&Sample> = all.iter().filter(|s| s.kind == kind).collect();
-        println!("  {kind:<14} {:.2}", allocations_per_request(&snap, &local, &samples));
+        println!(
+            "  {kind:<14} {:.2}",
+            allocations_per_request(&snap, &local, &samples)
+        );
     }
     let everything: Vec<&Sample> = all.iter().collect();
-    println!("  {:<14} {:.2}", "mix", allocations_per_request(&snap, &local, &everything));
+    println!(
+        "  {:<14} {:.2}",
+        "mix",
+        allocations_per_request(&snap, &local, &everything)
+    );
     let mut group = c.benchmark_group(name);
     let mut n = 0u32;
     for kind in kinds.into_iter().chain(["mix"]) {

@@ -179,7 +179,11 @@ fn rebuild(sample: &Sample) -> Option<http::request::Parts> {
 
 /// Classifies one sample with the proxy's own decision; the replay's state
 /// carries over to the next sample.
-pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample, replay: &mut Replay) -> VerdictLine<'s> {
+pub fn classify<'s>(
+    snap: &'s Snapshot,
+    sample: &'s Sample,
+    replay: &mut Replay,
+) -> VerdictLine<'s> {
     let ip: IpAddr = sample
         .ip
         .as_deref()
@@ -215,7 +219,9 @@ pub fn classify<'s>(snap: &'s Snapshot, sample: &'s Sample, replay: &mut Replay)
             &snap.trusted,
             snap.read,
         ),
-        None => Err(Malformed::Target(crate::request::TargetError::NotOriginForm)),
+        None => Err(Malformed::Target(
+            crate::request::TargetError::NotOriginForm,
+        )),
     };
     let o = decide_read(snap, &replay.local.state(), &read);
     let (client, path) = match &read {

@@ -399,7 +399,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .build()?;
             let results = rt.block_on(async {
                 let connector = pingora::connectors::http::Connector::new(None);
-                refresh_all(&connector, &sources, &dirs, timeout).await
+                refresh_all(&connector, &sources, &dirs, timeout, &r.allow_private_hosts).await
             });
             let mut failed = 0;
             for (s, o) in &results {

@@ -17,14 +17,14 @@ use sha2::{Digest, Sha256};
 use crate::behaviour::Settings as BehaviourSettings;
 use crate::catalog::Catalogue;
 use crate::config::{Config, ConfigError, UpstreamSpec};
-use crate::identify::webbotauth::Bindings;
-use crate::request::{ReadOptions, TrustedProxies};
-use crate::licensing::licence::Licensees;
-use crate::metrics::AgentCounters;
 use crate::decide::policy::Policy;
 use crate::identify::ranges::{RangeSource, RangeTable};
-use crate::optout::reservation::Reservation;
+use crate::identify::webbotauth::Bindings;
+use crate::licensing::licence::Licensees;
+use crate::metrics::AgentCounters;
 use crate::model::Lang;
+use crate::optout::reservation::Reservation;
+use crate::request::{ReadOptions, TrustedProxies};
 use crate::respond::pages::{render_pages, Pages};
 
 /// The origin, resolved.
@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub trusted: TrustedProxies,
     /// How request-targets are read.
     pub read: ReadOptions,
+    /// How `X-Forwarded-For` reaches the origin.
+    pub forwarded_for: crate::config::ForwardedFor,
     /// Which key directories may verify whom (Web Bot Auth).
     pub bindings: Bindings,
     /// Operators whose signature-verified agents can be billed per crawl.
@@ -160,6 +162,7 @@ impl Snapshot {
             read: ReadOptions {
                 fold_case: raw.server.case_insensitive_paths,
             },
+            forwarded_for: raw.server.forwarded_for,
             bindings,
             billable_operators: raw.licensing.billable_operators.clone(),
             ranges,
@@ -237,11 +240,13 @@ fn compile_bindings(config: &Config, catalogue: &Catalogue) -> Result<Bindings, 
     for (i, agent) in catalogue.agents().iter().enumerate() {
         for url in &agent.signature_agents {
             b.bind_agent(url, crate::catalog::AgentId(i as u32))
-                .map_err(|e| ConfigError::Catalog(crate::catalog::CatalogError::Entry {
-                    path: agent.file.clone(),
-                    agent: agent.name.clone(),
-                    message: format!("signature_agents: {e}"),
-                }))?;
+                .map_err(|e| {
+                    ConfigError::Catalog(crate::catalog::CatalogError::Entry {
+                        path: agent.file.clone(),
+                        agent: agent.name.clone(),
+                        message: format!("signature_agents: {e}"),
+                    })
+                })?;
         }
     }
     for (i, l) in config.raw.licensees.iter().enumerate() {

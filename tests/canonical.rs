@@ -101,7 +101,10 @@ fn resolve(p: &str) -> String {
 }
 
 fn status_of(raw: &str) -> u16 {
-    raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn send(proxy: &Proxy, target: &str, headers: &[(&str, &str)]) -> u16 {
@@ -124,7 +127,9 @@ fn attack(
 ) -> (usize, usize) {
     let (mut refused, mut bad) = (0, 0);
     for spelling in SPELLINGS {
-        let target = spelling.replace("/films/x", base).replace("films/x", base.trim_start_matches('/'));
+        let target = spelling
+            .replace("/films/x", base)
+            .replace("films/x", base.trim_start_matches('/'));
         let before = origin.seen.lock().unwrap().len();
         let status = send(proxy, &target, headers);
         assert_ne!(status, 0, "{target}: no answer");
@@ -158,9 +163,13 @@ fn attack(
 fn no_spelling_takes_a_refused_crawler_to_a_page() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
-    let (refused, bad) = attack(&proxy, &origin, "/films/x", &[("user-agent", GPTBOT)], &|p| {
-        p.starts_with("/.well-known/")
-    });
+    let (refused, bad) = attack(
+        &proxy,
+        &origin,
+        "/films/x",
+        &[("user-agent", GPTBOT)],
+        &|p| p.starts_with("/.well-known/"),
+    );
     assert!(refused >= 8, "{refused} refused");
     assert!(bad >= 10, "{bad} answered 400");
     // Every refusal is in the ledger, with the canonical path decided on.
@@ -170,7 +179,10 @@ fn no_spelling_takes_a_refused_crawler_to_a_page() {
         .filter_map(|r| r["path"].as_str())
         .collect();
     assert_eq!(paths.len(), refused, "{paths:?}");
-    assert!(paths.iter().all(|p| !p.contains('%') && !p.contains("/..")), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| !p.contains('%') && !p.contains("/..")),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"/films/x"), "{paths:?}");
     assert!(proxy.metric(r#"rempart_bad_requests_total{reason="target-invalid-utf8"}"#) >= 1.0);
 }
@@ -199,7 +211,11 @@ fn no_spelling_takes_a_licensee_outside_its_licence() {
         "[[licensees]]\nid = \"news-only\"\nname = \"News only\"\npaths = [\"/news/\"]\ntoken_sha256 = [\"{hash}\"]\n"
     );
     let origin = Origin::start();
-    let proxy = Proxy::start_with(&origin.url(), "", &format!("{}\n{licensee}", default_rules()));
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "",
+        &format!("{}\n{licensee}", default_rules()),
+    );
     let auth = format!("License {token}");
     let headers = [("user-agent", GPTBOT), ("authorization", auth.as_str())];
     // Inside the licence, the page is served.

@@ -54,7 +54,11 @@ fn no_browser_is_taken_for_a_bot() {
         let id = identify(&snap, ua, "203.0.113.10");
         let agent = id.agent.map(|a| snap.catalogue.agent(a).name.clone());
         assert_eq!(id.kind, IdentityKind::Browser, "{ua} matched {agent:?}");
-        assert_eq!(decide(&snap, ua, "203.0.113.10"), rempart::model::Action::Allow, "{ua}");
+        assert_eq!(
+            decide(&snap, ua, "203.0.113.10"),
+            rempart::model::Action::Allow,
+            "{ua}"
+        );
     }
 }
 

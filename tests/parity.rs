@@ -41,9 +41,18 @@ fn steps() -> Vec<Step> {
         step(GPTBOT_IP, GPTBOT, "/ai-licensing"),
         step("203.0.113.10", GOOGLEBOT, "/films/a"),
         step(GOOGLEBOT_IP, GOOGLEBOT, "/films/a"),
-        Step { headers: LICENSED, ..step("203.0.113.30", GPTBOT, "/films/a") },
-        Step { headers: WRONG_LICENCE, ..step("203.0.113.31", GPTBOT, "/films/a") },
-        Step { headers: BID, ..step("203.0.113.32", GPTBOT, "/films/b") },
+        Step {
+            headers: LICENSED,
+            ..step("203.0.113.30", GPTBOT, "/films/a")
+        },
+        Step {
+            headers: WRONG_LICENCE,
+            ..step("203.0.113.31", GPTBOT, "/films/a")
+        },
+        Step {
+            headers: BID,
+            ..step("203.0.113.32", GPTBOT, "/films/b")
+        },
         step("203.0.113.33", GPTBOT, "/.well-known/%ff/../../films/x"),
         step("203.0.113.34", GPTBOT, "/.well-known/%2e%2e/films/x"),
         step("203.0.113.21", CHROME, "/catalogue-integral/"),
@@ -148,7 +157,12 @@ fn the_proxy_and_classify_take_the_same_action() {
         .collect();
     assert_eq!(replayed.len(), steps.len(), "{err}");
     for ((s, (status, action, rule)), r) in steps.iter().zip(&live).zip(&replayed) {
-        let what = format!("{} {} {}", s.ip, s.ua.split(';').nth(1).unwrap_or(s.ua), s.path);
+        let what = format!(
+            "{} {} {}",
+            s.ip,
+            s.ua.split(';').nth(1).unwrap_or(s.ua),
+            s.path
+        );
         assert_eq!(r["action"].as_str(), Some(action.as_str()), "{what}");
         assert_eq!(r["rule"].as_str(), Some(rule.as_str()), "{what}");
         // classify names the status rempart answers with; none means the origin's 200.
@@ -158,7 +172,10 @@ fn the_proxy_and_classify_take_the_same_action() {
     let statuses: Vec<u64> = live.iter().map(|l| l.0).collect();
     assert_eq!(
         statuses,
-        [200, 402, 200, 200, 200, 200, 403, 200, 200, 401, 402, 400, 402, 403, 403, 402, 402, 403, 403, 403],
+        [
+            200, 402, 200, 200, 200, 200, 403, 200, 200, 401, 402, 400, 402, 403, 403, 402, 402,
+            403, 403, 403
+        ],
         "{live:?}"
     );
 }

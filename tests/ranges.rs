@@ -79,7 +79,10 @@ fn a_refresh_swaps_lists_under_load_and_refuses_corrupt_or_shrunk_ones() {
         )
         .replace(
             "sources = \"ipranges/SOURCES.tsv\"",
-            &format!("sources = \"{}\"", sources.display()),
+            &format!(
+                "sources = \"{}\"\nallow_private_hosts = [\"127.0.0.1\"]",
+                sources.display()
+            ),
         )
         .replace("interval_seconds = 86400", "interval_seconds = 1")
         .replace("jitter_seconds = 3600", "jitter_seconds = 0")
@@ -204,7 +207,10 @@ fn ranges_refresh_once_from_the_command_line() {
     let (_cfg_dir, config) = config_for_check("", |t| {
         t.replace(
             "sources = \"ipranges/SOURCES.tsv\"",
-            &format!("sources = \"{}\"", sources.display()),
+            &format!(
+                "sources = \"{}\"\nallow_private_hosts = [\"127.0.0.1\"]",
+                sources.display()
+            ),
         )
     });
     let state = dir.path().join("state");
@@ -251,4 +257,44 @@ fn ranges_refresh_once_from_the_command_line() {
         out.contains(&format!("gptbot.json: unchanged ({n} prefixes)")),
         "{out}"
     );
+}
+
+#[test]
+fn a_list_on_a_private_address_is_never_fetched_unless_named() {
+    let (list, _) = grown();
+    let vendor = Vendor::start(list);
+    let dir = tempfile::tempdir().unwrap();
+    let sources = dir.path().join("SOURCES.tsv");
+    std::fs::write(
+        &sources,
+        format!(
+            "file\tvendor_url\ngptbot.json\thttp://127.0.0.1:{}/gptbot.json\n",
+            vendor.port
+        ),
+    )
+    .unwrap();
+    let (_cfg_dir, config) = config_for_check("", |t| {
+        t.replace(
+            "sources = \"ipranges/SOURCES.tsv\"",
+            &format!("sources = \"{}\"", sources.display()),
+        )
+    });
+    let state = dir.path().join("state");
+    let (code, out, err) = run_cli(
+        &[
+            "ranges",
+            "refresh",
+            "--config",
+            &config,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("not a public address"),
+        "{out}{err}"
+    );
+    assert!(!state.join("ipranges/gptbot.json").exists());
 }

@@ -214,14 +214,23 @@ fn a_self_made_key_verifies_nobody() {
     assert_eq!(proxy.get("/catalogue-integral/", &headers).status, 403);
     assert_eq!(proxy.get("/films/a", &headers).status, 403);
     let text = proxy.metrics_text();
-    assert!(!text.contains("rempart_crawler_charges_total{licensee=\"unknown\"}"), "{text}");
+    assert!(
+        !text.contains("rempart_crawler_charges_total{licensee=\"unknown\"}"),
+        "{text}"
+    );
     assert_eq!(origin.count(), 0, "no signed request reached the origin");
     // Recorded and counted as signed-unbound; the directory never fetched.
     assert!(proxy.metric(r#"rempart_web_bot_auth_total{result="signed-unbound"}"#) >= 8.0);
-    assert_eq!(directory.count(), 0, "an unbound directory is never fetched");
+    assert_eq!(
+        directory.count(),
+        0,
+        "an unbound directory is never fetched"
+    );
     let records = proxy.wait_records(1);
     assert!(
-        requests(&records).iter().any(|r| r["signature"] == "signed-unbound"),
+        requests(&records)
+            .iter()
+            .any(|r| r["signature"] == "signed-unbound"),
         "{records:?}"
     );
 }
@@ -250,7 +259,16 @@ fn a_key_bound_to_the_agent_verifies_it_whatever_its_address() {
     assert_eq!(get_signed(&proxy, "/", GOOGLEBOT, &signed).status, 200);
     assert_eq!(proxy.metric(r#"rempart_requests_total{action="allow",purpose="search-engine",verification="verified"}"#), 1.0);
     // The same key claiming another agent verifies nothing.
-    assert_eq!(get_signed(&proxy, "/films/a", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", &signed).status, 403);
+    assert_eq!(
+        get_signed(
+            &proxy,
+            "/films/a",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            &signed
+        )
+        .status,
+        403
+    );
 }
 
 #[test]
@@ -265,7 +283,10 @@ fn a_bound_directory_must_be_https() {
     let (_keep, cfg) = config_for_check("", with_catalogue(&bound));
     let (code, _, err) = run_cli(&["check", "--config", &cfg], None);
     assert_eq!(code, 1);
-    assert!(err.contains("Googlebot") && err.contains("signature_agents"), "{err}");
+    assert!(
+        err.contains("Googlebot") && err.contains("signature_agents"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -278,7 +299,11 @@ fn a_down_directory_never_delays_a_request() {
         "",
         &format!("{}\n{}", default_rules(), licensed_to(&k, &dead)),
     );
-    let signed = sign(&k, &format!("127.0.0.1:{}", proxy.port), &format!("{dead}{DIRECTORY_PATH}"));
+    let signed = sign(
+        &k,
+        &format!("127.0.0.1:{}", proxy.port),
+        &format!("{dead}{DIRECTORY_PATH}"),
+    );
     for _ in 0..3 {
         let started = Instant::now();
         let r = get_signed(&proxy, "/films/a", GPTBOT, &signed);

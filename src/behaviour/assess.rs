@@ -4,10 +4,10 @@
 
 use crate::behaviour::tracker::SharedIncrement;
 use crate::behaviour::{Assessment, Clock, Observation, PathClass, Signal, SignalSet, Tracker};
-use crate::request::Request;
 use crate::identify::Identity;
 use crate::model::{IdentityKind, Verification};
 use crate::optout::published::{Published, RobotsVersion};
+use crate::request::Request;
 use crate::snapshot::Snapshot;
 
 /// What the decision knows about the request beyond the request itself.

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::located::{parse_toml, Located};
-use crate::model::Purpose;
 use crate::identify::ranges::{RangeTable, SourceSet};
+use crate::model::Purpose;
 use file::{AgentEntry, CatalogFile};
 use matcher::UaMatcher;
 

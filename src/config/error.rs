@@ -29,4 +29,3 @@ pub fn read(path: &Path) -> Result<String, ConfigError> {
         source,
     })
 }
-

@@ -144,6 +144,10 @@ pub struct RangesSection {
     /// A new list with more than this share fewer prefixes is refused.
     pub max_shrink_percent: u8,
     pub timeout_seconds: u64,
+    /// Hosts of `SOURCES.tsv` URLs that may resolve to loopback or private
+    /// addresses (an internal mirror; tests). Every other fetch goes only
+    /// to public addresses.
+    pub allow_private_hosts: Vec<String>,
 }
 
 impl Default for RangesSection {
@@ -156,6 +160,7 @@ impl Default for RangesSection {
             jitter_seconds: 3_600,
             max_shrink_percent: 50,
             timeout_seconds: 30,
+            allow_private_hosts: Vec::new(),
         }
     }
 }
@@ -264,6 +269,17 @@ impl Default for RobotsSection {
     }
 }
 
+/// How `X-Forwarded-For` reaches the origin (`server.forwarded_for`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedFor {
+    /// The list received, then the peer (nginx's `$proxy_add_x_forwarded_for`).
+    #[default]
+    Append,
+    /// Only the client rempart decided on.
+    Replace,
+}
+
 /// The proxy listener and its upstream.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -301,6 +317,9 @@ pub struct ServerSection {
     /// The origin ignores case in paths (IIS, some object stores): rempart
     /// then decides on, and forwards, the path in lower case.
     pub case_insensitive_paths: bool,
+    /// `append` (the list received, then the peer, as nginx does) or
+    /// `replace` (only the client rempart decided on).
+    pub forwarded_for: ForwardedFor,
 }
 
 impl Default for ServerSection {
@@ -322,6 +341,7 @@ impl Default for ServerSection {
             proxy_protocol_listen: None,
             proxy_protocol_from: Vec::new(),
             case_insensitive_paths: false,
+            forwarded_for: ForwardedFor::Append,
         }
     }
 }
@@ -332,12 +352,22 @@ impl Default for ServerSection {
 pub struct AdminSection {
     /// Loopback by default: metrics are not for the world.
     pub listen: String,
+    /// A file holding the bearer token that endpoints changing state
+    /// (`POST /reload`) require. Without it, anyone who reaches the admin
+    /// listener can reload.
+    pub token_file: Option<PathBuf>,
+    /// Host names (besides IP literals and `localhost`) that requests
+    /// changing state may name in `Host`: a page rebinding its own name to
+    /// the admin address is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9090".into(),
+            token_file: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -119,8 +119,20 @@ pub fn build(
     location: Option<usize>,
 ) -> Answer {
     let pages = &snap.pages;
-    let offer = || if n.json { &pages.offer_json } else { pages.offer(n.lang) };
-    let block = || if n.json { &pages.block_json } else { pages.block(n.lang) };
+    let offer = || {
+        if n.json {
+            &pages.offer_json
+        } else {
+            pages.offer(n.lang)
+        }
+    };
+    let block = || {
+        if n.json {
+            &pages.block_json
+        } else {
+            pages.block(n.lang)
+        }
+    };
     let price = || {
         location
             .and_then(|i| snap.reservation.as_ref()?.locations.get(i))
@@ -147,7 +159,11 @@ pub fn build(
     if over_quota {
         let secs = 86_400 - crate::licensing::metering::now_secs() % 86_400;
         let retry = http::HeaderValue::from(secs);
-        return respond(429, &fixed::QUOTA_EXCEEDED, Extra::one("retry-after", retry));
+        return respond(
+            429,
+            &fixed::QUOTA_EXCEEDED,
+            Extra::one("retry-after", retry),
+        );
     }
     if let Some(Settled::Refused { status, error }) = settled {
         let error = ("crawler-error", http::HeaderValue::from_static(error));

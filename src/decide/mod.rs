@@ -187,7 +187,9 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         .as_ref()
         .and_then(|r| r.lookup(req.host, req.path()));
     let credential = steps::credential(snap, req, &identity, &signature);
-    let settled = steps::settle(snap, req, &identity, &signature, credential, &decision, document, location);
+    let settled = steps::settle(
+        snap, req, &identity, &signature, credential, &decision, document, location,
+    );
     let licensee = match credential {
         Credential::Licensed(i) => Some(i),
         _ => None,
@@ -230,7 +232,11 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
             _ => None,
         },
         over_quota,
-        action: if over_quota { Action::RateLimit } else { action },
+        action: if over_quota {
+            Action::RateLimit
+        } else {
+            action
+        },
         document,
         location: location.filter(|_| snap.reservation.as_ref().is_some_and(|r| r.headers_enabled)),
         evidence,
@@ -276,7 +282,10 @@ fn refused_outright(snap: &Snapshot, identity: Identity, signature: Signature) -
         answer: Answer::Respond {
             status: 400,
             page: Page::clone(&crate::respond::own::fixed::BAD_SIGNATURE),
-            extra: Extra::one("crawler-error", http::HeaderValue::from_static("InvalidSignature")),
+            extra: Extra::one(
+                "crawler-error",
+                http::HeaderValue::from_static("InvalidSignature"),
+            ),
         },
     }
 }

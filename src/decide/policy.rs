@@ -280,12 +280,7 @@ impl Policy {
     }
 
     /// Runs the rules in order.
-    pub fn decide(
-        &self,
-        place: &Place<'_>,
-        identity: &Identity,
-        conduct: &Assessment,
-    ) -> Decision {
+    pub fn decide(&self, place: &Place<'_>, identity: &Identity, conduct: &Assessment) -> Decision {
         let mut shadow = None;
         for (i, rule) in self.rules.iter().enumerate() {
             if !rule.matches(place, identity, conduct) {
@@ -383,8 +378,8 @@ impl Rule {
 mod tests {
     use super::*;
     use crate::catalog::file::CatalogFile;
-    use crate::identify::VerifyMethod;
     use crate::identify::ranges::{RangeTable, SourceSet};
+    use crate::identify::VerifyMethod;
     use std::path::PathBuf;
 
     fn catalogue() -> Catalogue {

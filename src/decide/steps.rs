@@ -24,7 +24,10 @@ use super::{Charge, Payer, State};
 pub fn identify(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> (Identity, Signature) {
     let mut identity = identify_ua(&snap.catalogue, &snap.ranges, req.user_agent, req.client_ip);
     let signature = state.directories.check(req, identity.agent, &snap.bindings);
-    if let Signature::Verified { by: Binding::Agent, .. } = signature {
+    if let Signature::Verified {
+        by: Binding::Agent, ..
+    } = signature
+    {
         identity = with_signature(identity);
     }
     if let (Some(rdns), Some(agent), Verification::Unverifiable, IdentityKind::Declared) = (
@@ -70,7 +73,15 @@ pub fn behaviour(
     };
     let mut send = state.shared.map(|store| move |inc| store.send(inc));
     let sink = send.as_mut().map(|f| f as &mut dyn FnMut(SharedIncrement));
-    assess(snap, state.tracker, state.published, req, identity, side, sink)
+    assess(
+        snap,
+        state.tracker,
+        state.published,
+        req,
+        identity,
+        side,
+        sink,
+    )
 }
 
 /// The licence credential: a token in `Authorization`, or a verified
@@ -109,7 +120,10 @@ pub enum Settled {
     Charged(Charge),
     /// Refused with this status and `crawler-error` code; the price is
     /// offered again when the status is 402.
-    Refused { status: u16, error: &'static str },
+    Refused {
+        status: u16,
+        error: &'static str,
+    },
 }
 
 impl Settled {
@@ -123,16 +137,31 @@ impl Settled {
 
 /// Who can be billed: a licensee, or a signature-verified agent whose
 /// operator the config names as billable. Nobody else.
-fn payer(snap: &Snapshot, identity: &Identity, signature: &Signature, credential: Credential) -> Option<Payer> {
+fn payer(
+    snap: &Snapshot,
+    identity: &Identity,
+    signature: &Signature,
+    credential: Credential,
+) -> Option<Payer> {
     match credential {
         Credential::Licensed(i) | Credential::OutOfScope(i) => return Some(Payer::Licensee(i)),
         Credential::None | Credential::Invalid => {}
     }
     let agent = identity.agent?;
-    let bound = matches!(signature, Signature::Verified { by: Binding::Agent, .. });
+    let bound = matches!(
+        signature,
+        Signature::Verified {
+            by: Binding::Agent,
+            ..
+        }
+    );
     let operator = &snap.catalogue.agent(agent).operator;
-    (bound && snap.billable_operators.iter().any(|o| o.eq_ignore_ascii_case(operator)))
-        .then_some(Payer::Operator(agent))
+    (bound
+        && snap
+            .billable_operators
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(operator)))
+    .then_some(Payer::Operator(agent))
 }
 
 /// Pay per crawl, where it applies: on a priced path, for a crawler that

@@ -66,21 +66,156 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "a browser's page goes upstream", target: "/films/la-traversee", ua: CHROME, ip: ELSEWHERE, action: Action::Allow, status: None, rule: "default", evidence: false },
-    Case { name: "a verified AI crawler gets the offer", target: "/films/la-traversee", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Offer, status: Some(402), rule: "ai-licensing-offer", evidence: true },
-    Case { name: "a spoofed AI crawler gets the offer too", target: "/films/a", ua: GPTBOT, ip: ELSEWHERE, action: Action::Offer, status: Some(402), rule: "ai-licensing-offer", evidence: true },
-    Case { name: "a verified search engine passes", target: "/films/a", ua: GOOGLEBOT, ip: GOOGLE_IP, action: Action::Allow, status: None, rule: "verified-search-engines", evidence: false },
-    Case { name: "a spoofed search engine is blocked", target: "/films/a", ua: GOOGLEBOT, ip: ELSEWHERE, action: Action::Block, status: Some(403), rule: "spoofed-agents", evidence: true },
-    Case { name: "robots.txt is rempart's own", target: "/robots.txt", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Allow, status: Some(200), rule: "always-reachable", evidence: false },
-    Case { name: "license.xml is rempart's own", target: "/license.xml", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Allow, status: Some(200), rule: "ai-licensing-offer", evidence: false },
-    Case { name: "the TDMRep file is rempart's own", target: "/.well-known/tdmrep.json", ua: GPTBOT, ip: ELSEWHERE, action: Action::Allow, status: Some(200), rule: "always-reachable", evidence: false },
-    Case { name: "the offer page is rempart's own", target: "/ai-licensing", ua: GPTBOT, ip: ELSEWHERE, action: Action::Allow, status: Some(200), rule: "always-reachable", evidence: false },
-    Case { name: "the honeypot refuses a browser UA", target: "/catalogue-integral/", ua: CHROME, ip: ELSEWHERE, action: Action::Block, status: Some(403), rule: "honeypot", evidence: true },
-    Case { name: "encoded dots are decided where they lead", target: "/.well-known/%2e%2e/films/x", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Offer, status: Some(402), rule: "ai-licensing-offer", evidence: true },
-    Case { name: "an encoded honeypot is the honeypot", target: "/%63atalogue-integral/x", ua: CHROME, ip: ELSEWHERE, action: Action::Block, status: Some(403), rule: "honeypot", evidence: true },
-    Case { name: "undecodable bytes beside dot segments: 400", target: "/.well-known/%ff/../../films/x", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Block, status: Some(400), rule: "bad-request", evidence: false },
-    Case { name: "a path parameter: 400", target: "/.well-known/..;/films/x", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Block, status: Some(400), rule: "bad-request", evidence: false },
-    Case { name: "an encoded slash: 400", target: "/.well-known%2f..%2ffilms", ua: GPTBOT, ip: GPTBOT_IP, action: Action::Block, status: Some(400), rule: "bad-request", evidence: false },
+    Case {
+        name: "a browser's page goes upstream",
+        target: "/films/la-traversee",
+        ua: CHROME,
+        ip: ELSEWHERE,
+        action: Action::Allow,
+        status: None,
+        rule: "default",
+        evidence: false,
+    },
+    Case {
+        name: "a verified AI crawler gets the offer",
+        target: "/films/la-traversee",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Offer,
+        status: Some(402),
+        rule: "ai-licensing-offer",
+        evidence: true,
+    },
+    Case {
+        name: "a spoofed AI crawler gets the offer too",
+        target: "/films/a",
+        ua: GPTBOT,
+        ip: ELSEWHERE,
+        action: Action::Offer,
+        status: Some(402),
+        rule: "ai-licensing-offer",
+        evidence: true,
+    },
+    Case {
+        name: "a verified search engine passes",
+        target: "/films/a",
+        ua: GOOGLEBOT,
+        ip: GOOGLE_IP,
+        action: Action::Allow,
+        status: None,
+        rule: "verified-search-engines",
+        evidence: false,
+    },
+    Case {
+        name: "a spoofed search engine is blocked",
+        target: "/films/a",
+        ua: GOOGLEBOT,
+        ip: ELSEWHERE,
+        action: Action::Block,
+        status: Some(403),
+        rule: "spoofed-agents",
+        evidence: true,
+    },
+    Case {
+        name: "robots.txt is rempart's own",
+        target: "/robots.txt",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Allow,
+        status: Some(200),
+        rule: "always-reachable",
+        evidence: false,
+    },
+    Case {
+        name: "license.xml is rempart's own",
+        target: "/license.xml",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Allow,
+        status: Some(200),
+        rule: "ai-licensing-offer",
+        evidence: false,
+    },
+    Case {
+        name: "the TDMRep file is rempart's own",
+        target: "/.well-known/tdmrep.json",
+        ua: GPTBOT,
+        ip: ELSEWHERE,
+        action: Action::Allow,
+        status: Some(200),
+        rule: "always-reachable",
+        evidence: false,
+    },
+    Case {
+        name: "the offer page is rempart's own",
+        target: "/ai-licensing",
+        ua: GPTBOT,
+        ip: ELSEWHERE,
+        action: Action::Allow,
+        status: Some(200),
+        rule: "always-reachable",
+        evidence: false,
+    },
+    Case {
+        name: "the honeypot refuses a browser UA",
+        target: "/catalogue-integral/",
+        ua: CHROME,
+        ip: ELSEWHERE,
+        action: Action::Block,
+        status: Some(403),
+        rule: "honeypot",
+        evidence: true,
+    },
+    Case {
+        name: "encoded dots are decided where they lead",
+        target: "/.well-known/%2e%2e/films/x",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Offer,
+        status: Some(402),
+        rule: "ai-licensing-offer",
+        evidence: true,
+    },
+    Case {
+        name: "an encoded honeypot is the honeypot",
+        target: "/%63atalogue-integral/x",
+        ua: CHROME,
+        ip: ELSEWHERE,
+        action: Action::Block,
+        status: Some(403),
+        rule: "honeypot",
+        evidence: true,
+    },
+    Case {
+        name: "undecodable bytes beside dot segments: 400",
+        target: "/.well-known/%ff/../../films/x",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Block,
+        status: Some(400),
+        rule: "bad-request",
+        evidence: false,
+    },
+    Case {
+        name: "a path parameter: 400",
+        target: "/.well-known/..;/films/x",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Block,
+        status: Some(400),
+        rule: "bad-request",
+        evidence: false,
+    },
+    Case {
+        name: "an encoded slash: 400",
+        target: "/.well-known%2f..%2ffilms",
+        ua: GPTBOT,
+        ip: GPTBOT_IP,
+        action: Action::Block,
+        status: Some(400),
+        rule: "bad-request",
+        evidence: false,
+    },
 ];
 
 #[test]
@@ -106,7 +241,10 @@ fn identity_is_in_the_outcome() {
     let Answer::Respond { extra, .. } = &o.answer else {
         panic!("an offer is answered by rempart");
     };
-    let price: Vec<_> = extra.iter().filter(|(k, _)| *k == "crawler-price").collect();
+    let price: Vec<_> = extra
+        .iter()
+        .filter(|(k, _)| *k == "crawler-price")
+        .collect();
     assert_eq!(price.len(), 1, "the priced offer names its price");
 }
 
@@ -130,12 +268,20 @@ fn a_bid_never_lifts_a_block() {
     let local = LocalState::new(&snap);
     let bid = [("crawler-max-price", "EUR 5.00")];
     // Honeypot, then a bid: still blocked.
-    let o = run(&snap, &local, &head("/catalogue-integral/", GOOGLEBOT, &bid), ELSEWHERE);
+    let o = run(
+        &snap,
+        &local,
+        &head("/catalogue-integral/", GOOGLEBOT, &bid),
+        ELSEWHERE,
+    );
     assert_eq!((o.action, o.status()), (Action::Block, Some(403)));
     assert_eq!(o.charge, None);
     // An unknown payer's bid on an offer gets the offer again, not the page.
     let o = run(&snap, &local, &head("/films/a", GPTBOT, &bid), GPTBOT_IP);
-    assert_eq!((o.action, o.status(), o.charge), (Action::Offer, Some(402), None));
+    assert_eq!(
+        (o.action, o.status(), o.charge),
+        (Action::Offer, Some(402), None)
+    );
     assert_eq!(o.payment_error, Some("StrongAuthRequired"));
 }
 
@@ -143,9 +289,13 @@ fn a_bid_never_lifts_a_block() {
 fn every_request_gets_one_outcome() {
     let snap = shipped();
     let local = LocalState::new(&snap);
-    let targets = ["/", "/%", "//", "/a/../..", "/%2e", "/;", "/\u{e9}", "/a?b#c", "/.", "/%C0%AE"];
+    let targets = [
+        "/", "/%", "//", "/a/../..", "/%2e", "/;", "/\u{e9}", "/a?b#c", "/.", "/%C0%AE",
+    ];
     for t in targets {
-        let Ok(uri) = t.parse::<http::Uri>() else { continue };
+        let Ok(uri) = t.parse::<http::Uri>() else {
+            continue;
+        };
         let mut p = head("/", CHROME, &[]);
         p.uri = uri;
         let o = run(&snap, &local, &p, ELSEWHERE);

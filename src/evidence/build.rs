@@ -48,17 +48,17 @@ fn reservation(snap: &Snapshot, host: Option<&str>, path: &str) -> Option<Reserv
     })
 }
 
-/// The record of one request.
+/// The record of one request (none when no client address was read).
 pub fn request_record(
     snap: &Snapshot,
     o: &Outcome,
     kept: &Kept,
-    ip: IpAddr,
     key: &PseudonymKey,
     published: &Published,
     request_id: String,
     status: u16,
-) -> RequestRecord {
+) -> Option<RequestRecord> {
+    let ip = kept.client_ip?;
     let id = &o.identity;
     let agent = id.agent.map(|a| snap.catalogue.agent(a));
     let robots = o.conduct.robots.map(|(at, version)| RobotsFetch {
@@ -70,7 +70,7 @@ pub fn request_record(
             |v| v.sha256.clone(),
         ),
     });
-    RequestRecord {
+    Some(RequestRecord {
         request_id,
         client: if id.operator_sources.is_empty() {
             ClientId::Pseudonym(key.pseudonym(ip))
@@ -99,5 +99,5 @@ pub fn request_record(
         signals: signal_names(o.conduct.signals),
         reservation: reservation(snap, kept.host.as_deref(), &kept.path),
         robots_txt: robots,
-    }
+    })
 }

@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::catalog::{AgentId, Catalogue};
-use crate::model::{IdentityKind, Purpose, Verification};
 use crate::identify::ranges::{RangeTable, SourceSet};
+use crate::model::{IdentityKind, Purpose, Verification};
 
 /// How a verification verdict was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

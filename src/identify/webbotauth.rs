@@ -20,10 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
-use pingora::connectors::http::Connector;
 use crate::catalog::AgentId;
 use crate::request::Request;
+use pingora::connectors::http::Connector;
 use web_bot_auth::components::{CoveredComponent, DerivedComponent, HTTPField};
 use web_bot_auth::keyring::{JSONWebKeySet, KeyRing};
 use web_bot_auth::message_signatures::SignedMessage;
@@ -68,7 +67,10 @@ impl Bindings {
     pub fn new(allow_http_hosts: &[String]) -> Self {
         Self {
             origins: HashMap::new(),
-            allow_http: allow_http_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            allow_http: allow_http_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
         }
     }
 
@@ -83,7 +85,7 @@ impl Bindings {
         let host = authority.host().to_ascii_lowercase();
         let scheme = match uri.scheme_str() {
             Some("https") => "https",
-            Some("http") if self.allow_http.iter().any(|h| *h == host) => "http",
+            Some("http") if self.allow_http.contains(&host) => "http",
             _ => return None,
         };
         Some(match authority.port_u16() {
@@ -198,14 +200,16 @@ impl SignedMessage for Message<'_> {
 }
 
 /// A cached key directory.
+#[derive(Clone)]
 struct Directory {
     keys: Option<Arc<KeyRing>>,
     at: Instant,
 }
 
-/// Key directories by URL, shared by every request.
+/// Key directories of bound origins, shared by every request: a bounded
+/// cache (S3-FIFO eviction), read without copying on the request path.
 pub struct KeyDirectories {
-    cache: ArcSwap<HashMap<String, Arc<Directory>>>,
+    cache: quick_cache::sync::Cache<String, Directory>,
     in_flight: AtomicUsize,
     max_in_flight: usize,
     ttl: Duration,
@@ -220,6 +224,9 @@ impl Default for KeyDirectories {
     }
 }
 
+/// At most this many directories are cached (only bound origins are).
+const MAX_DIRECTORIES: usize = 1024;
+
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,7 +236,7 @@ fn now_unix() -> i64 {
 impl KeyDirectories {
     pub fn new(ttl: Duration, max_in_flight: usize) -> Self {
         Self {
-            cache: ArcSwap::from_pointee(HashMap::new()),
+            cache: quick_cache::sync::Cache::new(MAX_DIRECTORIES),
             in_flight: AtomicUsize::new(0),
             max_in_flight,
             ttl,
@@ -280,17 +287,20 @@ impl KeyDirectories {
         }
         let keyid = details.keyid.clone().unwrap_or_default();
         // The first directory named that is bound for this request.
-        let bound = verifier.get_signature_agents().iter().find_map(|link| match link {
-            SignatureAgentLink::External(url) => {
-                let origin = bindings.origin_of(url)?;
-                bindings.binding(&origin, agent).map(|by| (origin, by))
-            }
-            SignatureAgentLink::Inline(_) => None,
-        });
+        let bound = verifier
+            .get_signature_agents()
+            .iter()
+            .find_map(|link| match link {
+                SignatureAgentLink::External(url) => {
+                    let origin = bindings.origin_of(url)?;
+                    bindings.binding(&origin, agent).map(|by| (origin, by))
+                }
+                SignatureAgentLink::Inline(_) => None,
+            });
         let Some((origin, by)) = bound else {
             return Signature::Unbound;
         };
-        let Some(ring) = self.lookup(&origin) else {
+        let Some(ring) = self.lookup(&origin, bindings) else {
             return Signature::Unverifiable;
         };
         match verifier.verify(&ring, None) {
@@ -300,21 +310,18 @@ impl KeyDirectories {
     }
 
     /// The cached keys of a directory; on a miss or a stale entry, starts a fetch.
-    fn lookup(self: &Arc<Self>, url: &str) -> Option<Arc<KeyRing>> {
-        let cache = self.cache.load();
-        let entry = cache.get(url).cloned();
-        drop(cache);
-        match entry {
-            Some(d) if d.at.elapsed() < self.ttl => d.keys.clone(),
+    fn lookup(self: &Arc<Self>, origin: &str, bindings: &Bindings) -> Option<Arc<KeyRing>> {
+        match self.cache.get(origin) {
+            Some(d) if d.at.elapsed() < self.ttl => d.keys,
             stale => {
-                self.spawn_fetch(url.to_owned());
+                self.spawn_fetch(origin.to_owned(), bindings.allow_http.clone());
                 // A stale copy still verifies while the new one is fetched.
-                stale.and_then(|d| d.keys.clone())
+                stale.and_then(|d| d.keys)
             }
         }
     }
 
-    fn spawn_fetch(self: &Arc<Self>, url: String) {
+    fn spawn_fetch(self: &Arc<Self>, origin: String, private_ok: Vec<String>) {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return;
@@ -323,48 +330,45 @@ impl KeyDirectories {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return;
         };
-        // Mark the URL as being fetched (an empty, fresh entry) so that the
+        // Mark the origin as being fetched (an empty, fresh entry) so that the
         // requests behind this one do not start fetches of their own.
-        self.store(&url, None);
+        self.store(&origin, None);
         let this = self.clone();
         handle.spawn(async move {
-            let keys = tokio::time::timeout(Duration::from_secs(5), this.fetch(&url)).await;
+            let fetch = this.fetch(&origin, &private_ok);
+            let keys = tokio::time::timeout(Duration::from_secs(5), fetch).await;
             let m = crate::metrics::metrics();
             match keys {
                 Ok(Ok(ring)) => {
                     m.key_directory_fetches.with_label_values(&["ok"]).inc();
-                    this.store(&url, Some(Arc::new(ring)));
+                    this.store(&origin, Some(Arc::new(ring)));
                 }
                 Ok(Err(e)) => {
                     m.key_directory_fetches.with_label_values(&["error"]).inc();
-                    tracing::warn!(url, error = %e, "key directory fetch failed");
+                    tracing::warn!(origin, error = %e, "key directory fetch failed");
                 }
                 Err(_) => {
                     m.key_directory_fetches
                         .with_label_values(&["timeout"])
                         .inc();
-                    tracing::warn!(url, "key directory fetch timed out");
+                    tracing::warn!(origin, "key directory fetch timed out");
                 }
             }
             this.in_flight.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
-    fn store(&self, url: &str, keys: Option<Arc<KeyRing>>) {
-        self.cache.rcu(|old| {
-            let mut map = HashMap::clone(old);
-            map.insert(
-                url.to_owned(),
-                Arc::new(Directory {
-                    keys: keys.clone(),
-                    at: Instant::now(),
-                }),
-            );
-            map
-        });
+    fn store(&self, origin: &str, keys: Option<Arc<KeyRing>>) {
+        self.cache.insert(
+            origin.to_owned(),
+            Directory {
+                keys,
+                at: Instant::now(),
+            },
+        );
     }
 
-    async fn fetch(&self, origin: &str) -> Result<KeyRing, String> {
+    async fn fetch(&self, origin: &str, private_ok: &[String]) -> Result<KeyRing, String> {
         let connector = self.connector.get_or_init(|| Connector::new(None));
         let url = format!("{origin}{DIRECTORY_PATH}");
         let body = crate::ops::fetch::get(
@@ -373,6 +377,7 @@ impl KeyDirectories {
             "application/http-message-signatures-directory+json, application/json",
             MAX_DIRECTORY_BYTES,
             Duration::from_secs(3),
+            private_ok,
         )
         .await
         .map_err(|e| format!("directory: {e}"))?;

@@ -352,7 +352,9 @@ impl Licensees {
         now: SystemTime,
     ) -> Credential {
         match self.list.get(i) {
-            Some(l) if l.key_ids.iter().any(|k| k == keyid) => self.scope(i, agent, host, path, now),
+            Some(l) if l.key_ids.iter().any(|k| k == keyid) => {
+                self.scope(i, agent, host, path, now)
+            }
             _ => Credential::None,
         }
     }

@@ -9,6 +9,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
+use sha2::Digest;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,96 @@ use crate::snapshot::SharedSnapshot;
 pub struct AdminApp {
     pub snapshot: SharedSnapshot,
     pub reloader: Option<Arc<Reloader>>,
+    pub guard: AdminGuard,
+}
+
+/// Who may change state through the admin listener: not another site (a
+/// page the operator opens, directly or by DNS rebinding), and, when a token
+/// is configured, only its holder.
+#[derive(Default)]
+pub struct AdminGuard {
+    /// SHA-256 of the bearer token.
+    token: Option<[u8; 32]>,
+    allowed_hosts: Vec<String>,
+}
+
+impl AdminGuard {
+    /// From `[admin]`: reads the token file (trimmed) if one is named.
+    pub fn from_config(
+        admin: &crate::config::AdminSection,
+        resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
+    ) -> anyhow::Result<Self> {
+        let token = match &admin.token_file {
+            Some(f) => {
+                let path = resolve(f);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("admin.token_file {}: {e}", path.display()))?;
+                let token = text.trim();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "admin.token_file {} is empty",
+                    path.display()
+                );
+                Some(sha2::Sha256::digest(token.as_bytes()).into())
+            }
+            None => None,
+        };
+        Ok(Self {
+            token,
+            allowed_hosts: admin
+                .allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Why a state-changing request is refused, if it is.
+    pub fn refuse(&self, req: &http::request::Parts) -> Option<(StatusCode, &'static str)> {
+        let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+        if h("sec-fetch-site").is_some_and(|s| !matches!(s, "same-origin" | "none")) {
+            return Some((StatusCode::FORBIDDEN, "cross-site request refused\n"));
+        }
+        let host = h("host").unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(n, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                n
+            } else {
+                host
+            }
+        });
+        let name = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let literal = name.parse::<std::net::IpAddr>().is_ok() || name == "localhost";
+        if !literal && !self.allowed_hosts.contains(&name) {
+            return Some((StatusCode::FORBIDDEN, "Host is not this admin listener\n"));
+        }
+        if let Some(origin) = h("origin") {
+            let same = origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host));
+            if !same {
+                return Some((StatusCode::FORBIDDEN, "cross-site request refused\n"));
+            }
+        }
+        if let Some(expected) = &self.token {
+            let given = h("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(|t| <[u8; 32]>::from(sha2::Sha256::digest(t.trim().as_bytes())));
+            let ok = given
+                .is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &expected[..])));
+            if !ok {
+                return Some((StatusCode::UNAUTHORIZED, "a bearer token is required\n"));
+            }
+        }
+        None
+    }
 }
 
 impl AdminApp {
@@ -93,7 +184,14 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_owned();
         let post = session.req_header().method == http::Method::POST;
+        let refused = post
+            .then(|| self.guard.refuse(session.req_header()))
+            .flatten();
         match (path.as_str(), post) {
+            (_, true) if refused.is_some() => {
+                let (status, why) = refused.unwrap_or((StatusCode::FORBIDDEN, ""));
+                text(status, "text/plain", why.as_bytes().to_vec())
+            }
             ("/reload", true) => self.reload().await,
             ("/reload", false) => text(
                 StatusCode::METHOD_NOT_ALLOWED,

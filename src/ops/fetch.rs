@@ -1,20 +1,58 @@
 //! One HTTP(S) GET with pingora's connector, for the background fetchers
 //! (Web Bot Auth key directories, operator range lists): bounded in time and
-//! size, never on the request path.
+//! size, no redirects followed, never on the request path, and never to a
+//! loopback, private, link-local or unspecified address unless the config
+//! names that host. The address is checked after DNS resolution, and the
+//! connection goes to the address that was checked, so a name that resolves
+//! elsewhere the second time cannot redirect it.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 
-/// Fetches `url` and returns its body when the status is 200.
+/// True for addresses a fetch may reach without the config naming the host:
+/// not loopback, private, shared (CGNAT), link-local, unspecified,
+/// multicast, broadcast, documentation, or IPv6 unique-local.
+pub fn is_public(ip: IpAddr) -> bool {
+    match crate::request::canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19)))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Fetches `url` and returns its body when the status is 200. Hosts in
+/// `private_ok` may resolve to addresses that are not public (tests, or an
+/// internal mirror the operator names).
 pub async fn get(
     connector: &Connector,
     url: &str,
     accept: &str,
     max_bytes: usize,
     timeout: Duration,
+    private_ok: &[String],
 ) -> Result<Vec<u8>, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     let tls = match uri.scheme_str() {
@@ -24,11 +62,20 @@ pub async fn get(
     };
     let host = uri.host().ok_or("no host")?.to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = tokio::net::lookup_host((host.as_str(), port))
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or("resolves to nothing")?;
+        .collect();
+    let addr = *addrs.first().ok_or("resolves to nothing")?;
+    let named = private_ok.iter().any(|h| h.eq_ignore_ascii_case(&host));
+    if !named {
+        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(format!(
+                "{host} resolves to {} (not a public address; name the host in the config to allow it)",
+                bad.ip()
+            ));
+        }
+    }
     let mut peer = HttpPeer::new(addr, tls, if tls { host.clone() } else { String::new() });
     peer.options.connection_timeout = Some(timeout.min(Duration::from_secs(5)));
     peer.options.read_timeout = Some(timeout);
@@ -76,4 +123,33 @@ pub async fn get(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_fetched_unless_named() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "132.196.86.1", "2a00:1450::1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

@@ -7,7 +7,9 @@
 //! - For plain HTTP, pingora has no such hook, so a small relay listens on
 //!   `server.proxy_protocol_listen`, reads the header, and forwards the bytes
 //!   to the plain listener over loopback; the proxy looks the real client up
-//!   by the relay connection's local port.
+//!   by the relay connection's full local address (address and port), so a
+//!   local process connecting from the same port on another loopback address
+//!   inherits nothing.
 //!
 //! Only configured peers are read: from them the header is required (a
 //! connection without one is dropped); from anyone else nothing is parsed
@@ -40,7 +42,7 @@ fn drop_conn(why: String) -> Box<Error> {
 
 /// A parsed header: how many bytes it took, and the client it names
 /// (`None` for `UNKNOWN`/`LOCAL`: the balancer's own connection).
-type Parsed = (usize, Option<std::net::SocketAddr>);
+pub type Parsed = (usize, Option<std::net::SocketAddr>);
 
 fn inet(ip: impl Into<std::net::IpAddr>, port: u16) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip.into(), port))
@@ -48,7 +50,7 @@ fn inet(ip: impl Into<std::net::IpAddr>, port: u16) -> Option<std::net::SocketAd
 
 /// Parses a PROXY header at the start of `buf`: `Ok(None)` if more bytes
 /// are needed.
-fn parse(buf: &[u8]) -> std::result::Result<Option<Parsed>, ()> {
+pub fn parse(buf: &[u8]) -> std::result::Result<Option<Parsed>, ()> {
     match HeaderResult::parse(buf) {
         HeaderResult::V1(Ok(h)) => {
             let src = match h.addresses {
@@ -118,8 +120,9 @@ impl PreTlsProcess for ProxyProtocol {
     }
 }
 
-/// Client addresses of relayed connections, by the relay connection's local port.
-pub type Relayed = Arc<quick_cache::sync::Cache<u16, std::net::SocketAddr>>;
+/// Client addresses of relayed connections, by the relay connection's local
+/// address and port (what the plain listener sees as the peer).
+pub type Relayed = Arc<quick_cache::sync::Cache<std::net::SocketAddr, std::net::SocketAddr>>;
 
 /// The plain-HTTP PROXY relay.
 pub struct Relay {
@@ -162,16 +165,16 @@ async fn relay_one(
         .map_err(|e| format!("{target}: {e}"))?;
     let _ = upstream.set_nodelay(true);
     let _ = client.set_nodelay(true);
-    let port = upstream.local_addr().map_err(|e| e.to_string())?.port();
+    let local = upstream.local_addr().map_err(|e| e.to_string())?;
     if let Some(src) = source {
-        relayed.insert(port, src);
+        relayed.insert(local, src);
     }
     let result = async {
         tokio::io::AsyncWriteExt::write_all(&mut upstream, &buf[consumed..]).await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await
     }
     .await;
-    relayed.remove(&port);
+    relayed.remove(&local);
     result.map(|_| ()).map_err(|e| e.to_string())
 }
 

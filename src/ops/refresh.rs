@@ -18,8 +18,8 @@ use pingora::connectors::http::Connector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::metrics::metrics;
 use crate::identify::ranges::RangeSource;
+use crate::metrics::metrics;
 use crate::ops::reload::Reloader;
 
 /// A range list is at most this big (the largest vendor list is ~100 KB).
@@ -169,6 +169,7 @@ pub async fn refresh_all(
     sources: &[Source],
     dirs: &Dirs,
     timeout: Duration,
+    private_ok: &[String],
 ) -> Vec<(Source, Outcome)> {
     let m = metrics();
     let mut out = Vec::with_capacity(sources.len());
@@ -179,6 +180,7 @@ pub async fn refresh_all(
             "application/json",
             MAX_LIST_BYTES,
             timeout,
+            private_ok,
         )
         .await
         {
@@ -223,6 +225,8 @@ pub struct RangeRefresher {
     pub interval: Duration,
     pub jitter: Duration,
     pub timeout: Duration,
+    /// Hosts that may resolve to non-public addresses (`ranges.allow_private_hosts`).
+    pub private_ok: Vec<String>,
     /// Wait before the first round (a fresh start uses the state copies).
     pub first_delay: Duration,
 }
@@ -237,7 +241,14 @@ impl BackgroundService for RangeRefresher {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let results = refresh_all(&connector, &self.sources, &self.dirs, self.timeout).await;
+            let results = refresh_all(
+                &connector,
+                &self.sources,
+                &self.dirs,
+                self.timeout,
+                &self.private_ok,
+            )
+            .await;
             let updated = results
                 .iter()
                 .filter(|(_, o)| matches!(o, Outcome::Updated { .. }))

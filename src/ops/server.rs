@@ -15,19 +15,19 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::ops::admin::AdminApp;
 use crate::behaviour::shared::SharedStore;
 use crate::behaviour::{Store, Tracker};
 use crate::config::{parse_upstream, Config, UpstreamSpec};
-use crate::ops::demo::DemoSite;
 use crate::evidence::pseudonym::PseudonymKey;
 use crate::evidence::{Evidence, LedgerOptions};
 use crate::licensing::metering::Meter;
-use crate::optout::origin_robots::{OriginRobots, RobotsFetcher};
-use crate::proxy::{ProxyParts, RempartProxy};
-use crate::optout::published::Published;
+use crate::ops::admin::AdminApp;
+use crate::ops::demo::DemoSite;
 use crate::ops::refresh::{read_sources, Dirs, RangeRefresher};
 use crate::ops::reload::{archive_published, publish_info, ReloadTriggers, Reloader};
+use crate::optout::origin_robots::{OriginRobots, RobotsFetcher};
+use crate::optout::published::Published;
+use crate::proxy::{ProxyParts, RempartProxy};
 use crate::snapshot::{CompileOptions, Snapshot};
 
 /// What `rempart run` and `rempart demo` were asked to do.
@@ -247,6 +247,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                     interval: Duration::from_secs(rr.interval_seconds.max(1)),
                     jitter: Duration::from_secs(rr.jitter_seconds),
                     timeout: Duration::from_secs(rr.timeout_seconds.max(1)),
+                    private_ok: rr.allow_private_hosts.clone(),
                     first_delay: Duration::ZERO,
                 };
                 let mut service = background_service("rempart range refresh", refresher);
@@ -323,11 +324,20 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     server.add_service(proxy);
 
+    let guard =
+        crate::ops::admin::AdminGuard::from_config(&config.raw.admin, |p| config.resolve(p))?;
+    if !config.admin.ip().is_loopback() && !guard.has_token() {
+        tracing::warn!(
+            admin = %config.admin,
+            "the admin listener is reachable beyond loopback without admin.token_file: anyone who reaches it can reload the config"
+        );
+    }
     let mut admin = Service::new(
         "rempart admin".to_owned(),
         AdminApp {
             snapshot: shared.clone(),
             reloader: Some(reloader),
+            guard,
         },
     );
     admin.add_tcp(&config.admin.to_string());

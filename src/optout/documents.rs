@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use crate::optout::reservation::{Location, Reservation, Usage};
 use crate::config::RightsHolder;
+use crate::optout::reservation::{Location, Reservation, Usage};
 
 /// `/.well-known/tdmrep.json`: a JSON array, most specific location first.
 pub fn tdmrep_json(r: &Reservation) -> String {

@@ -286,7 +286,9 @@ impl Reservation {
                     .price_eur
                     .map(|p| {
                         header(
-                            &crate::licensing::payment::format_price(crate::licensing::payment::micros(p)),
+                            &crate::licensing::payment::format_price(
+                                crate::licensing::payment::micros(p),
+                            ),
                             "price_eur",
                         )
                     })

@@ -15,10 +15,14 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
         return;
     }
     if o.signature != Signature::Absent {
-        m.web_bot_auth.with_label_values(&[o.signature.label()]).inc();
+        m.web_bot_auth
+            .with_label_values(&[o.signature.label()])
+            .inc();
     }
     if o.signature == Signature::Hostile {
-        m.bad_requests.with_label_values(&["signature-headers"]).inc();
+        m.bad_requests
+            .with_label_values(&["signature-headers"])
+            .inc();
         return;
     }
     let counters = &m.signal_counters;

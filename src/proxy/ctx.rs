@@ -43,6 +43,9 @@ impl RequestCtx {
         if matches!(o.answer, Answer::Upstream) {
             self.forward.target = req.upstream_target();
             self.forward.host = req.authority.map(str::to_owned);
+            self.forward.client = Some(req.client_ip);
+            self.forward.secure = req.secure;
+            self.forward.peer_trusted = req.peer_trusted;
             self.forward.licensee = o
                 .licensee
                 .and_then(|i| snap.licensees.get(i))
@@ -84,7 +87,10 @@ impl RequestCtx {
         let (Some(snap), Some(o)) = (&self.snapshot, &self.outcome) else {
             return;
         };
-        let agent = o.identity.agent.map(|a| snap.catalogue.agent(a).name.as_str());
+        let agent = o
+            .identity
+            .agent
+            .map(|a| snap.catalogue.agent(a).name.as_str());
         tracing::info!(
             target: "rempart::access",
             client = %self.kept.client_ip.map_or_else(String::new, |ip| ip.to_string()),

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, Result};
 
+pub use crate::config::ForwardedFor;
+
 /// The header that tells the origin which licensee a request comes from.
 pub const LICENSEE_HEADER: &str = "x-rempart-licensee";
 
@@ -20,19 +22,50 @@ pub struct Forward {
     pub host: Option<String>,
     /// The licensee whose credential let the request through.
     pub licensee: Option<String>,
+    /// The client the decision was made for.
+    pub client: Option<IpAddr>,
+    /// HTTPS at rempart or at the trusted proxy in front.
+    pub secure: bool,
+    /// The peer is a configured proxy: its forwarding headers stay.
+    pub peer_trusted: bool,
 }
 
 fn internal(what: &'static str) -> impl FnOnce(http::Error) -> Box<Error> {
     move |e| Error::because(pingora::ErrorType::InternalError, what, e)
 }
 
-/// Rewrites the request for the origin: the canonical target, the client
-/// hop in `X-Forwarded-For`, the licensee header (only rempart sets it), and
-/// a `Host` when the client sent none (HTTP/1.0).
+/// Forwarding headers only a trusted proxy may send; from anyone else they
+/// are removed, and rempart sets its own.
+const FORWARDING: [&str; 5] = [
+    "x-real-ip",
+    "true-client-ip",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// True for `X-Rempart-*` in any spelling an origin would read as such:
+/// CGI and WSGI servers turn `_` into `-` (`HTTP_X_REMPART_LICENSEE`).
+fn is_rempart_header(name: &str) -> bool {
+    const PREFIX: &[u8] = b"x-rempart-";
+    let n = name.as_bytes();
+    n.len() >= PREFIX.len()
+        && n.iter()
+            .zip(PREFIX)
+            .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+/// Rewrites the request for the origin: the canonical target; only
+/// rempart's own `X-Rempart-*` headers; forwarding headers from trusted
+/// proxies only, then rempart's own `X-Forwarded-For` (every header the
+/// client sent read as one list, then the peer), `X-Real-IP` and
+/// `X-Forwarded-Proto` for the client it decided on; and a `Host` when the
+/// client sent none (HTTP/1.0).
 pub fn rewrite_request(
     req: &mut RequestHeader,
     peer: IpAddr,
     forward: &Forward,
+    mode: ForwardedFor,
     default_host: &http::HeaderValue,
 ) -> Result<()> {
     if let Some(target) = &forward.target {
@@ -44,23 +77,28 @@ pub fn rewrite_request(
     if let Some(host) = &forward.host {
         req.insert_header(http::header::HOST, host.as_str())?;
     }
-    // Append the socket peer to X-Forwarded-For, as every proxy hop does,
-    // formatting into a stack buffer: one allocation, for the header value.
-    let mut buf = [0u8; 1024];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let written = match req.headers.get("x-forwarded-for") {
-        Some(prev) if prev.len() < 900 => cursor
-            .write_all(prev.as_bytes())
-            .and_then(|()| write!(cursor, ", {peer}")),
-        // An absurdly long chain from the client is replaced, not extended.
-        _ => write!(cursor, "{peer}"),
-    };
-    written.map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e))?;
-    let len = cursor.position() as usize;
-    let value = http::HeaderValue::from_bytes(&buf[..len])
-        .map_err(|e| internal("x-forwarded-for")(e.into()))?;
+    let foreign: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| is_rempart_header(k.as_str()))
+        .cloned()
+        .collect();
+    for name in foreign {
+        req.remove_header(&name);
+    }
+    if !forward.peer_trusted {
+        for name in FORWARDING {
+            req.remove_header(name);
+        }
+    }
+    let value = forwarded_for(req, peer, forward.client, mode)?;
     req.insert_header("x-forwarded-for", value)?;
-    req.remove_header(LICENSEE_HEADER);
+    if let Some(client) = forward.client {
+        let mut buf = [0u8; 64];
+        req.insert_header("x-real-ip", format_ip(&mut buf, client)?)?;
+    }
+    let proto = if forward.secure { "https" } else { "http" };
+    req.insert_header("x-forwarded-proto", http::HeaderValue::from_static(proto))?;
     if let Some(l) = &forward.licensee {
         req.insert_header(LICENSEE_HEADER, l.as_str())?;
     }
@@ -68,6 +106,107 @@ pub fn rewrite_request(
         req.insert_header(http::header::HOST, default_host.clone())?;
     }
     Ok(())
+}
+
+fn format_ip(buf: &mut [u8; 64], ip: IpAddr) -> Result<http::HeaderValue> {
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{ip}")
+        .map_err(|e| Error::because(pingora::ErrorType::InternalError, "x-real-ip", e))?;
+    let len = cursor.position() as usize;
+    http::HeaderValue::from_bytes(&buf[..len]).map_err(|e| internal("x-real-ip")(e.into()))
+}
+
+/// `X-Forwarded-For` for the origin, formatted into a stack buffer: one
+/// allocation, for the header value. Several headers are one list, as the
+/// decision read them; an absurdly long chain is replaced, not extended.
+fn forwarded_for(
+    req: &RequestHeader,
+    peer: IpAddr,
+    client: Option<IpAddr>,
+    mode: ForwardedFor,
+) -> Result<http::HeaderValue> {
+    let mut buf = [0u8; 1024];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let err = |e| Error::because(pingora::ErrorType::InternalError, "x-forwarded-for", e);
+    match mode {
+        ForwardedFor::Replace => write!(cursor, "{}", client.unwrap_or(peer)).map_err(err)?,
+        ForwardedFor::Append => {
+            let values = req.headers.get_all("x-forwarded-for");
+            let total: usize = values.iter().map(|v| v.len() + 2).sum();
+            if total < 900 {
+                for v in values.iter() {
+                    cursor.write_all(v.as_bytes()).map_err(err)?;
+                    cursor.write_all(b", ").map_err(err)?;
+                }
+            }
+            write!(cursor, "{peer}").map_err(err)?;
+        }
+    }
+    let len = cursor.position() as usize;
+    http::HeaderValue::from_bytes(&buf[..len]).map_err(|e| internal("x-forwarded-for")(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rempart_headers_in_every_spelling() {
+        for n in [
+            "x-rempart-licensee",
+            "X_Rempart_Licensee",
+            "x_rempart-anything",
+            "X-REMPART-X",
+        ] {
+            assert!(is_rempart_header(n), "{n}");
+        }
+        for n in ["x-rempart", "x-forwarded-for", "rempart-x"] {
+            assert!(!is_rempart_header(n), "{n}");
+        }
+    }
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn forged_forwarding_headers_are_replaced() {
+        let mut r = request(&[
+            ("x-real-ip", "66.249.66.1"),
+            ("true-client-ip", "66.249.66.1"),
+            ("forwarded", "for=66.249.66.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+            ("x_rempart_licensee", "acme"),
+        ]);
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let f = Forward {
+            client: Some(peer),
+            ..Forward::default()
+        };
+        let host = http::HeaderValue::from_static("origin");
+        rewrite_request(&mut r, peer, &f, ForwardedFor::Append, &host).unwrap();
+        let get = |n: &str| {
+            r.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("x-forwarded-for"), ["1.1.1.1, 2.2.2.2, 203.0.113.9"]);
+        assert_eq!(get("x-real-ip"), ["203.0.113.9"]);
+        assert_eq!(get("x-forwarded-proto"), ["http"]);
+        assert!(get("true-client-ip").is_empty() && get("forwarded").is_empty());
+        assert!(get("x_rempart_licensee").is_empty());
+        let mut r = request(&[("x-forwarded-for", "1.1.1.1")]);
+        rewrite_request(&mut r, peer, &f, ForwardedFor::Replace, &host).unwrap();
+        assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "203.0.113.9");
+    }
 }
 
 /// Adds the reservation's opt-out headers to a proxied response. The config
@@ -125,4 +264,3 @@ pub fn add_optout_headers(
     }
     Ok(())
 }
-

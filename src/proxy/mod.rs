@@ -127,14 +127,13 @@ impl RempartProxy {
             return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         };
         if let (Some(relayed), true) = (&self.relayed, addr.ip().is_loopback()) {
-            if let Some(client) = relayed.get(&addr.port()) {
+            if let Some(client) = relayed.get(addr) {
                 return client.ip();
             }
         }
         addr.ip()
     }
 }
-
 
 fn now_millis() -> u64 {
     SystemTime::now()
@@ -193,7 +192,10 @@ impl ProxyHttp for RempartProxy {
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let snap = ctx.snapshot.clone().unwrap_or_else(|| self.snapshot.load_full());
+        let snap = ctx
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.snapshot.load_full());
         let u = &snap.upstream;
         // Plain HTTP needs no SNI: an empty String does not allocate.
         let sni = if u.tls { u.sni.clone() } else { String::new() };
@@ -210,9 +212,18 @@ impl ProxyHttp for RempartProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        let snap = ctx.snapshot.clone().unwrap_or_else(|| self.snapshot.load_full());
+        let snap = ctx
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.snapshot.load_full());
         let peer = self.peer_ip(session);
-        headers::rewrite_request(upstream_request, peer, &ctx.forward, &snap.upstream.host_header)
+        headers::rewrite_request(
+            upstream_request,
+            peer,
+            &ctx.forward,
+            snap.forwarded_for,
+            &snap.upstream.host_header,
+        )
     }
 
     async fn response_filter(
@@ -225,8 +236,11 @@ impl ProxyHttp for RempartProxy {
             return Ok(());
         };
         if let Some(c) = o.charge {
-            let value = http::HeaderValue::from_str(&crate::licensing::payment::format_price(c.micros))
-                .map_err(|e| Error::because(pingora::ErrorType::InternalError, "crawler-charged", e))?;
+            let value =
+                http::HeaderValue::from_str(&crate::licensing::payment::format_price(c.micros))
+                    .map_err(|e| {
+                        Error::because(pingora::ErrorType::InternalError, "crawler-charged", e)
+                    })?;
             upstream_response.insert_header("crawler-charged", value)?;
         }
         if let (Some(loc), Some(r)) = (o.location, &snap.reservation) {
@@ -255,7 +269,10 @@ impl ProxyHttp for RempartProxy {
         if !ctx.inject_link {
             return Ok(None);
         }
-        let link = ctx.snapshot.as_ref().and_then(|s| s.behaviour.honeypot_link.as_ref());
+        let link = ctx
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.behaviour.honeypot_link.as_ref());
         match link {
             Some(link) if honeypot::inject(body, end_of_stream, link) => {
                 ctx.inject_link = false;
@@ -340,16 +357,24 @@ impl ProxyHttp for RempartProxy {
         let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
             return;
         };
-        if let (true, Some((ledger, key)), Some(ip)) = (o.evidence, &self.evidence, ctx.kept.client_ip) {
+        if let (true, Some((ledger, key))) = (o.evidence, &self.evidence) {
             let id = format!(
                 "{:08x}-{:x}",
                 self.id_prefix,
                 self.next_id.fetch_add(1, Ordering::Relaxed)
             );
             let record = crate::evidence::build::request_record(
-                snap, o, &ctx.kept, ip, key, &self.published, id, status,
+                snap,
+                o,
+                &ctx.kept,
+                key,
+                &self.published,
+                id,
+                status,
             );
-            ledger.record(Body::Request(Box::new(record)));
+            if let Some(record) = record {
+                ledger.record(Body::Request(Box::new(record)));
+            }
         }
         if snap.access_log {
             ctx.access_log(session, status, e);

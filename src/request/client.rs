@@ -103,7 +103,6 @@ pub fn parse_forwarded_ip(raw: &[u8]) -> Option<IpAddr> {
     host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

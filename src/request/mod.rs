@@ -218,12 +218,17 @@ fn target_form<'a>(r: &Received<'a>) -> Result<Form<'a>, Malformed> {
     let Some(raw) = r.raw_target else {
         // The URI is the target as written.
         return match (r.uri.scheme(), r.uri.authority()) {
-            (Some(_), Some(a)) if r.version < http::Version::HTTP_2 => Ok(Form::Absolute(a.as_str())),
+            (Some(_), Some(a)) if r.version < http::Version::HTTP_2 => {
+                Ok(Form::Absolute(a.as_str()))
+            }
             _ => Ok(Form::Origin),
         };
     };
     if raw.first() == Some(&b'/') {
-        let parsed = r.uri.path_and_query().map_or(&b"/"[..], |pq| pq.as_str().as_bytes());
+        let parsed = r
+            .uri
+            .path_and_query()
+            .map_or(&b"/"[..], |pq| pq.as_str().as_bytes());
         // The parser kept other bytes than the URI shows: not UTF-8.
         return if raw == parsed {
             Ok(Form::Origin)
@@ -311,7 +316,10 @@ mod tests {
     fn a_request_read_once() {
         let p = parts(
             "/%66ilms/?q=1",
-            &[("host", b"Example.COM:8080"), ("user-agent", b"GPTBot/1.2 \xff")],
+            &[
+                ("host", b"Example.COM:8080"),
+                ("user-agent", b"GPTBot/1.2 \xff"),
+            ],
         );
         let r = read(&p, "192.0.2.1").unwrap();
         assert_eq!(r.host, Some("Example.COM"));
@@ -333,12 +341,24 @@ mod tests {
 
     #[test]
     fn what_has_no_single_reading() {
-        let two_ua = parts("/", &[("host", b"a"), ("user-agent", b"A"), ("user-agent", b"B")]);
-        assert_eq!(read(&two_ua, "192.0.2.1").unwrap_err(), Malformed::Repeated("user-agent"));
+        let two_ua = parts(
+            "/",
+            &[("host", b"a"), ("user-agent", b"A"), ("user-agent", b"B")],
+        );
+        assert_eq!(
+            read(&two_ua, "192.0.2.1").unwrap_err(),
+            Malformed::Repeated("user-agent")
+        );
         let two_hosts = parts("/", &[("host", b"a"), ("host", b"b")]);
-        assert_eq!(read(&two_hosts, "192.0.2.1").unwrap_err(), Malformed::Repeated("host"));
+        assert_eq!(
+            read(&two_hosts, "192.0.2.1").unwrap_err(),
+            Malformed::Repeated("host")
+        );
         let no_host = parts("/", &[]);
-        assert_eq!(read(&no_host, "192.0.2.1").unwrap_err(), Malformed::MissingHost);
+        assert_eq!(
+            read(&no_host, "192.0.2.1").unwrap_err(),
+            Malformed::MissingHost
+        );
         let bad = parts("/a%2fb", &[("host", b"a")]);
         assert_eq!(
             read(&bad, "192.0.2.1").unwrap_err(),
@@ -350,7 +370,11 @@ mod tests {
     fn forwarding_headers_count_from_trusted_peers_only() {
         let p = parts(
             "/",
-            &[("host", b"a"), ("x-forwarded-for", b"66.249.66.1"), ("x-forwarded-proto", b"https")],
+            &[
+                ("host", b"a"),
+                ("x-forwarded-for", b"66.249.66.1"),
+                ("x-forwarded-proto", b"https"),
+            ],
         );
         let direct = read(&p, "192.0.2.1").unwrap();
         assert_eq!((direct.client_ip, direct.secure), (ip("192.0.2.1"), false));

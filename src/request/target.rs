@@ -309,7 +309,10 @@ mod tests {
     #[test]
     fn case_folding_when_the_origin_ignores_case() {
         let t = canonical_path("/FILMS/A", true).unwrap();
-        assert_eq!((t.path.as_ref(), t.wire.as_deref()), ("/films/a", Some("/films/a")));
+        assert_eq!(
+            (t.path.as_ref(), t.wire.as_deref()),
+            ("/films/a", Some("/films/a"))
+        );
         assert_eq!(ok("/FILMS/A").0, "/FILMS/A");
     }
 

@@ -31,7 +31,12 @@ impl Document {
     }
 
     /// The document a GET or HEAD of this canonical path asks for.
-    pub fn find(method: &http::Method, path: &str, offer_path: &str, reserved: bool) -> Option<Self> {
+    pub fn find(
+        method: &http::Method,
+        path: &str,
+        offer_path: &str,
+        reserved: bool,
+    ) -> Option<Self> {
         if method != http::Method::GET && method != http::Method::HEAD {
             return None;
         }
@@ -86,7 +91,9 @@ pub mod fixed {
 
     pub static QUOTA_EXCEEDED: Page = Page {
         content_type: TEXT,
-        body: Bytes::from_static(b"429 Too Many Requests: the daily quota of this licence is used up.\n"),
+        body: Bytes::from_static(
+            b"429 Too Many Requests: the daily quota of this licence is used up.\n",
+        ),
     };
 
     /// The 400 page of a request with no single reading.

@@ -269,4 +269,3 @@ pub fn robots_parts(
         trap_line: String::new(),
     }
 }
-

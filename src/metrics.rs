@@ -59,6 +59,11 @@ pub struct Metrics {
     pub evidence_records: IntCounter,
     pub evidence_dropped: IntCounter,
     pub evidence_errors: IntCounterVec,
+    pub evidence_bytes: prometheus::IntGauge,
+    pub evidence_max_bytes: prometheus::IntGauge,
+    pub evidence_budget_exhausted: prometheus::IntGauge,
+    pub evidence_limited: IntCounter,
+    pub connections_refused: IntCounterVec,
     pub honeypot_links: IntCounter,
     pub config_reloads: IntCounterVec,
     pub rdns: IntCounterVec,
@@ -248,6 +253,32 @@ impl Metrics {
                 &["op"]
             )
             .expect("register rempart_evidence_write_errors_total"),
+            evidence_bytes: prometheus::register_int_gauge!(
+                "rempart_evidence_bytes",
+                "Bytes of the evidence ledger on disk, as written by this process."
+            )
+            .expect("register rempart_evidence_bytes"),
+            evidence_max_bytes: prometheus::register_int_gauge!(
+                "rempart_evidence_max_bytes",
+                "The ledger's disk budget (evidence.max_bytes; 0: none)."
+            )
+            .expect("register rempart_evidence_max_bytes"),
+            evidence_budget_exhausted: prometheus::register_int_gauge!(
+                "rempart_evidence_budget_exhausted",
+                "1 once the ledger reached evidence.max_bytes: request records are counted, not written."
+            )
+            .expect("register rempart_evidence_budget_exhausted"),
+            evidence_limited: prometheus::register_int_counter!(
+                "rempart_evidence_limited_total",
+                "Request records of clients above evidence.max_records_per_client_minute, counted in `limited` records."
+            )
+            .expect("register rempart_evidence_limited_total"),
+            connections_refused: register_int_counter_vec!(
+                "rempart_connections_closed_total",
+                "Client connections refused or closed by a limit: total, client (per-address cap), header-timeout, idle-timeout, header-size, header-memory.",
+                &["reason"]
+            )
+            .expect("register rempart_connections_closed_total"),
             rdns: register_int_counter_vec!(
                 "rempart_rdns_lookups_total",
                 "Reverse-DNS verification: cache hits, lookups confirmed or not, and lookups skipped (busy).",

@@ -161,6 +161,7 @@ impl Snapshot {
             trusted: TrustedProxies::new(raw.server.trusted_proxies.clone()),
             read: ReadOptions {
                 fold_case: raw.server.case_insensitive_paths,
+                max_header_bytes: raw.server.max_header_bytes,
             },
             forwarded_for: raw.server.forwarded_for,
             bindings,

@@ -153,7 +153,7 @@ fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_met
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
 
     // A proxy with a licensee and range refresh, after a little traffic.
     let (_, hash, _) = run_cli(&["licences", "hash-token"], Some("token-1\n"));

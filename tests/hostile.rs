@@ -192,3 +192,58 @@ fn a_bound_directory_on_a_private_address_is_never_fetched() {
     );
     assert!(proxy.metric(r#"rempart_key_directory_fetches_total{result="error"}"#) >= 1.0);
 }
+
+#[test]
+fn huge_user_agents_cannot_fill_the_ledger() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin.url());
+    // Under the 32 KiB header limit (a 500 KB one gets 431, nothing recorded).
+    let ua = format!("GPTBot/1.2 {}", "x".repeat(30_000));
+    let n = 150;
+    for _ in 0..n {
+        let req = format!(
+            "GET /films/a HTTP/1.1\r\nHost: catalogue.example\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = proxy.raw(req.as_bytes());
+        assert!(
+            answer.starts_with("HTTP/1.1 402"),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+    }
+    // The shipped cap keeps 120 records of one client per minute.
+    let records = proxy.wait_records(120);
+    let reqs = requests(&records);
+    assert!(reqs.len() >= 100 && reqs.len() <= 120, "{}", reqs.len());
+    for r in &reqs {
+        assert!(r["user_agent"].as_str().unwrap().len() <= 512);
+        assert_eq!(r["truncated"][0]["field"], "user_agent");
+        assert_eq!(r["truncated"][0]["len"].as_u64(), Some(ua.len() as u64));
+        assert_eq!(r["truncated"][0]["sha256"].as_str().map(str::len), Some(64));
+    }
+    let dir = proxy.evidence_dir();
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ledger-"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        bytes < 120 * 4096,
+        "{n} refusals with 30 KB user agents took {bytes} bytes"
+    );
+    let before = requests(&proxy.wait_records(0)).len();
+    let huge = format!("GPTBot/1.2 {}", "x".repeat(500_000));
+    let answer = proxy.raw(
+        format!("GET /films/a HTTP/1.1\r\nHost: catalogue.example\r\nUser-Agent: {huge}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(100)]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(requests(&proxy.wait_records(0)).len(), before);
+    let (code, out, err) = run_cli(&["evidence", "verify", dir.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -202,6 +202,12 @@ pub struct EvidenceSection {
     /// of the ledger directory, so that handing the ledger over does not hand
     /// over the key.
     pub ip_key_file: PathBuf,
+    /// Disk budget of the whole ledger; past it request records are counted,
+    /// not written (0: none).
+    pub max_bytes: u64,
+    /// Request records kept per client and minute; the rest are counted in
+    /// one `limited` record (0: no cap).
+    pub max_records_per_client_minute: u32,
 }
 
 impl Default for EvidenceSection {
@@ -214,6 +220,8 @@ impl Default for EvidenceSection {
             queue: 16_384,
             fsync_interval_ms: 1_000,
             ip_key_file: "state/evidence-ip-key".into(),
+            max_bytes: 4 << 30,
+            max_records_per_client_minute: 120,
         }
     }
 }
@@ -320,6 +328,20 @@ pub struct ServerSection {
     /// `append` (the list received, then the peer, as nginx does) or
     /// `replace` (only the client rempart decided on).
     pub forwarded_for: ForwardedFor,
+    /// A request's header block must arrive within this time of its first
+    /// byte (of the connection's start, for the first request).
+    pub header_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this long.
+    pub keepalive_timeout_seconds: u64,
+    /// Header blocks larger than this are answered 431; twice this closes
+    /// the connection while it is still sending.
+    pub max_header_bytes: usize,
+    /// Memory held by all connections still sending their header block.
+    pub header_memory_mb: usize,
+    /// Concurrent client connections, in total and per client address
+    /// (trusted proxies are not capped per address).
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerSection {
@@ -342,6 +364,12 @@ impl Default for ServerSection {
             proxy_protocol_from: Vec::new(),
             case_insensitive_paths: false,
             forwarded_for: ForwardedFor::Append,
+            header_timeout_ms: 10_000,
+            keepalive_timeout_seconds: 60,
+            max_header_bytes: 32 * 1024,
+            header_memory_mb: 64,
+            max_connections: 16_384,
+            max_connections_per_client: 256,
         }
     }
 }

@@ -249,11 +249,11 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
 
 /// The outcome of a request with no single reading: 400, nothing forwarded.
 pub fn malformed(snap: &Snapshot, m: Malformed) -> Outcome {
-    let page = crate::respond::own::fixed::bad_request(m.message());
+    let page = crate::respond::own::fixed::bad_request(m.status(), m.message());
     let mut out = refused_outright(snap, Identity::unidentified(), Signature::Absent);
     out.malformed = Some(m);
     out.answer = Answer::Respond {
-        status: 400,
+        status: m.status(),
         page,
         extra: Extra::none(),
     };

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::pseudonym::PseudonymKey;
-use super::record::{signal_names, ReservationInForce, RobotsFetch, Shadow};
+use super::record::{clip, signal_names, ReservationInForce, RobotsFetch, Shadow, Truncated};
 use super::writer::rfc3339;
 use super::{ClientId, RequestRecord};
 use crate::decide::Outcome;
@@ -21,6 +21,32 @@ pub struct Kept {
     /// The canonical path the decision saw.
     pub path: String,
     pub user_agent: String,
+    /// Client-supplied fields cut to the record's limit.
+    pub truncated: Vec<Truncated>,
+}
+
+impl Kept {
+    /// Keeps a request's fields for its record, each cut to [`super::record::MAX_FIELD`]
+    /// bytes (hashing the whole value only when it is longer).
+    pub fn new(method: &str, host: Option<&str>, path: &str, user_agent: &[u8]) -> Self {
+        let mut truncated = Vec::new();
+        let mut keep = |field, value: &[u8]| {
+            let (text, cut) = clip(field, value);
+            truncated.extend(cut);
+            text
+        };
+        let user_agent = keep("user_agent", user_agent);
+        let path = keep("path", path.as_bytes());
+        let host = host.map(|h| keep("host", h.as_bytes()));
+        Self {
+            client_ip: None,
+            method: method.to_owned(),
+            host,
+            path,
+            user_agent,
+            truncated,
+        }
+    }
 }
 
 /// The reservation in force at a location, as the record shows it.
@@ -99,5 +125,6 @@ pub fn request_record(
         signals: signal_names(o.conduct.signals),
         reservation: reservation(snap, kept.host.as_deref(), &kept.path),
         robots_txt: robots,
+        truncated: kept.truncated.clone(),
     })
 }

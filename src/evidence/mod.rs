@@ -25,6 +25,7 @@ mod tests {
     use super::verify::verify;
     use super::writer::{ledger_files, read_lines};
     use super::*;
+    use crate::optout::published;
 
     fn lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
         ledger_files(dir)
@@ -129,5 +130,111 @@ mod tests {
         let v = verify(dir.path()).unwrap();
         assert!(v.is_intact(), "{:?}", v.broken);
         assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+    }
+    fn request(client: &str, ua: &str) -> Body {
+        let kept = build::Kept::new("GET", Some("catalogue.example"), "/films/x", ua.as_bytes());
+        Body::Request(Box::new(RequestRecord {
+            request_id: "r".into(),
+            client: ClientId::Pseudonym(client.into()),
+            user_agent: kept.user_agent,
+            agent: None,
+            operator: None,
+            purpose: None,
+            identity: "unknown".into(),
+            verification: "none".into(),
+            verified_by: "none".into(),
+            signature: None,
+            method: "GET".into(),
+            host: kept.host,
+            path: kept.path,
+            decision: "block".into(),
+            status: 403,
+            rule: "test".into(),
+            log_only: None,
+            score: 0,
+            signals: vec![],
+            reservation: None,
+            robots_txt: None,
+            truncated: kept.truncated,
+        }))
+    }
+
+    #[test]
+    fn one_client_is_capped_per_window_and_the_rest_is_one_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = Evidence::start(LedgerOptions {
+            per_client_minute: 5,
+            limit_window: Duration::from_secs(1),
+            ..LedgerOptions::new(dir.path().to_path_buf())
+        })
+        .unwrap();
+        for _ in 0..50 {
+            ev.record(request("flooder", "x"));
+        }
+        ev.record(request("other", "y"));
+        let all = wait(dir.path(), |l| l.iter().any(|r| r["type"] == "limited"));
+        let flooder = all
+            .iter()
+            .filter(|r| r["client"]["pseudonym"] == "flooder" && r["type"] == "request")
+            .count();
+        let limited: Vec<_> = all.iter().filter(|r| r["type"] == "limited").collect();
+        assert_eq!(limited.len(), 1, "{limited:?}");
+        assert_eq!(limited[0]["client"], "flooder");
+        assert_eq!(flooder as u64 + limited[0]["records"].as_u64().unwrap(), 50);
+        assert!(flooder <= 5, "{flooder}");
+        assert!(all.iter().any(|r| r["client"]["pseudonym"] == "other"));
+        assert!(verify(dir.path()).unwrap().is_intact());
+    }
+
+    #[test]
+    fn the_disk_budget_stops_request_records_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = Evidence::start(LedgerOptions {
+            max_bytes: 20_000,
+            limit_window: Duration::from_secs(1),
+            ..LedgerOptions::new(dir.path().to_path_buf())
+        })
+        .unwrap();
+        let ua = "U".repeat(400);
+        for i in 0..400 {
+            ev.record(request(&format!("c{i}"), &ua));
+        }
+        let all = wait(dir.path(), |l| {
+            l.iter()
+                .any(|r| r["reason"].as_str().is_some_and(|s| s.contains("budget")))
+        });
+        let gap: u64 = all
+            .iter()
+            .filter(|r| r["type"] == "gap")
+            .filter_map(|r| r["missing"].as_u64())
+            .sum();
+        let kept = all.iter().filter(|r| r["type"] == "request").count() as u64;
+        assert_eq!(kept + gap, 400, "every record written or counted");
+        let bytes: u64 = writer::ledger_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        assert!(bytes <= 20_000 + 64 * 1024, "{bytes}");
+        assert_eq!(crate::metrics::metrics().evidence_budget_exhausted.get(), 1);
+        assert!(verify(dir.path()).unwrap().is_intact());
+    }
+
+    #[test]
+    fn long_client_fields_are_cut_with_their_hash() {
+        let ua = "A".repeat(100_000);
+        let kept = build::Kept::new("GET", Some("h"), "/p", ua.as_bytes());
+        assert_eq!(kept.user_agent.len(), record::MAX_FIELD);
+        assert_eq!(kept.truncated.len(), 1);
+        assert_eq!(kept.truncated[0].field, "user_agent");
+        assert_eq!(kept.truncated[0].len, 100_000);
+        assert_eq!(
+            kept.truncated[0].sha256,
+            published::sha256_hex(ua.as_bytes())
+        );
+        // Cut on a character boundary.
+        let (text, cut) = record::clip("path", "é".repeat(400).as_bytes());
+        assert!(text.len() <= record::MAX_FIELD && cut.is_some());
+        assert!(text.chars().all(|c| c == 'é'));
     }
 }

@@ -5,6 +5,7 @@
 //! the body. The first line of a ledger has `prev` = 64 zeros.
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::behaviour::SignalSet;
 
@@ -78,6 +79,44 @@ pub struct RequestRecord {
     pub signals: Vec<String>,
     pub reservation: Option<ReservationInForce>,
     pub robots_txt: Option<RobotsFetch>,
+    /// Client-supplied fields cut to [`MAX_FIELD`] bytes in this record, with
+    /// the whole value's length and SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<Truncated>,
+}
+
+/// The most bytes of a client-supplied field (user agent, path, host) a
+/// record keeps.
+pub const MAX_FIELD: usize = 512;
+
+/// A field cut in a record: which, and what the whole value was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Truncated {
+    pub field: String,
+    pub len: usize,
+    pub sha256: String,
+}
+
+/// A client-supplied value as a record keeps it: at most [`MAX_FIELD`]
+/// bytes (cut on a character boundary), and what was cut, if anything.
+pub fn clip(field: &str, value: &[u8]) -> (String, Option<Truncated>) {
+    if value.len() <= MAX_FIELD {
+        return (String::from_utf8_lossy(value).into_owned(), None);
+    }
+    let mut end = MAX_FIELD;
+    let text = loop {
+        match std::str::from_utf8(&value[..end]) {
+            Ok(t) => break t.to_owned(),
+            Err(e) if e.error_len().is_none() => end = e.valid_up_to(),
+            Err(_) => break String::from_utf8_lossy(&value[..MAX_FIELD]).into_owned(),
+        }
+    };
+    let cut = Truncated {
+        field: field.to_owned(),
+        len: value.len(),
+        sha256: hex::encode(sha2::Sha256::digest(value)),
+    };
+    (text, Some(cut))
 }
 
 /// Signal names for a record.
@@ -113,6 +152,13 @@ pub enum Body {
     Gap {
         missing: u64,
         reason: String,
+    },
+    /// One client's request records beyond `evidence.max_records_per_client_minute`
+    /// in the minute starting at `minute_start`: counted, not written.
+    Limited {
+        client: String,
+        minute_start: String,
+        records: u64,
     },
 }
 

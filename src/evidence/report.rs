@@ -72,6 +72,8 @@ pub struct Report {
     pub records: u64,
     pub requests: u64,
     pub gaps_missing: u64,
+    /// Request records of clients over the per-minute cap, counted not written.
+    pub limited: u64,
     pub groups: Vec<Group>,
     pub published: Vec<Published>,
     pub days: Vec<String>,
@@ -133,7 +135,7 @@ pub fn build(
     let mut published: Vec<Published> = Vec::new();
     let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut all_paths: HashMap<String, u64> = HashMap::new();
-    let (mut records, mut requests, mut gaps) = (0u64, 0u64, 0u64);
+    let (mut records, mut requests, mut gaps, mut limited) = (0u64, 0u64, 0u64, 0u64);
     for path in ledger_files(dir)? {
         let (lines, _) = read_lines(&path)?;
         for bytes in lines {
@@ -158,6 +160,7 @@ pub fn build(
                     });
                 }
                 Body::Gap { missing, .. } if in_range => gaps += missing,
+                Body::Limited { records, .. } if in_range => limited += records,
                 Body::Request(r) if in_range => {
                     requests += 1;
                     let operator = r.operator.clone().unwrap_or_else(|| "unidentified".into());
@@ -305,6 +308,7 @@ pub fn build(
         records,
         requests,
         gaps_missing: gaps,
+        limited,
         groups: out,
         published,
         days,

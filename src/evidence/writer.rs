@@ -7,6 +7,12 @@
 //! most that interval). A full queue is counted and written into the ledger
 //! as a `gap` record. A failed write (full disk) is rolled back to the last
 //! whole line, counted, and retried; the proxy never waits for it.
+//!
+//! Nobody can fill the disk through it: one client's request records are
+//! capped per minute (the rest become one `limited` record), and past the
+//! disk budget (`evidence.max_bytes`) request records are counted instead of
+//! written, with a `gap` record saying so. Nothing already written is ever
+//! removed, so `rempart evidence verify` still passes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -35,6 +41,14 @@ pub struct LedgerOptions {
     /// ...or when the UTC day changes.
     pub rotate_daily: bool,
     pub fsync_interval: Duration,
+    /// The whole ledger's disk budget; past it request records are counted,
+    /// not written. 0: no budget.
+    pub max_bytes: u64,
+    /// Request records kept per client per minute; the rest are counted in
+    /// one `limited` record. 0: no cap.
+    pub per_client_minute: u32,
+    /// The length of that "minute" (tests shorten it).
+    pub limit_window: Duration,
 }
 
 impl LedgerOptions {
@@ -45,9 +59,21 @@ impl LedgerOptions {
             max_file_bytes: 64 * 1024 * 1024,
             rotate_daily: true,
             fsync_interval: Duration::from_secs(1),
+            max_bytes: 0,
+            per_client_minute: 0,
+            limit_window: Duration::from_secs(60),
         }
     }
 }
+
+/// Room kept past the budget for the records that say what was not
+/// written (gaps, start records).
+const BUDGET_RESERVE: u64 = 64 * 1024;
+
+/// Clients tracked per minute for the per-client cap (beyond, a new client
+/// is not capped this minute: the cap bounds what one client writes, not
+/// how many clients there are).
+const MAX_TRACKED_CLIENTS: usize = 65_536;
 
 /// The request side of the ledger.
 #[derive(Debug, Clone)]
@@ -109,7 +135,10 @@ impl Evidence {
                         }
                     }
                 };
+                let used = ledger_bytes(&opts.dir);
                 let mut writer = Writer {
+                    used,
+                    limits: Limits::default(),
                     opts,
                     seq: tail.as_ref().map_or(0, |t| t.seq + 1),
                     prev: tail.as_ref().map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
@@ -217,7 +246,35 @@ struct OpenFile {
     day: i64,
 }
 
+/// The per-client cap of the current minute.
+#[derive(Default)]
+struct Limits {
+    minute: i64,
+    kept: std::collections::HashMap<String, u32>,
+    /// Records not written this minute, per client.
+    limited: std::collections::BTreeMap<String, u64>,
+    /// Request records not written because of the disk budget, not yet in a gap.
+    over_budget: u64,
+    /// The budget was reached (logged once).
+    budget_hit: bool,
+    /// When the last budget gap was written (one a minute at most).
+    budget_gap_minute: i64,
+}
+
+/// Bytes of every ledger file in `dir`.
+fn ledger_bytes(dir: &Path) -> u64 {
+    ledger_files(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 struct Writer {
+    /// Bytes of the whole ledger.
+    used: u64,
+    limits: Limits,
     opts: LedgerOptions,
     seq: u64,
     prev: String,
@@ -248,7 +305,11 @@ impl Writer {
             let mut closed = false;
             loop {
                 match rx.try_recv() {
-                    Ok(b) => self.queue.push_back(b),
+                    Ok(b) => {
+                        if self.admit(&b) {
+                            self.queue.push_back(b);
+                        }
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         closed = true;
@@ -256,7 +317,9 @@ impl Writer {
                     }
                 }
             }
+            self.roll_window();
             if closed {
+                self.close_minute();
                 self.write_batch();
                 self.sync();
                 return;
@@ -276,6 +339,113 @@ impl Writer {
         }
     }
 
+    /// Applies the per-client cap and the disk budget to a request record.
+    fn admit(&mut self, body: &Body) -> bool {
+        let Body::Request(r) = body else { return true };
+        self.roll_window();
+        if self.over_budget() {
+            self.limits.over_budget += 1;
+            metrics().evidence_dropped.inc();
+            return false;
+        }
+        if self.opts.per_client_minute == 0 {
+            return true;
+        }
+        let key = match &r.client {
+            super::ClientId::Ip(s) | super::ClientId::Pseudonym(s) => s,
+        };
+        let tracked = self.limits.kept.len();
+        match self.limits.kept.get_mut(key) {
+            Some(n) if *n >= self.opts.per_client_minute => {
+                *self.limits.limited.entry(key.clone()).or_default() += 1;
+                metrics().evidence_limited.inc();
+                false
+            }
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None if tracked < MAX_TRACKED_CLIENTS => {
+                self.limits.kept.insert(key.clone(), 1);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// True once the ledger reached its budget (logged and flagged once).
+    fn over_budget(&mut self) -> bool {
+        if self.opts.max_bytes == 0 || self.used < self.opts.max_bytes {
+            return false;
+        }
+        if !self.limits.budget_hit {
+            self.limits.budget_hit = true;
+            metrics().evidence_budget_exhausted.set(1);
+            tracing::error!(
+                used = self.used,
+                max_bytes = self.opts.max_bytes,
+                dir = %self.opts.dir.display(),
+                "evidence: the ledger reached evidence.max_bytes; request records are now counted, not written (move old ledger files off the machine, or raise the budget)"
+            );
+        }
+        true
+    }
+
+    /// Past the budget, request records already queued are counted too.
+    fn shed_over_budget(&mut self) {
+        if !self.over_budget() {
+            return;
+        }
+        let before = self.queue.len();
+        self.queue.retain(|b| !matches!(b, Body::Request(_)));
+        let shed = (before - self.queue.len()) as u64;
+        if shed > 0 {
+            self.limits.over_budget += shed;
+            metrics().evidence_dropped.inc_by(shed);
+        }
+    }
+
+    /// The current window, by the clock.
+    fn window(&self) -> i64 {
+        let secs = self.opts.limit_window.as_secs().max(1) as i64;
+        time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .div_euclid(secs)
+    }
+
+    /// Closes the window when the clock has left it.
+    fn roll_window(&mut self) {
+        let w = self.window();
+        if w != self.limits.minute {
+            self.close_minute();
+            self.limits.minute = w;
+        }
+    }
+
+    /// Ends a window: one `limited` record per client that went over the cap.
+    fn close_minute(&mut self) {
+        let secs = self.opts.limit_window.as_secs().max(1) as i64;
+        let minute = self.limits.minute;
+        self.limits.kept.clear();
+        for (client, records) in std::mem::take(&mut self.limits.limited) {
+            self.queue.push_back(Body::Limited {
+                client,
+                minute_start: rfc3339(
+                    time::OffsetDateTime::from_unix_timestamp(minute * secs)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                ),
+                records,
+            });
+        }
+        if self.limits.over_budget > 0 && self.limits.budget_gap_minute != minute {
+            self.limits.budget_gap_minute = minute;
+            self.queue.push_back(Body::Gap {
+                missing: std::mem::take(&mut self.limits.over_budget),
+                reason: "disk budget (evidence.max_bytes) reached".into(),
+            });
+        }
+    }
+
     fn sync(&mut self) {
         if let Some(f) = &self.file {
             if let Err(e) = f.file.sync_data() {
@@ -291,6 +461,7 @@ impl Writer {
     }
 
     fn write_batch(&mut self) {
+        self.shed_over_budget();
         let missing = self.dropped.swap(0, Ordering::Relaxed);
         if missing > 0 {
             // One gap record for a run of losses, however long the disk stays full.
@@ -309,10 +480,18 @@ impl Writer {
                 self.write_failed(&e);
                 break;
             }
-            let room = self
+            let mut room = self
                 .file
                 .as_ref()
                 .map_or(0, |f| self.opts.max_file_bytes.saturating_sub(f.len));
+            if self.opts.max_bytes > 0 {
+                let budget = self.opts.max_bytes + BUDGET_RESERVE;
+                room = room.min(budget.saturating_sub(self.used));
+                if room == 0 {
+                    // Past the reserve too: only what was already queued waits.
+                    break;
+                }
+            }
             // Chain a run of records into one buffer: one write per batch.
             let ts = rfc3339(now);
             let mut buf = Vec::with_capacity(64 * 1024);
@@ -348,6 +527,7 @@ impl Writer {
                         self.seq = seq;
                         self.prev = prev;
                         written += n as u64;
+                        self.shed_over_budget();
                     }
                     Err(e) => {
                         self.write_failed(&e);
@@ -411,6 +591,8 @@ impl Writer {
         match result {
             Ok(()) => {
                 f.len += text.len() as u64;
+                self.used += text.len() as u64;
+                metrics().evidence_bytes.set(self.used as i64);
                 Ok(())
             }
             Err(e) => {

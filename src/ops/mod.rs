@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod demo;
 pub mod fetch;
+pub mod guard;
 pub mod proxy_protocol;
 pub mod refresh;
 pub mod reload;

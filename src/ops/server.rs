@@ -184,10 +184,16 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             max_file_bytes: ev.max_file_kb.max(1) * 1024,
             rotate_daily: ev.rotate_daily,
             fsync_interval: Duration::from_millis(ev.fsync_interval_ms.max(1)),
+            max_bytes: ev.max_bytes,
+            per_client_minute: ev.max_records_per_client_minute,
+            limit_window: Duration::from_secs(60),
         })
         .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
         let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;
-        tracing::info!(dir = %dir.display(), "evidence ledger");
+        crate::metrics::metrics()
+            .evidence_max_bytes
+            .set(ev.max_bytes as i64);
+        tracing::info!(dir = %dir.display(), max_bytes = ev.max_bytes, "evidence ledger");
         Some((ledger, key))
     } else {
         None
@@ -281,7 +287,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         service.threads = Some(1);
         server.add_service(service);
     }
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut app = pingora::proxy::http_proxy(
         &server.configuration,
         RempartProxy::new(
             shared.clone(),
@@ -296,8 +302,25 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 relayed: relayed.clone(),
             },
         ),
-        "rempart proxy",
     );
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(Duration::from_secs(s.keepalive_timeout_seconds.max(1)));
+    app.server_options = Some(options);
+    let guarded = crate::ops::guard::GuardedApp {
+        inner: Arc::new(app),
+        limits: crate::ops::guard::Limits {
+            header_timeout: Duration::from_millis(s.header_timeout_ms.max(1)),
+            idle_timeout: Duration::from_secs(s.keepalive_timeout_seconds.max(1)),
+            header_hard_limit: s.max_header_bytes.saturating_mul(2).max(4096),
+            pending_header_budget: s.header_memory_mb.max(1) << 20,
+            max_connections: s.max_connections.max(1),
+            max_connections_per_client: s.max_connections_per_client.max(1),
+        },
+        counts: Arc::default(),
+        exempt: crate::request::TrustedProxies::new(s.trusted_proxies.clone()),
+        exempt_loopback: s.proxy_protocol_listen.is_some(),
+    };
+    let mut proxy = Service::new("rempart proxy".to_owned(), guarded);
     proxy.add_listener(
         ListenerConfig::tcp(config.listen.to_string())
             .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),

@@ -32,14 +32,11 @@ impl RequestCtx {
     /// copies only where a record or a rewrite will use them.
     pub fn keep(&mut self, snap: &Snapshot, read: &Result<Request<'_>, Malformed>, o: &Outcome) {
         let Ok(req) = read else { return };
-        self.kept.client_ip = Some(req.client_ip);
         let metered = o.licensee.is_some() || o.charge.is_some();
         if o.evidence || metered || snap.access_log {
-            self.kept.method = req.method.as_str().to_owned();
-            self.kept.host = req.host.map(str::to_owned);
-            self.kept.path = req.path_owned();
-            self.kept.user_agent = String::from_utf8_lossy(req.user_agent).into_owned();
+            self.kept = Kept::new(req.method.as_str(), req.host, req.path(), req.user_agent);
         }
+        self.kept.client_ip = Some(req.client_ip);
         if matches!(o.answer, Answer::Upstream) {
             self.forward.target = req.upstream_target();
             self.forward.host = req.authority.map(str::to_owned);

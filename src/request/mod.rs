@@ -44,6 +44,8 @@ pub struct Received<'a> {
 pub struct ReadOptions {
     /// The origin ignores case in paths: decide on, and forward, lower case.
     pub fold_case: bool,
+    /// Header blocks above this many bytes are refused (431); 0: no limit.
+    pub max_header_bytes: usize,
 }
 
 /// A request with no single reading: answered 400, never forwarded.
@@ -54,6 +56,8 @@ pub enum Malformed {
     MissingHost,
     /// A header that must appear once appeared more often.
     Repeated(&'static str),
+    /// The header block is larger than `server.max_header_bytes`: 431.
+    HeadersTooLarge,
 }
 
 impl Malformed {
@@ -64,6 +68,7 @@ impl Malformed {
             Malformed::MissingHost => "missing-host",
             Malformed::Repeated("host") => "repeated-host",
             Malformed::Repeated(_) => "repeated-user-agent",
+            Malformed::HeadersTooLarge => "headers-too-large",
         }
     }
 
@@ -74,6 +79,15 @@ impl Malformed {
             Malformed::MissingHost => "HTTP/1.1 requires a Host header",
             Malformed::Repeated("host") => "more than one Host header",
             Malformed::Repeated(_) => "more than one User-Agent header",
+            Malformed::HeadersTooLarge => "the request header block is too large",
+        }
+    }
+
+    /// The status it is answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            Malformed::HeadersTooLarge => 431,
+            _ => 400,
         }
     }
 }
@@ -114,6 +128,16 @@ impl<'a> Request<'a> {
         opts: ReadOptions,
     ) -> Result<Self, Malformed> {
         let headers = r.headers;
+        if opts.max_header_bytes > 0 {
+            let size: usize = headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>()
+                + r.uri.path_and_query().map_or(0, |p| p.as_str().len());
+            if size > opts.max_header_bytes {
+                return Err(Malformed::HeadersTooLarge);
+            }
+        }
         let user_agent = single(headers, http::header::USER_AGENT, "user-agent")?;
         let host_header = single(headers, http::header::HOST, "host")?;
         let form = target_form(&r)?;

@@ -96,11 +96,16 @@ pub mod fixed {
         ),
     };
 
-    /// The 400 page of a request with no single reading.
-    pub fn bad_request(reason: &str) -> Page {
+    /// The page of a request with no single reading (400) or too large a
+    /// header block (431).
+    pub fn bad_request(status: u16, reason: &str) -> Page {
+        let name = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Bad Request");
         Page {
             content_type: TEXT,
-            body: Bytes::from(format!("400 Bad Request: {reason}.\n")),
+            body: Bytes::from(format!("{status} {name}: {reason}.\n")),
         }
     }
 }

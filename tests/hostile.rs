@@ -77,7 +77,7 @@ fn several_forwarded_for_headers_are_one_list_for_the_decision_and_the_origin() 
 }
 
 fn post_reload(proxy: &Proxy, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut req = format!("POST /reload HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n");
+    let mut req = "POST /reload HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n".to_owned();
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: 127.0.0.1:{}\r\n", proxy.admin));
     }

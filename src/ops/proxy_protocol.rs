@@ -49,7 +49,9 @@ fn inet(ip: impl Into<std::net::IpAddr>, port: u16) -> Option<std::net::SocketAd
 }
 
 /// Parses a PROXY header at the start of `buf`: `Ok(None)` if more bytes
-/// are needed.
+/// are needed, `Err(())` when it is not one (nothing more to say: the
+/// connection is dropped).
+#[allow(clippy::result_unit_err)]
 pub fn parse(buf: &[u8]) -> std::result::Result<Option<Parsed>, ()> {
     match HeaderResult::parse(buf) {
         HeaderResult::V1(Ok(h)) => {

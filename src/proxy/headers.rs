@@ -146,6 +146,62 @@ fn forwarded_for(
     http::HeaderValue::from_bytes(&buf[..len]).map_err(|e| internal("x-forwarded-for")(e.into()))
 }
 
+/// Adds the reservation's opt-out headers to a proxied response. The config
+/// is the one source of truth: TDMRep and AIPREF values replace the origin's,
+/// `noai` joins the origin's own X-Robots-Tag, and the licence `Link` is
+/// added unless the origin already sent it.
+pub fn add_optout_headers(
+    resp: &mut ResponseHeader,
+    r: &crate::optout::reservation::Reservation,
+    loc: usize,
+) -> Result<()> {
+    let Some(l) = r.locations.get(loc) else {
+        return Ok(());
+    };
+    let h = &l.headers;
+    resp.insert_header("tdm-reservation", h.tdm_reservation.clone())?;
+    if l.tdm_reserved {
+        resp.insert_header("tdm-policy", h.tdm_policy.clone())?;
+    }
+    if let Some(cu) = &h.content_usage {
+        resp.insert_header("content-usage", cu.clone())?;
+    }
+    if h.noai {
+        let existing: Vec<&[u8]> = resp
+            .headers
+            .get_all("x-robots-tag")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let has_noai = existing.iter().any(|v| {
+            v.split(|&b| b == b',' || b == b':')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"noai"))
+        });
+        if existing.is_empty() {
+            resp.insert_header(
+                "x-robots-tag",
+                http::HeaderValue::from_static("noai, noimageai"),
+            )?;
+        } else if !has_noai {
+            let mut joined = existing.join(&b", "[..]);
+            joined.extend_from_slice(b", noai, noimageai");
+            let value = http::HeaderValue::from_bytes(&joined).map_err(|e| {
+                Error::because(pingora::ErrorType::InternalError, "x-robots-tag", e)
+            })?;
+            resp.insert_header("x-robots-tag", value)?;
+        }
+    }
+    let link_present = resp.headers.get_all(http::header::LINK).iter().any(|v| {
+        v.as_bytes()
+            .windows(r.license_url.len())
+            .any(|w| w == r.license_url.as_bytes())
+    });
+    if !link_present {
+        resp.append_header(http::header::LINK, r.link.clone())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,60 +263,4 @@ mod tests {
         rewrite_request(&mut r, peer, &f, ForwardedFor::Replace, &host).unwrap();
         assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "203.0.113.9");
     }
-}
-
-/// Adds the reservation's opt-out headers to a proxied response. The config
-/// is the one source of truth: TDMRep and AIPREF values replace the origin's,
-/// `noai` joins the origin's own X-Robots-Tag, and the licence `Link` is
-/// added unless the origin already sent it.
-pub fn add_optout_headers(
-    resp: &mut ResponseHeader,
-    r: &crate::optout::reservation::Reservation,
-    loc: usize,
-) -> Result<()> {
-    let Some(l) = r.locations.get(loc) else {
-        return Ok(());
-    };
-    let h = &l.headers;
-    resp.insert_header("tdm-reservation", h.tdm_reservation.clone())?;
-    if l.tdm_reserved {
-        resp.insert_header("tdm-policy", h.tdm_policy.clone())?;
-    }
-    if let Some(cu) = &h.content_usage {
-        resp.insert_header("content-usage", cu.clone())?;
-    }
-    if h.noai {
-        let existing: Vec<&[u8]> = resp
-            .headers
-            .get_all("x-robots-tag")
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        let has_noai = existing.iter().any(|v| {
-            v.split(|&b| b == b',' || b == b':')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"noai"))
-        });
-        if existing.is_empty() {
-            resp.insert_header(
-                "x-robots-tag",
-                http::HeaderValue::from_static("noai, noimageai"),
-            )?;
-        } else if !has_noai {
-            let mut joined = existing.join(&b", "[..]);
-            joined.extend_from_slice(b", noai, noimageai");
-            let value = http::HeaderValue::from_bytes(&joined).map_err(|e| {
-                Error::because(pingora::ErrorType::InternalError, "x-robots-tag", e)
-            })?;
-            resp.insert_header("x-robots-tag", value)?;
-        }
-    }
-    let link_present = resp.headers.get_all(http::header::LINK).iter().any(|v| {
-        v.as_bytes()
-            .windows(r.license_url.len())
-            .any(|w| w == r.license_url.as_bytes())
-    });
-    if !link_present {
-        resp.append_header(http::header::LINK, r.link.clone())?;
-    }
-    Ok(())
 }

@@ -102,21 +102,8 @@ fn client(s: &Sample, n: u32) -> IpAddr {
 }
 
 fn decide(snap: &Snapshot, local: &LocalState, s: &Sample, n: u32) -> rempart::model::Action {
-    let read = Request::read(
-        Received {
-            method: &s.req.method,
-            version: s.req.version,
-            uri: &s.req.uri,
-            raw_target: None,
-            headers: &s.req.headers,
-            peer: client(s, n),
-            tls: false,
-            now_ms: 1_800_000_000_000 + u64::from(n),
-            replayed: false,
-        },
-        &snap.trusted,
-        snap.read,
-    );
+    let received = Received::of(&s.req, client(s, n), 1_800_000_000_000 + u64::from(n));
+    let read = Request::read(received, &snap.trusted, snap.read);
     decide_read(snap, &local.state(), &read).action
 }
 

@@ -200,7 +200,6 @@ pub fn classify<'s>(
     let read = match &parts {
         Some(p) => Request::read(
             Received {
-                method: &p.method,
                 // A log line without a host is read as HTTP/1.0, which
                 // needs none; the version is not judged in a replay.
                 version: if sample.host.is_some() {
@@ -208,13 +207,8 @@ pub fn classify<'s>(
                 } else {
                     http::Version::HTTP_10
                 },
-                uri: &p.uri,
-                raw_target: None,
-                headers: &p.headers,
-                peer: ip,
-                tls: false,
-                now_ms,
                 replayed: true,
+                ..Received::of(p, ip, now_ms)
             },
             &snap.trusted,
             snap.read,

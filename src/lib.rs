@@ -25,21 +25,8 @@
 //!     .header("user-agent", "Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)")
 //!     .body(())?
 //!     .into_parts();
-//! let read = Request::read(
-//!     Received {
-//!         method: &head.method,
-//!         version: head.version,
-//!         uri: &head.uri,
-//!         raw_target: None,
-//!         headers: &head.headers,
-//!         peer: "132.196.86.1".parse()?, // in OpenAI's published GPTBot ranges
-//!         tls: false,
-//!         now_ms: 0,
-//!         replayed: false,
-//!     },
-//!     &snapshot.trusted,
-//!     snapshot.read,
-//! );
+//! let peer = "132.196.86.1".parse()?; // in OpenAI's published GPTBot ranges
+//! let read = Request::read(Received::of(&head, peer, 0), &snapshot.trusted, snapshot.read);
 //! let local = LocalState::new(&snapshot);
 //! let outcome = decide_read(&snapshot, &local.state(), &read);
 //! assert_eq!(outcome.identity.verification, Verification::Verified);

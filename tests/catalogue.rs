@@ -73,21 +73,8 @@ fn decide(snap: &Snapshot, ua: &str, ip: &str) -> rempart::model::Action {
         .body(())
         .unwrap()
         .into_parts();
-    let read = rempart::request::Request::read(
-        rempart::request::Received {
-            method: &parts.method,
-            version: parts.version,
-            uri: &parts.uri,
-            raw_target: None,
-            headers: &parts.headers,
-            peer: ip.parse().unwrap(),
-            tls: false,
-            now_ms: 0,
-            replayed: false,
-        },
-        &snap.trusted,
-        snap.read,
-    );
+    let received = rempart::request::Received::of(&parts, ip.parse().unwrap(), 0);
+    let read = rempart::request::Request::read(received, &snap.trusted, snap.read);
     let local = rempart::decide::LocalState::new(snap);
     rempart::decide::decide_read(snap, &local.state(), &read).action
 }

@@ -25,7 +25,7 @@ CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, l
 GPTBOT = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)"
 CLAUDEBOT = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)"
 
-ORIGIN_PORT, REMPART_PORT, NGINX_PORT, HAPROXY_PORT = 18080, 18081, 18082, 18083
+ORIGIN_PORT, REMPART_PORT, NGINX_PORT, HAPROXY_PORT, BASELINE_PORT = 18080, 18081, 18082, 18083, 18084
 
 WORKLOADS = [
     # name, description, user agent, path
@@ -137,7 +137,8 @@ class Bench:
         time.sleep(0.3)
         self.pids[name] = [proc.pid] + children(proc.pid)
 
-    def setup(self):
+    def setup_origin(self):
+        """The origin: nginx serving a 12 KB page and a 1 MiB file."""
         www = os.path.join(self.tmp, "www")
         os.makedirs(www)
         para = "<p>Hiver 1943. Marthe, passeuse dans la vallée de la Clarée, accepte de conduire un enfant seul jusqu'en Italie.</p>\n"
@@ -155,6 +156,13 @@ class Bench:
 http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
   server {{ listen 127.0.0.1:{ORIGIN_PORT} reuseport backlog=4096; root {www}; }} }}
 """)
+        self.start("origin", ["nginx", "-c", origin], 0, ORIGIN_PORT)
+        return www
+
+    def setup(self):
+        common = f"user root; worker_processes 1; daemon off; error_log {self.tmp}/%s-error.log warn; pid {self.tmp}/%s.pid;\n" \
+                 "events { worker_connections 4096; }\n"
+        self.setup_origin()
         block = os.path.join(HERE, "nginx-block-ai-bots.conf")
         nginx = self.write("nginx.conf", common % ("nginx", "nginx") + f"""
 http {{ access_log off; keepalive_requests 100000;
@@ -183,14 +191,23 @@ backend be
   http-reuse always
   server origin 127.0.0.1:{ORIGIN_PORT} maxconn 1000
 """)
-        self.start("origin", ["nginx", "-c", origin], 0, ORIGIN_PORT)
         self.start("rempart", [self.args.rempart, "run", "--config", os.path.join(HERE, "rempart-bench.toml")], 1, REMPART_PORT)
         self.idle_rss_kb = status_kb(self.pids["rempart"], "VmRSS")
+        if getattr(self.args, "baseline", None):
+            # Another rempart build (an earlier commit), same config on other ports, same run.
+            text = open(os.path.join(HERE, "rempart-bench.toml")).read()
+            text = (text.replace(f"127.0.0.1:{REMPART_PORT}", f"127.0.0.1:{BASELINE_PORT}")
+                        .replace("127.0.0.1:18091", "127.0.0.1:18094")
+                        .replace("/tmp/rempart-bench.", "/tmp/rempart-baseline.")
+                        .replace("/tmp/rempart-bench-", "/tmp/rempart-baseline-")
+                        .replace('"../../config/', f'"{ROOT}/config/'))
+            cfg = self.write("baseline.toml", text)
+            self.start("baseline", [self.args.baseline, "run", "--config", cfg], 1, BASELINE_PORT)
         self.start("nginx", ["nginx", "-c", nginx], 1, NGINX_PORT)
         self.start("haproxy", ["haproxy", "-db", "-f", haproxy], 1, HAPROXY_PORT)
 
     def port(self, setup):
-        return {"rempart": REMPART_PORT, "nginx": NGINX_PORT, "haproxy": HAPROXY_PORT}[setup]
+        return {"rempart": REMPART_PORT, "baseline": BASELINE_PORT, "nginx": NGINX_PORT, "haproxy": HAPROXY_PORT}[setup]
 
     def check(self):
         """Every setup answers each workload as expected before measuring."""
@@ -200,6 +217,7 @@ backend be
         expect.update({("file", s): 200 for s in SETUPS})
         expect.update({("refused", s): 403 for s in SETUPS})
         expect.update({("offer", "rempart"): 402, ("offer", "nginx"): 403, ("offer", "haproxy"): 403})
+        expect.update({(w[0], "baseline"): expect[(w[0], "rempart")] for w in WORKLOADS})
         for name, _, ua, path in WORKLOADS:
             for setup in SETUPS:
                 req = urllib.request.Request(f"http://127.0.0.1:{self.port(setup)}{path}", headers={"User-Agent": ua})
@@ -235,6 +253,7 @@ backend be
         shutil.rmtree(self.tmp, ignore_errors=True)
         # The ledger of millions of refusals is not worth keeping.
         shutil.rmtree("/tmp/rempart-bench-evidence", ignore_errors=True)
+        shutil.rmtree("/tmp/rempart-baseline-evidence", ignore_errors=True)
 
 
 def fmt_ratio(a, b):
@@ -299,7 +318,11 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--output", default=None)
+    ap.add_argument("--baseline", default=None, help="another rempart binary measured in the same run")
     args = ap.parse_args()
+    global SETUPS
+    if args.baseline:
+        SETUPS = ["rempart", "baseline", "nginx", "haproxy"]
     if args.smoke:
         args.rounds, args.duration = 1, 1
     output = args.output or (os.path.join(tempfile.gettempdir(), "rempart-benchmarks-smoke.md") if args.smoke

@@ -26,22 +26,17 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     let local = LocalState::new(snap);
+    let (mut head, ()) = http::Request::new(()).into_parts();
+    head.uri = uri;
+    head.headers = headers;
+    let peer = "127.0.0.1".parse().expect("ip");
     for (version, raw) in [(http::Version::HTTP_11, Some(target)), (http::Version::HTTP_2, None)] {
-        let read = Request::read(
-            Received {
-                method: &http::Method::GET,
-                version,
-                uri: &uri,
-                raw_target: raw,
-                headers: &headers,
-                peer: "127.0.0.1".parse().expect("ip"),
-                tls: false,
-                now_ms: 1_800_000_000_000,
-                replayed: false,
-            },
-            &snap.trusted,
-            snap.read,
-        );
+        let received = Received {
+            version,
+            raw_target: raw,
+            ..Received::of(&head, peer, 1_800_000_000_000)
+        };
+        let read = Request::read(received, &snap.trusted, snap.read);
         let outcome = decide_read(snap, &local.state(), &read);
         if let (Answer::Upstream, Ok(req)) = (&outcome.answer, &read) {
             assert!(req.path().starts_with('/'));

@@ -36,21 +36,8 @@ fn head(target: &str, ua: &str, extra: &[(&str, &str)]) -> http::request::Parts 
 }
 
 fn run(snap: &Snapshot, local: &LocalState, p: &http::request::Parts, ip: &str) -> Outcome {
-    let read = Request::read(
-        Received {
-            method: &p.method,
-            version: p.version,
-            uri: &p.uri,
-            raw_target: None,
-            headers: &p.headers,
-            peer: ip.parse().expect("ip"),
-            tls: false,
-            now_ms: 1_800_000_000_000,
-            replayed: false,
-        },
-        &snap.trusted,
-        snap.read,
-    );
+    let peer = ip.parse().expect("ip");
+    let read = Request::read(Received::of(p, peer, 1_800_000_000_000), &snap.trusted, snap.read);
     decide_read(snap, &local.state(), &read)
 }
 

@@ -39,6 +39,25 @@ pub struct Received<'a> {
     pub replayed: bool,
 }
 
+impl<'a> Received<'a> {
+    /// A request head built outside the proxy (`classify`, tests,
+    /// benchmarks, fuzzing): the URI is the target as written, plain TCP
+    /// from `peer`.
+    pub fn of(head: &'a http::request::Parts, peer: IpAddr, now_ms: u64) -> Self {
+        Self {
+            method: &head.method,
+            version: head.version,
+            uri: &head.uri,
+            raw_target: None,
+            headers: &head.headers,
+            peer,
+            tls: false,
+            now_ms,
+            replayed: false,
+        }
+    }
+}
+
 /// How rempart reads request-targets (from `[server]`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
@@ -312,17 +331,7 @@ mod tests {
 
     fn read<'a>(req: &'a http::request::Parts, peer: &str) -> Result<Request<'a>, Malformed> {
         Request::read(
-            Received {
-                method: &req.method,
-                version: req.version,
-                uri: &req.uri,
-                raw_target: None,
-                headers: &req.headers,
-                peer: ip(peer),
-                tls: false,
-                now_ms: 0,
-                replayed: false,
-            },
+            Received::of(req, ip(peer), 0),
             &TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]),
             ReadOptions::default(),
         )

@@ -87,10 +87,18 @@ fn errors(proxy: &Proxy) -> f64 {
 #[test]
 fn a_slow_origin_gets_the_502_page_and_the_next_request_passes() {
     let origin = BadOrigin::start();
-    let proxy = Proxy::start_with(&origin.url(), "upstream_read_timeout_ms = 500", &default_rules());
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "upstream_read_timeout_ms = 500",
+        &default_rules(),
+    );
     let r = proxy.get("/slow", &[("user-agent", CHROME)]);
     assert_eq!(r.status, 502, "{}", r.body);
-    assert!(r.body.contains("502") || r.body.to_lowercase().contains("origin"), "{}", r.body);
+    assert!(
+        r.body.contains("502") || r.body.to_lowercase().contains("origin"),
+        "{}",
+        r.body
+    );
     assert!(errors(&proxy) >= 1.0);
     assert_eq!(proxy.get("/ok", &[("user-agent", CHROME)]).body, "fine");
 }
@@ -129,7 +137,9 @@ fn unmount(dir: &std::path::Path) {
 fn a_full_evidence_disk_is_logged_counted_and_recovered() {
     let disk = tempfile::tempdir().unwrap();
     if !small_disk(disk.path(), 256) {
-        eprintln!("skipped: cannot mount a tmpfs here (the injected full disk is tested in src/evidence)");
+        eprintln!(
+            "skipped: cannot mount a tmpfs here (the injected full disk is tested in src/evidence)"
+        );
         return;
     }
     let origin = Origin::start();
@@ -137,7 +147,10 @@ fn a_full_evidence_disk_is_logged_counted_and_recovered() {
     let proxy = Proxy::start_args(
         &origin.url(),
         "",
-        &default_rules().replace("[behaviour]\nenabled = true", "[behaviour]\nenabled = false"),
+        &default_rules().replace(
+            "[behaviour]\nenabled = true",
+            "[behaviour]\nenabled = false",
+        ),
         &["--evidence-dir", ledger.to_str().unwrap()],
     );
     // Fill the disk with something else, then refuse crawlers.

@@ -247,3 +247,81 @@ fn huge_user_agents_cannot_fill_the_ledger() {
     let (code, out, err) = run_cli(&["evidence", "verify", dir.to_str().unwrap()], None);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// The local ports of connections from `from` to the plain listener `port`.
+fn relay_ports(port: u16) -> Vec<u16> {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-Htn",
+            "state",
+            "established",
+            &format!("( dport = :{port} )"),
+        ])
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(2)?;
+            let (ip, p) = local.rsplit_once(':')?;
+            (ip == "127.0.0.1").then(|| p.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn the_proxy_relay_client_is_not_inherited_from_another_loopback_address() {
+    use std::io::Write;
+    let origin = Origin::start();
+    let pp = free_port();
+    let extra = format!(
+        "proxy_protocol_listen = \"127.0.0.1:{pp}\"\nproxy_protocol_from = [\"127.0.0.1/32\"]"
+    );
+    let proxy = Proxy::start_with(&origin.url(), &extra, &default_rules());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", pp)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PROXY listener never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A relayed connection naming Googlebot's address, kept open.
+    let mut relayed = std::net::TcpStream::connect(("127.0.0.1", pp)).unwrap();
+    relayed
+        .write_all(
+            format!(
+                "PROXY TCP4 {GOOGLEBOT_IP} 127.0.0.1 40000 80\r\nGET /films/x HTTP/1.1\r\nHost: a\r\nUser-Agent: {GOOGLEBOT}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let ports = relay_ports(proxy.port);
+    assert!(!ports.is_empty(), "no relay connection seen");
+    // Another local process, on another loopback address, from the same port.
+    let mut tried = 0;
+    for port in ports {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let from: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        if socket.bind(&from.into()).is_err() {
+            continue;
+        }
+        let to: std::net::SocketAddr = format!("127.0.0.1:{}", proxy.port).parse().unwrap();
+        socket.connect(&to.into()).unwrap();
+        let mut s: std::net::TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(format!("GET /films/x HTTP/1.1\r\nHost: a\r\nUser-Agent: {GOOGLEBOT}\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 403"),
+            "inherited the relayed client: {answer}"
+        );
+        tried += 1;
+    }
+    assert!(tried >= 1, "no port could be tried");
+    drop(relayed);
+}

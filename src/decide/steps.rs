@@ -178,18 +178,16 @@ pub fn settle(
     document: Option<Document>,
     location: Option<usize>,
 ) -> Option<Settled> {
-    if document.is_some() {
+    let licensed = matches!(credential, Credential::Licensed(_));
+    if document.is_some() || !(licensed || decision.action == Action::Offer) {
         return None;
     }
     let price = location
         .and_then(|i| snap.reservation.as_ref()?.locations.get(i))
         .and_then(|l| l.price_micros)?;
-    let licensed = matches!(credential, Credential::Licensed(_));
-    if !(licensed || decision.action == Action::Offer) {
-        return None;
-    }
-    let h = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
-    let offered = bid(h("crawler-exact-price"), h("crawler-max-price"));
+    use crate::request::names::{CRAWLER_EXACT_PRICE, CRAWLER_MAX_PRICE};
+    let h = |name| req.headers.get(name).map(|v| v.as_bytes());
+    let offered = bid(h(CRAWLER_EXACT_PRICE), h(CRAWLER_MAX_PRICE));
     let payer = payer(snap, identity, signature, credential);
     match settle_bid(price, offered, payer.is_some())? {
         Settlement::Charged(micros) => Some(Settled::Charged(Charge {

@@ -37,7 +37,11 @@ fn head(target: &str, ua: &str, extra: &[(&str, &str)]) -> http::request::Parts 
 
 fn run(snap: &Snapshot, local: &LocalState, p: &http::request::Parts, ip: &str) -> Outcome {
     let peer = ip.parse().expect("ip");
-    let read = Request::read(Received::of(p, peer, 1_800_000_000_000), &snap.trusted, snap.read);
+    let read = Request::read(
+        Received::of(p, peer, 1_800_000_000_000),
+        &snap.trusted,
+        snap.read,
+    );
     decide_read(snap, &local.state(), &read)
 }
 

@@ -253,10 +253,15 @@ impl KeyDirectories {
         bindings: &Bindings,
     ) -> Signature {
         // Most requests carry no signature: one lookup, then nothing.
-        if !req.headers.contains_key("signature-input") {
+        use crate::request::names;
+        if !req.headers.contains_key(names::SIGNATURE_INPUT) {
             return Signature::Absent;
         }
-        for name in ["signature-input", "signature", "signature-agent"] {
+        for name in [
+            names::SIGNATURE_INPUT,
+            names::SIGNATURE,
+            names::SIGNATURE_AGENT,
+        ] {
             for (count, v) in req.headers.get_all(name).iter().enumerate() {
                 if v.len() > MAX_SIGNATURE_HEADER || count >= 4 {
                     return Signature::Hostile;

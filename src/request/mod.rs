@@ -17,6 +17,20 @@ use std::net::IpAddr;
 pub use client::{canonical, parse_forwarded_ip, AddrSource, TrustedProxies};
 pub use target::{canonical_path, Target, TargetError};
 
+/// Header names looked up on every request or every signed, priced or
+/// forwarded one: parsed once, not at each lookup.
+pub mod names {
+    use http::HeaderName;
+    pub const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+    pub const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+    pub const SIGNATURE_AGENT: HeaderName = HeaderName::from_static("signature-agent");
+    pub const CRAWLER_EXACT_PRICE: HeaderName = HeaderName::from_static("crawler-exact-price");
+    pub const CRAWLER_MAX_PRICE: HeaderName = HeaderName::from_static("crawler-max-price");
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+}
+
 /// What the connection and the parser hand over.
 #[derive(Debug, Clone, Copy)]
 pub struct Received<'a> {
@@ -177,10 +191,10 @@ impl<'a> Request<'a> {
             trusted.client_ip(
                 peer,
                 headers
-                    .get_all("x-forwarded-for")
+                    .get_all(names::X_FORWARDED_FOR)
                     .iter()
                     .map(|v| v.as_bytes()),
-                headers.get("x-real-ip").map(|v| v.as_bytes()),
+                headers.get(names::X_REAL_IP).map(|v| v.as_bytes()),
             )
         } else {
             (peer, AddrSource::Peer)
@@ -189,7 +203,7 @@ impl<'a> Request<'a> {
         let secure = r.tls
             || (peer_trusted
                 && headers
-                    .get("x-forwarded-proto")
+                    .get(names::X_FORWARDED_PROTO)
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
         Ok(Self {
             method: r.method,

@@ -43,9 +43,10 @@ pub fn prefers_json(accept: &[u8]) -> bool {
             .filter_map(|p| p.trim().strip_prefix("q="))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        if media.eq_ignore_ascii_case("application/json")
-            || media.to_ascii_lowercase().ends_with("+json")
-        {
+        let suffix_json = media.len() >= 5
+            && media.is_char_boundary(media.len() - 5)
+            && media[media.len() - 5..].eq_ignore_ascii_case("+json");
+        if media.eq_ignore_ascii_case("application/json") || suffix_json {
             json = json.max(q);
         } else if media.eq_ignore_ascii_case("text/html")
             || media == "*/*"

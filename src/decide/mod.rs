@@ -200,7 +200,7 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
     let refused_verified = matches!(action, Action::Block | Action::Offer)
         && identity.kind == crate::model::IdentityKind::Declared
         && identity.verification == crate::model::Verification::Verified;
-    if refused_verified {
+    if refused_verified && snap.behaviour.enabled {
         state.tracker.note_refusal(conduct.client);
     }
     let refused_payment = matches!(settled, Some(steps::Settled::Refused { .. }));

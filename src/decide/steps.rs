@@ -92,15 +92,12 @@ pub fn credential(
     identity: &Identity,
     signature: &Signature,
 ) -> Credential {
-    let now = std::time::SystemTime::now();
-    match (req.headers.get(http::header::AUTHORIZATION), signature) {
-        (Some(auth), _) => snap.licensees.check(
-            Some(auth.as_bytes()),
-            identity.agent,
-            req.host,
-            req.path(),
-            now,
-        ),
+    let now = std::time::SystemTime::now;
+    match (req.authorization, signature) {
+        (Some(auth), _) => {
+            snap.licensees
+                .check(Some(auth), identity.agent, req.host, req.path(), now())
+        }
         (
             None,
             Signature::Verified {
@@ -109,7 +106,7 @@ pub fn credential(
             },
         ) => snap
             .licensees
-            .check_key(*i, keyid, identity.agent, req.host, req.path(), now),
+            .check_key(*i, keyid, identity.agent, req.host, req.path(), now()),
         (None, _) => Credential::None,
     }
 }

@@ -254,7 +254,7 @@ impl KeyDirectories {
     ) -> Signature {
         // Most requests carry no signature: one lookup, then nothing.
         use crate::request::names;
-        if !req.headers.contains_key(names::SIGNATURE_INPUT) {
+        if !req.signed {
             return Signature::Absent;
         }
         for name in [

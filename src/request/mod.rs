@@ -149,6 +149,10 @@ pub struct Request<'a> {
     pub target: Target<'a>,
     /// User-agent bytes, possibly not UTF-8, possibly empty.
     pub user_agent: &'a [u8],
+    /// The `Authorization` header, if any (a licence credential, perhaps).
+    pub authorization: Option<&'a [u8]>,
+    /// A `Signature-Input` header is present: the request may be signed.
+    pub signed: bool,
     pub now_ms: u64,
     pub replayed: bool,
 }
@@ -161,18 +165,12 @@ impl<'a> Request<'a> {
         opts: ReadOptions,
     ) -> Result<Self, Malformed> {
         let headers = r.headers;
-        if opts.max_header_bytes > 0 {
-            let size: usize = headers
-                .iter()
-                .map(|(k, v)| k.as_str().len() + v.len() + 4)
-                .sum::<usize>()
-                + r.uri.path_and_query().map_or(0, |p| p.as_str().len());
-            if size > opts.max_header_bytes {
-                return Err(Malformed::HeadersTooLarge);
-            }
+        let seen = Seen::scan(headers)?;
+        let size = seen.bytes + r.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if opts.max_header_bytes > 0 && size > opts.max_header_bytes {
+            return Err(Malformed::HeadersTooLarge);
         }
-        let user_agent = single(headers, http::header::USER_AGENT, "user-agent")?;
-        let host_header = single(headers, http::header::HOST, "host")?;
+        let (user_agent, host_header) = (seen.user_agent, seen.host);
         let form = target_form(&r)?;
         let host = match (form, host_header) {
             (Form::Absolute(authority), _) => Some(authority),
@@ -222,6 +220,8 @@ impl<'a> Request<'a> {
             },
             target,
             user_agent: user_agent.unwrap_or_default(),
+            authorization: seen.authorization,
+            signed: seen.signed,
             now_ms: r.now_ms,
             replayed: r.replayed,
         })
@@ -309,18 +309,47 @@ fn target_form<'a>(r: &Received<'a>) -> Result<Form<'a>, Malformed> {
     text.get(start..end).map(Form::Absolute).ok_or(not_origin)
 }
 
-/// The value of a header that must appear at most once.
-fn single<'h>(
-    headers: &'h http::HeaderMap,
-    name: http::header::HeaderName,
-    label: &'static str,
-) -> Result<Option<&'h [u8]>, Malformed> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next().map(|v| v.as_bytes());
-    if values.next().is_some() {
-        return Err(Malformed::Repeated(label));
+/// What one pass over the header fields finds: the few every decision reads,
+/// whether a header that must appear once appears more often, and the size.
+struct Seen<'h> {
+    user_agent: Option<&'h [u8]>,
+    host: Option<&'h [u8]>,
+    authorization: Option<&'h [u8]>,
+    signed: bool,
+    bytes: usize,
+}
+
+impl<'h> Seen<'h> {
+    /// One pass, instead of a hashed lookup per header: a request has few
+    /// fields, and the standard names compare as small integers.
+    fn scan(headers: &'h http::HeaderMap) -> Result<Self, Malformed> {
+        use http::header::{AUTHORIZATION, HOST, USER_AGENT};
+        let mut seen = Seen {
+            user_agent: None,
+            host: None,
+            authorization: None,
+            signed: false,
+            bytes: 0,
+        };
+        for (k, v) in headers {
+            let value = v.as_bytes();
+            seen.bytes += k.as_str().len() + value.len() + 4;
+            let once = |slot: &mut Option<&'h [u8]>, label| match slot.replace(value) {
+                Some(_) => Err(Malformed::Repeated(label)),
+                None => Ok(()),
+            };
+            if *k == USER_AGENT {
+                once(&mut seen.user_agent, "user-agent")?;
+            } else if *k == HOST {
+                once(&mut seen.host, "host")?;
+            } else if *k == AUTHORIZATION {
+                seen.authorization.get_or_insert(value);
+            } else if *k == names::SIGNATURE_INPUT {
+                seen.signed = true;
+            }
+        }
+        Ok(seen)
     }
-    Ok(first)
 }
 
 /// `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`, `example.com.` → `example.com`.

@@ -2,26 +2,54 @@
 
 use crate::model::Lang;
 
+/// The items of an `Accept`-style header, at most 32: each value with its
+/// weight in thousandths (`q=0.9` → 900; none, or one that does not parse,
+/// → 1000). Bytes in, no copy, no float parsing: refusals read these
+/// headers on every request.
+fn items(header: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
+    header.split(|&b| b == b',').take(32).map(|item| {
+        let mut parts = item.split(|&b| b == b';');
+        let value = parts.next().unwrap_or(b"").trim_ascii();
+        let q = parts
+            .filter_map(|p| p.trim_ascii().strip_prefix(b"q="))
+            .find_map(parse_q)
+            .unwrap_or(1000);
+        (value, q)
+    })
+}
+
+/// `1`, `1.0`, `0`, `0.8`, `0.85`, `0.855` → thousandths.
+fn parse_q(q: &[u8]) -> Option<u16> {
+    match q.trim_ascii() {
+        [b'1', rest @ ..] if rest.iter().all(|&b| b == b'.' || b == b'0') => Some(1000),
+        [b'0'] | [b'0', b'.'] => Some(0),
+        [b'0', b'.', digits @ ..] if !digits.is_empty() && digits.len() <= 3 => {
+            let mut v = 0u16;
+            let mut scale = 100;
+            for &d in digits {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                v += u16::from(d - b'0') * scale;
+                scale /= 10;
+            }
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
 /// Picks the page language from `Accept-Language` (highest q among those we
 /// have; `fr-CA` counts as `fr`), else `default`.
 pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
-    let Ok(header) = std::str::from_utf8(accept_language) else {
-        return default;
-    };
-    let mut best: Option<(f32, Lang)> = None;
-    for item in header.split(',').take(32) {
-        let mut parts = item.split(';');
-        let tag = parts.next().unwrap_or("").trim();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let primary = tag.split('-').next().unwrap_or("");
+    let mut best: Option<(u16, Lang)> = None;
+    for (tag, q) in items(accept_language) {
+        let primary = tag.split(|&b| b == b'-').next().unwrap_or(b"");
         let lang = Lang::ALL
             .into_iter()
-            .find(|l| primary.eq_ignore_ascii_case(l.as_str()));
+            .find(|l| primary.eq_ignore_ascii_case(l.as_str().as_bytes()));
         if let Some(lang) = lang {
-            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            if q > 0 && best.is_none_or(|(bq, _)| q > bq) {
                 best = Some((q, lang));
             }
         }
@@ -31,31 +59,20 @@ pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
 
 /// True when `Accept` ranks `application/json` above `text/html`.
 pub fn prefers_json(accept: &[u8]) -> bool {
-    let Ok(accept) = std::str::from_utf8(accept) else {
-        return false;
-    };
-    let mut json = 0.0f32;
-    let mut html = 0.0f32;
-    for item in accept.split(',').take(32) {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let suffix_json = media.len() >= 5
-            && media.is_char_boundary(media.len() - 5)
-            && media[media.len() - 5..].eq_ignore_ascii_case("+json");
-        if media.eq_ignore_ascii_case("application/json") || suffix_json {
-            json = json.max(q);
-        } else if media.eq_ignore_ascii_case("text/html")
-            || media == "*/*"
-            || media.eq_ignore_ascii_case("text/*")
-        {
-            html = html.max(q * if media == "*/*" { 0.99 } else { 1.0 });
+    let (mut json, mut html) = (0u32, 0u32);
+    for (media, q) in items(accept) {
+        let q = u32::from(q);
+        let suffix_json =
+            media.len() >= 5 && media[media.len() - 5..].eq_ignore_ascii_case(b"+json");
+        if media.eq_ignore_ascii_case(b"application/json") || suffix_json {
+            json = json.max(q * 1000);
+        } else if media == b"*/*" {
+            html = html.max(q * 990);
+        } else if media.eq_ignore_ascii_case(b"text/html") || media.eq_ignore_ascii_case(b"text/*") {
+            html = html.max(q * 1000);
         }
     }
-    json > 0.0 && json >= html
+    json > 0 && json >= html
 }
 
 #[cfg(test)]
@@ -71,6 +88,17 @@ mod tests {
         assert_eq!(choose_lang(b"", Lang::En), Lang::En);
         assert_eq!(choose_lang(b"fr;q=0", Lang::En), Lang::En);
         assert_eq!(choose_lang(b"\xff", Lang::Fr), Lang::Fr);
+    }
+
+    #[test]
+    fn weights() {
+        assert_eq!(parse_q(b"0.9"), Some(900));
+        assert_eq!(parse_q(b"0.85"), Some(850));
+        assert_eq!(parse_q(b"1.0"), Some(1000));
+        assert_eq!(parse_q(b"0"), Some(0));
+        assert_eq!(parse_q(b"2"), None);
+        assert_eq!(parse_q(b"0.1234"), None);
+        assert_eq!(choose_lang(b"fr;q=abc, en;q=0.5", Lang::En), Lang::Fr);
     }
 
     #[test]

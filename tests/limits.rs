@@ -153,3 +153,31 @@ fn unfinished_header_blocks_share_a_memory_budget() {
     assert_eq!(origin.count(), 0);
     assert_eq!(proxy.get("/films/a", &[("user-agent", CHROME)]).status, 200);
 }
+
+#[test]
+fn the_next_request_on_a_kept_alive_connection_has_the_same_deadline() {
+    let (_origin, proxy) = start();
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"GET /films/a HTTP/1.1\r\nHost: catalogue.example\r\nUser-Agent: Mozilla/5.0\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 8192];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    s.write_all(b"GET /films/b HTTP/1.1\r\n").unwrap();
+    let mut cut = false;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(300));
+        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+        {
+            cut = true;
+            break;
+        }
+    }
+    assert!(
+        cut || closed_within(&mut s, Duration::from_secs(3)),
+        "still open"
+    );
+}

@@ -200,7 +200,7 @@ backend be
                         .replace("127.0.0.1:18091", "127.0.0.1:18094")
                         .replace("/tmp/rempart-bench.", "/tmp/rempart-baseline.")
                         .replace("/tmp/rempart-bench-", "/tmp/rempart-baseline-")
-                        .replace('"../../config/', f'"{ROOT}/config/'))
+                        .replace('"../../config/', f'"{self.args.baseline_root or ROOT}/config/'))
             cfg = self.write("baseline.toml", text)
             self.start("baseline", [self.args.baseline, "run", "--config", cfg], 1, BASELINE_PORT)
         self.start("nginx", ["nginx", "-c", nginx], 1, NGINX_PORT)
@@ -319,6 +319,7 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--output", default=None)
     ap.add_argument("--baseline", default=None, help="another rempart binary measured in the same run")
+    ap.add_argument("--baseline-root", default=None, help="the checkout whose config/ the baseline reads")
     args = ap.parse_args()
     global SETUPS
     if args.baseline:

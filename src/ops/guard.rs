@@ -197,6 +197,9 @@ pub struct GuardedStream {
     /// (a blank line can straddle reads).
     header_bytes: usize,
     tail: [u8; 3],
+    /// When the current phase must end; the timer below is armed to it only
+    /// when a read has to wait (most reads find their bytes ready).
+    deadline_at: Instant,
     deadline: Pin<Box<Sleep>>,
     header_timeout: Duration,
     idle_timeout: Duration,
@@ -218,12 +221,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl GuardedStream {
     fn new(inner: Stream, limits: &Limits, counts: Arc<Counts>, watch: bool) -> Self {
+        let at = Instant::now() + limits.header_timeout;
         Self {
             inner,
             phase: if watch { Phase::Header } else { Phase::Off },
             header_bytes: 0,
             tail: [0; 3],
-            deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
+            deadline_at: at,
+            deadline: Box::pin(tokio::time::sleep_until(at)),
             header_timeout: limits.header_timeout,
             idle_timeout: limits.idle_timeout,
             hard_limit: limits.header_hard_limit,
@@ -246,8 +251,7 @@ impl GuardedStream {
         if self.phase == Phase::Idle && !data.is_empty() {
             self.phase = Phase::Header;
             self.tail = [0; 3];
-            let at = Instant::now() + self.header_timeout;
-            self.deadline.as_mut().reset(at);
+            self.deadline_at = Instant::now() + self.header_timeout;
         }
         if self.phase != Phase::Header || data.is_empty() {
             return Ok(());
@@ -309,6 +313,21 @@ impl GuardedStream {
     }
 }
 
+impl GuardedStream {
+    fn timed_out(&self) -> std::io::Error {
+        let reason = if self.phase == Phase::Header {
+            "header-timeout"
+        } else {
+            "idle-timeout"
+        };
+        metrics()
+            .connections_refused
+            .with_label_values(&[reason])
+            .inc();
+        std::io::Error::new(std::io::ErrorKind::TimedOut, reason)
+    }
+}
+
 impl Drop for GuardedStream {
     fn drop(&mut self) {
         self.release_pending();
@@ -322,27 +341,25 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if matches!(this.phase, Phase::Header | Phase::Idle)
-            && this.deadline.as_mut().poll(cx).is_ready()
-        {
-            let reason = if this.phase == Phase::Header {
-                "header-timeout"
-            } else {
-                "idle-timeout"
-            };
-            metrics()
-                .connections_refused
-                .with_label_values(&[reason])
-                .inc();
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                reason,
-            )));
+        let watched = matches!(this.phase, Phase::Header | Phase::Idle);
+        if watched && Instant::now() >= this.deadline_at {
+            return Poll::Ready(Err(this.timed_out()));
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             // The bytes are only looked at, never copied.
             Poll::Ready(Ok(())) => Poll::Ready(this.observe(&buf.filled()[before..])),
+            Poll::Pending if watched => {
+                // Waiting: the timer wakes this read at the deadline.
+                if this.deadline.deadline() != this.deadline_at {
+                    let at = this.deadline_at;
+                    this.deadline.as_mut().reset(at);
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(this.timed_out())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             other => other,
         }
     }
@@ -358,8 +375,7 @@ impl AsyncWrite for GuardedStream {
         if this.phase == Phase::Body {
             // A response is on its way: the next read starts the next request.
             this.phase = Phase::Idle;
-            let at = Instant::now() + this.idle_timeout;
-            this.deadline.as_mut().reset(at);
+            this.deadline_at = Instant::now() + this.idle_timeout;
         }
         Pin::new(&mut this.inner).poll_write(cx, data)
     }

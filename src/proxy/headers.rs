@@ -77,16 +77,25 @@ pub fn rewrite_request(
     if let Some(host) = &forward.host {
         req.insert_header(http::header::HOST, host.as_str())?;
     }
-    let foreign: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| is_rempart_header(k.as_str()))
-        .cloned()
-        .collect();
-    for name in foreign {
-        req.remove_header(&name);
+    // One pass to see whether anything must go (usually nothing does).
+    let (mut foreign, mut forwarding) = (false, false);
+    for k in req.headers.keys() {
+        let n = k.as_str();
+        foreign |= is_rempart_header(n);
+        forwarding |= !forward.peer_trusted && FORWARDING.contains(&n);
     }
-    if !forward.peer_trusted {
+    if foreign {
+        let names: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| is_rempart_header(k.as_str()))
+            .cloned()
+            .collect();
+        for name in names {
+            req.remove_header(&name);
+        }
+    }
+    if forwarding {
         for name in FORWARDING {
             req.remove_header(name);
         }

@@ -68,7 +68,8 @@ pub fn prefers_json(accept: &[u8]) -> bool {
             json = json.max(q * 1000);
         } else if media == b"*/*" {
             html = html.max(q * 990);
-        } else if media.eq_ignore_ascii_case(b"text/html") || media.eq_ignore_ascii_case(b"text/*") {
+        } else if media.eq_ignore_ascii_case(b"text/html") || media.eq_ignore_ascii_case(b"text/*")
+        {
             html = html.max(q * 1000);
         }
     }

@@ -72,8 +72,8 @@ impl Negotiated {
             };
         }
         Self {
-            lang: choose_lang(req.header(http::header::ACCEPT_LANGUAGE), snap.default_lang),
-            json: prefers_json(req.header(http::header::ACCEPT)),
+            lang: choose_lang(req.negotiation.accept_language, snap.default_lang),
+            json: prefers_json(req.negotiation.accept),
         }
     }
 }

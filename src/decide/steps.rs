@@ -182,9 +182,8 @@ pub fn settle(
     let price = location
         .and_then(|i| snap.reservation.as_ref()?.locations.get(i))
         .and_then(|l| l.price_micros)?;
-    use crate::request::names::{CRAWLER_EXACT_PRICE, CRAWLER_MAX_PRICE};
-    let h = |name| req.headers.get(name).map(|v| v.as_bytes());
-    let offered = bid(h(CRAWLER_EXACT_PRICE), h(CRAWLER_MAX_PRICE));
+    let n = &req.negotiation;
+    let offered = bid(n.exact_price, n.max_price);
     let payer = payer(snap, identity, signature, credential);
     match settle_bid(price, offered, payer.is_some())? {
         Settlement::Charged(micros) => Some(Settled::Charged(Charge {

@@ -153,6 +153,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// A `Signature-Input` header is present: the request may be signed.
     pub signed: bool,
+    /// `Accept`, `Accept-Language` and the price bids.
+    pub negotiation: Negotiation<'a>,
     pub now_ms: u64,
     pub replayed: bool,
 }
@@ -222,6 +224,7 @@ impl<'a> Request<'a> {
             user_agent: user_agent.unwrap_or_default(),
             authorization: seen.authorization,
             signed: seen.signed,
+            negotiation: seen.negotiation,
             now_ms: r.now_ms,
             replayed: r.replayed,
         })
@@ -316,20 +319,36 @@ struct Seen<'h> {
     host: Option<&'h [u8]>,
     authorization: Option<&'h [u8]>,
     signed: bool,
+    negotiation: Negotiation<'h>,
     bytes: usize,
+}
+
+/// The headers a refusal, an offer or a priced crawl reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Negotiation<'a> {
+    pub accept: &'a [u8],
+    pub accept_language: &'a [u8],
+    pub exact_price: Option<&'a [u8]>,
+    pub max_price: Option<&'a [u8]>,
 }
 
 impl<'h> Seen<'h> {
     /// One pass, instead of a hashed lookup per header: a request has few
     /// fields, and the standard names compare as small integers.
     fn scan(headers: &'h http::HeaderMap) -> Result<Self, Malformed> {
-        use http::header::{AUTHORIZATION, HOST, USER_AGENT};
+        use http::header::{ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, HOST, USER_AGENT};
         let mut seen = Seen {
             user_agent: None,
             host: None,
             authorization: None,
             signed: false,
+            negotiation: Negotiation::default(),
             bytes: 0,
+        };
+        let first = |slot: &mut &'h [u8], value: &'h [u8]| {
+            if slot.is_empty() {
+                *slot = value;
+            }
         };
         for (k, v) in headers {
             let value = v.as_bytes();
@@ -344,8 +363,16 @@ impl<'h> Seen<'h> {
                 once(&mut seen.host, "host")?;
             } else if *k == AUTHORIZATION {
                 seen.authorization.get_or_insert(value);
+            } else if *k == ACCEPT {
+                first(&mut seen.negotiation.accept, value);
+            } else if *k == ACCEPT_LANGUAGE {
+                first(&mut seen.negotiation.accept_language, value);
             } else if *k == names::SIGNATURE_INPUT {
                 seen.signed = true;
+            } else if *k == names::CRAWLER_MAX_PRICE {
+                seen.negotiation.max_price.get_or_insert(value);
+            } else if *k == names::CRAWLER_EXACT_PRICE {
+                seen.negotiation.exact_price.get_or_insert(value);
             }
         }
         Ok(seen)

@@ -13,6 +13,24 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 
+/// rempart's own listeners (set once at start): a fetch never goes there
+/// unless the config names the host.
+static OWN_LISTENERS: std::sync::OnceLock<Vec<std::net::SocketAddr>> = std::sync::OnceLock::new();
+
+/// Records the addresses rempart listens on.
+pub fn set_own_listeners(addrs: Vec<std::net::SocketAddr>) {
+    let _ = OWN_LISTENERS.set(addrs);
+}
+
+/// True when `addr` is one of rempart's own listeners.
+fn is_own_listener(addr: std::net::SocketAddr) -> bool {
+    OWN_LISTENERS.get().is_some_and(|own| {
+        own.iter().any(|l| {
+            l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified())
+        })
+    })
+}
+
 /// True for addresses a fetch may reach without the config naming the host:
 /// not loopback, private, shared (CGNAT), link-local, unspecified,
 /// multicast, broadcast, documentation, or IPv6 unique-local.
@@ -69,6 +87,9 @@ pub async fn get(
     let addr = *addrs.first().ok_or("resolves to nothing")?;
     let named = private_ok.iter().any(|h| h.eq_ignore_ascii_case(&host));
     if !named {
+        if let Some(own) = addrs.iter().find(|a| is_own_listener(**a)) {
+            return Err(format!("{host} resolves to {own}, one of rempart's own listeners"));
+        }
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
             return Err(format!(
                 "{host} resolves to {} (not a public address; name the host in the config to allow it)",
@@ -128,6 +149,15 @@ pub async fn get(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_listeners_are_never_fetched() {
+        set_own_listeners(vec!["0.0.0.0:8080".parse().unwrap(), "203.0.113.5:9090".parse().unwrap()]);
+        assert!(is_own_listener("198.51.100.7:8080".parse().unwrap()));
+        assert!(is_own_listener("203.0.113.5:9090".parse().unwrap()));
+        assert!(!is_own_listener("203.0.113.6:9090".parse().unwrap()));
+        assert!(!is_own_listener("198.51.100.7:443".parse().unwrap()));
+    }
 
     #[test]
     fn only_public_addresses_are_fetched_unless_named() {

@@ -347,6 +347,12 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     server.add_service(proxy);
 
+    let mut own = vec![config.listen, config.admin];
+    own.extend(s.proxy_protocol_listen);
+    if let Some(t) = &config.raw.tls {
+        own.extend(t.listen.parse::<SocketAddr>().ok());
+    }
+    crate::ops::fetch::set_own_listeners(own);
     let guard =
         crate::ops::admin::AdminGuard::from_config(&config.raw.admin, |p| config.resolve(p))?;
     if !config.admin.ip().is_loopback() && !guard.has_token() {

@@ -372,6 +372,11 @@ def main():
         f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}",
         f"- nginx {versions['nginx']}, HAProxy {versions['haproxy']}, {versions['wrk']}",
         f"- rempart binary: `{args.rempart}`",
+    ]
+    if args.baseline:
+        lines += [f"- baseline: another rempart build (`--baseline`), measured in the same interleaved run with the "
+                  "same configuration on other ports, reading its own checkout's `config/`"]
+    lines += [
         "",
         "## Load", "",
         f"Command: `benches/load/run.sh{' --smoke' if args.smoke else ''}` — {args.rounds} interleaved rounds "

@@ -235,11 +235,6 @@ impl<'a> Request<'a> {
         &self.target.path
     }
 
-    /// A header's bytes, empty when absent.
-    pub fn header(&self, name: impl http::header::AsHeaderName) -> &'a [u8] {
-        self.headers.get(name).map_or(&b""[..], |v| v.as_bytes())
-    }
-
     /// The request-target to send upstream when it differs from the
     /// client's: the canonical path and the client's query, in origin-form.
     pub fn upstream_target(&self) -> Option<String> {

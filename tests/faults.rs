@@ -172,6 +172,6 @@ fn a_full_evidence_disk_is_logged_counted_and_recovered() {
     unmount(disk.path());
     assert!(failed >= 1.0, "no write error counted");
     assert!(log.contains("evidence: write failed"), "{log}");
-    assert!(requests(&records).len() > 0);
+    assert!(!requests(&records).is_empty());
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -25,9 +25,8 @@ pub fn set_own_listeners(addrs: Vec<std::net::SocketAddr>) {
 /// True when `addr` is one of rempart's own listeners.
 fn is_own_listener(addr: std::net::SocketAddr) -> bool {
     OWN_LISTENERS.get().is_some_and(|own| {
-        own.iter().any(|l| {
-            l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified())
-        })
+        own.iter()
+            .any(|l| l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified()))
     })
 }
 
@@ -88,7 +87,9 @@ pub async fn get(
     let named = private_ok.iter().any(|h| h.eq_ignore_ascii_case(&host));
     if !named {
         if let Some(own) = addrs.iter().find(|a| is_own_listener(**a)) {
-            return Err(format!("{host} resolves to {own}, one of rempart's own listeners"));
+            return Err(format!(
+                "{host} resolves to {own}, one of rempart's own listeners"
+            ));
         }
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
             return Err(format!(
@@ -152,7 +153,10 @@ mod tests {
 
     #[test]
     fn own_listeners_are_never_fetched() {
-        set_own_listeners(vec!["0.0.0.0:8080".parse().unwrap(), "203.0.113.5:9090".parse().unwrap()]);
+        set_own_listeners(vec![
+            "0.0.0.0:8080".parse().unwrap(),
+            "203.0.113.5:9090".parse().unwrap(),
+        ]);
         assert!(is_own_listener("198.51.100.7:8080".parse().unwrap()));
         assert!(is_own_listener("203.0.113.5:9090".parse().unwrap()));
         assert!(!is_own_listener("203.0.113.6:9090".parse().unwrap()));

@@ -175,3 +175,49 @@ fn a_full_evidence_disk_is_logged_counted_and_recovered() {
     assert!(!requests(&records).is_empty());
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn a_dns_server_that_never_answers_delays_nothing_and_is_counted() {
+    // A UDP socket that reads queries and answers none.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while silent.recv_from(&mut buf).is_ok() {}
+    });
+    let origin = Origin::start();
+    let rules = default_rules()
+        .replace(
+            "[behaviour]\nenabled = true",
+            "[behaviour]\nenabled = false",
+        )
+        .replace(
+            "nameservers = []",
+            &format!("nameservers = [\"127.0.0.1:{port}\"]\ntimeout_ms = 300"),
+        );
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &rules,
+    );
+    let petal = "Mozilla/5.0 (Linux; Android 7.0;) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 (compatible; PetalBot;+https://webmaster.petalsearch.com/site/petalbot)";
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let r = proxy.get(
+            "/films/x",
+            &[("user-agent", petal), ("x-forwarded-for", "203.0.113.7")],
+        );
+        // Never waits on the resolver: unverifiable, and the ordinary policy.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(r.status == 200 || r.status == 403, "{}", r.status);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let failed = proxy.metric(r#"rempart_rdns_lookups_total{result="unconfirmed"}"#);
+    assert!(failed >= 1.0, "the failed lookup is counted");
+    // The proxy keeps serving everyone else.
+    assert_eq!(proxy.get("/films/a", &[("user-agent", CHROME)]).status, 200);
+}

@@ -35,6 +35,16 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     false
 }
 
+/// A header line every 300 ms: each read is quick, the block never ends.
+/// True when a write failed (the proxy closed the connection).
+fn trickle(s: &mut TcpStream) -> bool {
+    (0..40).any(|i| {
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+    })
+}
+
 #[test]
 fn a_header_block_trickled_line_by_line_is_cut_off() {
     let (origin, proxy) = start();
@@ -43,16 +53,7 @@ fn a_header_block_trickled_line_by_line_is_cut_off() {
         .unwrap();
     // A header line every 300 ms: each read is quick, the block never ends.
     let started = Instant::now();
-    let mut cut = false;
-    for i in 0..40 {
-        std::thread::sleep(Duration::from_millis(300));
-        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
-            .is_err()
-        {
-            cut = true;
-            break;
-        }
-    }
+    let cut = trickle(&mut s);
     assert!(
         cut || closed_within(&mut s, Duration::from_secs(3)),
         "still open"
@@ -166,16 +167,7 @@ fn the_next_request_on_a_kept_alive_connection_has_the_same_deadline() {
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     s.write_all(b"GET /films/b HTTP/1.1\r\n").unwrap();
-    let mut cut = false;
-    for i in 0..40 {
-        std::thread::sleep(Duration::from_millis(300));
-        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
-            .is_err()
-        {
-            cut = true;
-            break;
-        }
-    }
+    let cut = trickle(&mut s);
     assert!(
         cut || closed_within(&mut s, Duration::from_secs(3)),
         "still open"

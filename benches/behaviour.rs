@@ -37,6 +37,8 @@ fn obs(ip: IpAddr, class: PathClass, ms: u64) -> Observation<'static> {
         honeypot: false,
         robots_served: None,
         verified_agent: false,
+        // One browser build: every client shares its header fingerprint.
+        fingerprint: Some(0x5eed_f1e1_d0c0_ffee),
     }
 }
 

@@ -94,8 +94,11 @@ fn a_fast_scraper_with_a_browser_user_agent_is_rate_limited_within_50_requests()
         .iter()
         .filter_map(|s| s.as_str())
         .collect();
+    // Its own page rate, or its header fingerprint's (the fingerprint is
+    // new, so its baseline is zero), with no assets.
     assert!(
-        signals.contains(&"page-rate") && signals.contains(&"no-assets"),
+        (signals.contains(&"page-rate") || signals.contains(&"fingerprint-spike"))
+            && signals.contains(&"no-assets"),
         "{signals:?}"
     );
     // A person is not a company: the address is pseudonymised.

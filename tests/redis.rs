@@ -135,3 +135,75 @@ fn two_replicas_see_one_clients_combined_rate() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A fleet of ten addresses (through `X-Forwarded-For` from the trusted
+/// loopback) spread over two replicas: 24 pages with one header fingerprint,
+/// alternating; returns the statuses in order.
+fn fleet(a: &Proxy, b: &Proxy) -> Vec<u16> {
+    (0..24)
+        .map(|i| {
+            let p = if i % 2 == 0 { a } else { b };
+            let ip = format!("198.51.100.{}", 10 + i % 10);
+            let mut h = HEADERS.to_vec();
+            h.push(("x-forwarded-for", ip.as_str()));
+            let s = p.get(&format!("/films/fleet-{i}"), &h).status;
+            std::thread::sleep(Duration::from_millis(60));
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn two_replicas_see_one_fingerprints_combined_pages() {
+    let origin = Origin::start();
+    // Refuse the spike outright, so that its first request shows.
+    let with_rule = |redis| {
+        format!(
+            "[[rules]]\nname = \"fleet\"\nsignal = [\"fingerprint-spike\"]\naction = \"block\"\n\n{}",
+            rules(redis)
+        )
+    };
+    let trusted = "trusted_proxies = [\"127.0.0.1/32\"]";
+    // Control: each replica alone sees 12 pages of the fingerprint, under
+    // the floor of 20 a window.
+    let (a, b) = (
+        Proxy::start_with(&origin.url(), trusted, &with_rule(None)),
+        Proxy::start_with(&origin.url(), trusted, &with_rule(None)),
+    );
+    let local = fleet(&a, &b);
+    assert!(local.iter().all(|&s| s == 200), "{local:?}");
+    drop((a, b));
+
+    let redis = Redis::start(free_port());
+    let a = Proxy::start_with(&origin.url(), trusted, &with_rule(Some(redis.port)));
+    let b = Proxy::start_with(&origin.url(), trusted, &with_rule(Some(redis.port)));
+    let shared = fleet(&a, &b);
+    let first = shared.iter().position(|&s| s == 403).map(|i| i + 1);
+    let first = first.unwrap_or_else(|| panic!("the fleet was never seen: {shared:?}"));
+    assert!(
+        (20..=24).contains(&first),
+        "refused at combined request {first}: {shared:?}"
+    );
+    assert!(shared[first..].iter().all(|&s| s == 403), "{shared:?}");
+    let records: Vec<serde_json::Value> = [&a, &b]
+        .iter()
+        .flat_map(|p| {
+            let all = p.wait_records(1);
+            requests(&all).into_iter().cloned().collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        records.iter().any(|r| r["rule"] == "fleet"
+            && r["signals"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|v| v == "fingerprint-spike"))),
+        "no ledger record of the spike"
+    );
+    // One fingerprint links the fleet's records, whatever their address.
+    let fps: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r["rule"] == "fleet")
+        .filter_map(|r| r["fingerprint"].as_str())
+        .collect();
+    assert_eq!(fps.len(), 1, "{fps:?}");
+}

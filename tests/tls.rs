@@ -64,6 +64,16 @@ fn curl(port: u16, version: &str, ua: &str) -> (String, String, String) {
             "%{http_version} %{http_code}",
             "-A",
             ua,
+            // What a browser sends with a navigation over HTTPS (a Chrome
+            // user agent without them is not Chrome: `header-mismatch`).
+            "-H",
+            "Accept: text/html,application/xhtml+xml,*/*;q=0.8",
+            "-H",
+            "Accept-Language: fr-FR,fr;q=0.9",
+            "-H",
+            "sec-ch-ua: \"Chromium\";v=\"131\"",
+            "-H",
+            "Sec-Fetch-Mode: navigate",
         ])
         .arg(format!("https://127.0.0.1:{port}/films/x"))
         .output()
@@ -176,7 +186,7 @@ fn get_with_preamble(port: u16, preamble: &[u8], ua: &str) -> Result<u16, String
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
-        "GET /films/x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"
+        "GET /films/x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\nAccept: text/html\r\nAccept-Language: fr-FR\r\nsec-ch-ua: \"Chromium\";v=\"131\"\r\nSec-Fetch-Mode: navigate\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut answer = Vec::new();

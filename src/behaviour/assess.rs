@@ -51,6 +51,10 @@ pub fn assess(
         robots_served: side.robots_served.map(|v| v.id),
         verified_agent: identity.kind == IdentityKind::Declared
             && identity.verification == Verification::Verified,
+        // A declared agent is decided by who it is; a replayed log line has
+        // no header set to fingerprint.
+        fingerprint: (identity.kind != IdentityKind::Declared && !req.replayed)
+            .then_some(req.fingerprint.0),
     };
     let mut a = tracker.observe(s, &obs, shared);
     // The strongest signal: robots.txt read, then a path it disallows taken.

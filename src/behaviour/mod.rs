@@ -3,12 +3,14 @@
 //!
 //! - [`signals`]: the signals, path classes and header anomalies;
 //! - [`tracker`]: per-client state and the signals it gives;
+//! - [`fingerprint`]: one header fingerprint across addresses, against its baseline;
 //! - [`shared`]: optional Redis store so that replicas see one client together.
 //!
 //! The settings live in the snapshot (they change on reload); the tracker
 //! lives beside it in the proxy (its state survives reloads).
 
 pub mod assess;
+pub mod fingerprint;
 pub mod shared;
 pub mod signals;
 pub mod tracker;
@@ -103,6 +105,7 @@ pub struct BehaviourSpec {
     pub redis_url: String,
     /// How often page counts are sent to the shared store.
     pub flush_ms: u64,
+    pub fingerprint: fingerprint::FingerprintSpec,
 }
 
 impl Default for BehaviourSpec {
@@ -126,6 +129,7 @@ impl Default for BehaviourSpec {
             store: Store::Local,
             redis_url: "redis://127.0.0.1:6379/".into(),
             flush_ms: 200,
+            fingerprint: fingerprint::FingerprintSpec::default(),
         }
     }
 }
@@ -161,6 +165,7 @@ pub struct Settings {
     pub store: Store,
     pub redis_url: String,
     pub flush_ms: u64,
+    pub fingerprint: fingerprint::FingerprintSettings,
 }
 
 fn list(l: &[&str]) -> Vec<String> {
@@ -261,6 +266,10 @@ impl Settings {
             ))
         });
         let retry = spec.retry_after_seconds.unwrap_or(spec.window_seconds);
+        let fingerprint = spec
+            .fingerprint
+            .compile()
+            .map_err(|(key, message)| err(&format!("fingerprint.{key}"), message))?;
         Ok(Self {
             enabled: spec.enabled,
             max_clients: spec.max_clients,
@@ -280,6 +289,7 @@ impl Settings {
             store: spec.store,
             redis_url: spec.redis_url.clone(),
             flush_ms: spec.flush_ms,
+            fingerprint,
         })
     }
 

@@ -30,10 +30,16 @@ pub enum Signal {
     NoAccept,
     /// A verified AI crawler that keeps coming after it was refused (402/403).
     RefusedPersist,
+    /// A user agent that claims a browser, with headers that browser never
+    /// sends that way (another client's header set).
+    HeaderMismatch,
+    /// The request's header fingerprint fetches pages, across all addresses,
+    /// far above its own baseline and with few assets.
+    FingerprintSpike,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 11] = [
+    pub const ALL: [Signal; 13] = [
         Signal::PageRate,
         Signal::IpRate,
         Signal::SubnetRate,
@@ -45,6 +51,8 @@ impl Signal {
         Signal::Http10,
         Signal::NoAccept,
         Signal::RefusedPersist,
+        Signal::HeaderMismatch,
+        Signal::FingerprintSpike,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +68,8 @@ impl Signal {
             Signal::Http10 => "http10",
             Signal::NoAccept => "no-accept",
             Signal::RefusedPersist => "refused-persist",
+            Signal::HeaderMismatch => "header-mismatch",
+            Signal::FingerprintSpike => "fingerprint-spike",
         }
     }
 
@@ -78,6 +88,8 @@ impl Signal {
             Signal::Http10 => 10,
             Signal::NoAccept => 10,
             Signal::RefusedPersist => 50,
+            Signal::HeaderMismatch => 20,
+            Signal::FingerprintSpike => 30,
         }
     }
 }
@@ -221,50 +233,89 @@ fn header_present(headers: &http::HeaderMap, name: &str) -> bool {
 /// `secure` says whether the request reached rempart (or the trusted proxy
 /// before it) over HTTPS: browsers send `sec-ch-ua` and `sec-fetch-*` only
 /// to secure origins, so over plain HTTP their absence proves nothing and the
-/// check is skipped rather than risk flagging every viewer.
+/// check is skipped rather than risk flagging every viewer. `browser` says
+/// the user agent claims a browser: only then can its headers contradict it.
 pub fn header_signals(
     headers: &http::HeaderMap,
     version: http::Version,
     user_agent: &[u8],
     secure: bool,
+    browser: bool,
 ) -> SignalSet {
     let mut set = SignalSet::EMPTY;
     if version == http::Version::HTTP_10 || version == http::Version::HTTP_09 {
         set.insert(Signal::Http10);
     }
-    if !header_present(headers, "accept") {
+    let accept = headers.get(http::header::ACCEPT).filter(|v| !v.is_empty());
+    if accept.is_none() {
         set.insert(Signal::NoAccept);
     }
     if !header_present(headers, "accept-language") {
         set.insert(Signal::NoAcceptLanguage);
     }
-    if secure && is_chromium(user_agent) {
-        let hints = header_present(headers, "sec-ch-ua");
-        let fetch = headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
-        if !hints && !fetch {
-            set.insert(Signal::HeadlessChromium);
+    let family = Family::of(user_agent);
+    let hints = header_present(headers, "sec-ch-ua");
+    let fetch = headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+    if secure && family == Family::Chromium && !hints && !fetch {
+        set.insert(Signal::HeadlessChromium);
+    }
+    if browser && family != Family::Other {
+        // Every request a browser makes carries Accept and Accept-Language
+        // and is HTTP/1.1 or later; a navigation never accepts only `*/*`.
+        let navigate = headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| v.as_bytes() == b"navigate");
+        let mismatch = set.contains(Signal::Http10)
+            || set.contains(Signal::NoAccept)
+            || set.contains(Signal::NoAcceptLanguage)
+            || set.contains(Signal::HeadlessChromium)
+            // Firefox sends fetch metadata to secure origins since 90.
+            || (secure && family == Family::Firefox && !fetch)
+            || (navigate && accept.is_some_and(|a| a.as_bytes() == b"*/*"));
+        if mismatch {
+            set.insert(Signal::HeaderMismatch);
         }
     }
     set
 }
 
-/// A user agent that claims Chrome or Edge (Chromium, version 90 or later:
-/// older ones predate client hints).
-fn is_chromium(ua: &[u8]) -> bool {
-    let find = |needle: &[u8]| ua.windows(needle.len()).position(|w| w == needle);
-    let Some(at) = find(b"Chrome/") else {
-        return false;
-    };
-    let digits: Vec<u8> = ua[at + 7..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .copied()
-        .collect();
-    let major: u32 = std::str::from_utf8(&digits)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    major >= 90
+/// The browser family a user agent claims, for the header checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Chrome, Edge, Opera, Samsung Internet… version 90 or later (older
+    /// ones predate client hints).
+    Chromium,
+    /// Firefox 90 or later (fetch metadata).
+    Firefox,
+    /// Safari and the WebKit browsers of iOS.
+    WebKit,
+    Other,
+}
+
+impl Family {
+    fn of(ua: &[u8]) -> Self {
+        if major_after(ua, b"Chrome/").is_some_and(|v| v >= 90) {
+            Family::Chromium
+        } else if major_after(ua, b"Firefox/").is_some_and(|v| v >= 90) {
+            Family::Firefox
+        } else if memchr::memmem::find(ua, b"AppleWebKit/").is_some()
+            && memchr::memmem::find(ua, b"Safari/").is_some()
+            && memchr::memmem::find(ua, b"Chrome/").is_none()
+        {
+            Family::WebKit
+        } else {
+            Family::Other
+        }
+    }
+}
+
+/// The major version after `token` (`Chrome/126.0` → 126).
+fn major_after(ua: &[u8], token: &[u8]) -> Option<u32> {
+    let at = memchr::memmem::find(ua, token)? + token.len();
+    let digits = ua[at..].iter().take_while(|b| b.is_ascii_digit()).take(6);
+    digits.fold(None, |acc, d| {
+        Some(acc.unwrap_or(0) * 10 + u32::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -311,26 +362,98 @@ mod tests {
         full.insert("sec-ch-ua", "\"Chromium\";v=\"126\"".parse().unwrap());
         full.insert("sec-fetch-mode", "navigate".parse().unwrap());
         let v11 = http::Version::HTTP_11;
-        assert!(header_signals(&full, v11, chrome, true).is_empty());
+        assert!(header_signals(&full, v11, chrome, true, true).is_empty());
 
         let mut bare = http::HeaderMap::new();
         bare.insert("accept", "*/*".parse().unwrap());
-        let s = header_signals(&bare, v11, chrome, true);
+        let s = header_signals(&bare, v11, chrome, true, true);
         assert_eq!(
             s.names(),
-            ["headless-chromium", "no-accept-language"],
+            ["headless-chromium", "no-accept-language", "header-mismatch"],
             "a Chromium UA with none of the headers Chromium sends"
         );
         // Over plain HTTP Chromium sends no client hints: no signal.
-        let s = header_signals(&bare, v11, chrome, false);
-        assert_eq!(s.names(), ["no-accept-language"]);
+        let s = header_signals(&bare, v11, chrome, false, true);
+        assert_eq!(s.names(), ["no-accept-language", "header-mismatch"]);
         // Firefox sends no client hints at all.
         let firefox = b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-        assert!(!header_signals(&bare, v11, firefox, true).contains(Signal::HeadlessChromium));
+        assert!(!header_signals(&bare, v11, firefox, true, true).contains(Signal::HeadlessChromium));
 
         let empty = http::HeaderMap::new();
-        let s = header_signals(&empty, http::Version::HTTP_10, b"curl/8.0", true);
+        let s = header_signals(&empty, http::Version::HTTP_10, b"curl/8.0", true, false);
         assert_eq!(s.names(), ["no-accept-language", "http10", "no-accept"]);
+    }
+
+    #[test]
+    fn a_browser_user_agent_with_another_clients_headers() {
+        let v11 = http::Version::HTTP_11;
+        let chrome = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        let firefox = b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let safari = b"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+        let map = |h: &[(&str, &str)]| {
+            let mut m = http::HeaderMap::new();
+            for (k, v) in h {
+                m.append(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            m
+        };
+        // python-requests with a browser's user agent.
+        let requests = map(&[
+            ("accept", "*/*"),
+            ("accept-encoding", "gzip, deflate"),
+            ("connection", "keep-alive"),
+        ]);
+        for ua in [&chrome[..], firefox, safari] {
+            assert!(
+                header_signals(&requests, v11, ua, false, true).contains(Signal::HeaderMismatch)
+            );
+        }
+        // Each browser's own navigation over HTTPS: nothing.
+        let chrome_nav = map(&[
+            ("sec-ch-ua", "\"Chromium\";v=\"131\""),
+            ("user-agent", "x"),
+            ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+            ("sec-fetch-mode", "navigate"),
+            ("accept-language", "fr-FR,fr;q=0.9"),
+        ]);
+        assert!(header_signals(&chrome_nav, v11, chrome, true, true).is_empty());
+        let firefox_nav = map(&[
+            ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+            ("accept-language", "fr,en;q=0.5"),
+            ("sec-fetch-mode", "navigate"),
+        ]);
+        assert!(header_signals(&firefox_nav, v11, firefox, true, true).is_empty());
+        // Firefox over HTTPS without fetch metadata is not Firefox.
+        let no_fetch = map(&[("accept", "text/html"), ("accept-language", "fr")]);
+        assert!(
+            header_signals(&no_fetch, v11, firefox, true, true).contains(Signal::HeaderMismatch)
+        );
+        // Over plain HTTP the same headers are what Firefox sends.
+        assert!(header_signals(&no_fetch, v11, firefox, false, true).is_empty());
+        // A navigation that accepts only */*.
+        let star = map(&[
+            ("accept", "*/*"),
+            ("accept-language", "fr"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-ch-ua", "x"),
+        ]);
+        assert!(header_signals(&star, v11, chrome, true, true).contains(Signal::HeaderMismatch));
+        // A script's fetch() accepts */* and is not a navigation: nothing.
+        let fetch = map(&[
+            ("accept", "*/*"),
+            ("accept-language", "fr"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-ch-ua", "x"),
+        ]);
+        assert!(header_signals(&fetch, v11, chrome, true, true).is_empty());
+        // Not claiming a browser: no mismatch to speak of.
+        assert!(
+            !header_signals(&requests, v11, b"python-requests/2.32", false, false)
+                .contains(Signal::HeaderMismatch)
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //!   fetches, refusals, sticky flags (honeypot, robots ignored);
 //! - addresses, keyed by IP and by its /24 (IPv4) or /64 (IPv6): page rates,
 //!   so that rotating user agents or addresses in one network does not reset
-//!   the count.
+//!   the count;
+//! - header fingerprints, whatever the address: page rate, assets, addresses
+//!   and baseline ([`super::fingerprint`]), so that a fleet spread over many
+//!   addresses is one client.
 //!
 //! Keys are 64-bit keyed hashes (SipHash, random key per process): fixed size,
 //! no allocation, and a client cannot aim at another's slot. Rates are sliding
@@ -20,6 +23,7 @@ use std::net::IpAddr;
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
+use super::fingerprint::{self, FingerprintState};
 use super::signals::{PathClass, Signal, SignalSet};
 use super::Settings;
 
@@ -32,6 +36,7 @@ pub enum RateKind {
     Client,
     Ip,
     Subnet,
+    Fingerprint,
 }
 
 impl RateKind {
@@ -40,6 +45,7 @@ impl RateKind {
             RateKind::Client => "c",
             RateKind::Ip => "ip",
             RateKind::Subnet => "net",
+            RateKind::Fingerprint => "fp",
         }
     }
 }
@@ -163,6 +169,8 @@ pub struct Observation<'a> {
     pub robots_served: Option<u32>,
     /// A declared agent whose identity is verified.
     pub verified_agent: bool,
+    /// The request's header fingerprint, when it is tracked.
+    pub fingerprint: Option<u64>,
 }
 
 /// What the tracker concluded for one request.
@@ -175,6 +183,8 @@ pub struct Assessment {
     pub client: u64,
     /// Pages in the sliding window for this IP + UA.
     pub page_rate: u32,
+    /// The header fingerprint it was counted under, if any.
+    pub fingerprint: Option<u64>,
 }
 
 /// A page count to add to the shared store.
@@ -187,10 +197,18 @@ pub struct SharedIncrement {
     pub window: u32,
 }
 
+/// One header fingerprint: its (shareable) page rate and the rest.
+#[derive(Debug, Clone, Copy)]
+struct FingerprintEntry {
+    rate: Rate,
+    state: FingerprintState,
+}
+
 /// The per-client state of the whole proxy. Lives across config reloads.
 pub struct Tracker {
     clients: Cache<u64, ClientState>,
     addrs: Cache<u64, Rate>,
+    fingerprints: Cache<u64, FingerprintEntry>,
     hasher: std::hash::RandomState,
 }
 
@@ -199,6 +217,7 @@ impl std::fmt::Debug for Tracker {
         f.debug_struct("Tracker")
             .field("clients", &self.clients.len())
             .field("addrs", &self.addrs.len())
+            .field("fingerprints", &self.fingerprints.len())
             .finish()
     }
 }
@@ -218,10 +237,20 @@ impl Tracker {
     /// A tracker for up to `max_clients` IP + user agent pairs (and as many
     /// addresses and networks).
     pub fn new(max_clients: usize) -> Self {
+        Self::sized(max_clients, max_clients.min(65_536))
+    }
+
+    /// A tracker sized by the `[behaviour]` settings.
+    pub fn for_settings(s: &Settings) -> Self {
+        Self::sized(s.max_clients, s.fingerprint.max_fingerprints)
+    }
+
+    fn sized(max_clients: usize, max_fingerprints: usize) -> Self {
         let max = max_clients.max(16);
         Self {
             clients: Cache::new(max),
             addrs: Cache::new(max),
+            fingerprints: Cache::new(max_fingerprints.max(16)),
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -318,6 +347,11 @@ impl Tracker {
                 }
             }
         }
+        if let Some(fp) = o.fingerprint.filter(|_| s.fingerprint.enabled) {
+            if self.fingerprint_spikes(s, o, fp, page, media_or_asset, shared.as_deref_mut()) {
+                signals.insert(Signal::FingerprintSpike);
+            }
+        }
         let now = o.clock.now_secs;
         let step = |c: &mut ClientState| {
             c.rate.roll(o.clock.window);
@@ -388,7 +422,69 @@ impl Tracker {
             robots: (state.robots_at != 0).then_some((state.robots_at, state.robots_version)),
             client,
             page_rate,
+            fingerprint: o.fingerprint.filter(|_| s.fingerprint.enabled),
         }
+    }
+
+    /// Counts the request in its fingerprint and says whether it spikes.
+    fn fingerprint_spikes<'f>(
+        &self,
+        s: &Settings,
+        o: &Observation<'_>,
+        fp: u64,
+        page: bool,
+        asset: bool,
+        shared: Option<&mut (dyn FnMut(SharedIncrement) + 'f)>,
+    ) -> bool {
+        let seen = fingerprint::Seen {
+            window: o.clock.window,
+            page,
+            asset,
+            addr_hash: self.key(3, o.ip, b""),
+        };
+        let shared_on = shared.is_some();
+        let step = |e: &mut FingerprintEntry| {
+            let done = if e.rate.window != o.clock.window {
+                e.rate.cur
+            } else {
+                0
+            };
+            e.state.add(&seen, done);
+            e.rate.roll(o.clock.window);
+            if page {
+                e.rate.add_page(shared_on);
+            }
+            let pages = e.rate.estimate(o.clock.window, o.clock.frac_left);
+            e.state.spikes(&s.fingerprint, pages, o.clock.frac_left)
+        };
+        let spikes = match self
+            .fingerprints
+            .entry(&fp, None, |_, e| EntryAction::Retain(step(e)))
+        {
+            EntryResult::Retained(spikes) => spikes,
+            EntryResult::Vacant(guard) => {
+                let mut e = FingerprintEntry {
+                    rate: Rate {
+                        window: o.clock.window,
+                        ..Rate::default()
+                    },
+                    state: FingerprintState::new(o.clock.window),
+                };
+                let spikes = step(&mut e);
+                let _ = guard.insert(e);
+                spikes
+            }
+            _ => false,
+        };
+        if let (Some(send), true) = (shared, page) {
+            send(SharedIncrement {
+                kind: RateKind::Fingerprint,
+                local_key: fp,
+                shared_key: format!("rempart:{}:{}:fp:{fp:016x}", s.window_ms, o.clock.window),
+                window: o.clock.window,
+            });
+        }
+        spikes
     }
 
     /// Records that the client took a path robots.txt disallowed for it.
@@ -425,6 +521,12 @@ impl Tracker {
                     EntryAction::Retain(())
                 });
             }
+            RateKind::Fingerprint => {
+                let _ = self.fingerprints.entry(&key, None, |_, e| {
+                    e.rate.apply_shared(window, total, flushed);
+                    EntryAction::Retain(())
+                });
+            }
         }
     }
 
@@ -432,7 +534,8 @@ impl Tracker {
     pub fn memory_used(&self) -> usize {
         let c = self.clients.memory_used();
         let a = self.addrs.memory_used();
-        c.entries + c.map + a.entries + a.map
+        let f = self.fingerprints.memory_used();
+        c.entries + c.map + a.entries + a.map + f.entries + f.map
     }
 }
 
@@ -462,6 +565,7 @@ mod tests {
             honeypot: false,
             robots_served: None,
             verified_agent: false,
+            fingerprint: None,
         }
     }
 

@@ -63,7 +63,7 @@ pub struct LocalState {
 impl LocalState {
     pub fn new(snap: &Snapshot) -> Self {
         Self {
-            tracker: Tracker::new(snap.behaviour.max_clients),
+            tracker: Tracker::for_settings(&snap.behaviour),
             published: Published::new(None),
             directories: Arc::new(KeyDirectories::default()),
             rdns: None,

@@ -65,7 +65,13 @@ pub fn behaviour(
         header_signals: if req.replayed {
             SignalSet::EMPTY
         } else {
-            header_signals(req.headers, req.version, req.user_agent, req.secure)
+            header_signals(
+                req.headers,
+                req.version,
+                req.user_agent,
+                req.secure,
+                identity.kind == IdentityKind::Browser,
+            )
         },
         robots_served: robots_served.as_deref(),
         builtin: document.is_some(),

@@ -123,6 +123,7 @@ pub fn request_record(
         }),
         score: o.conduct.score,
         signals: signal_names(o.conduct.signals),
+        fingerprint: o.conduct.fingerprint.map(|f| format!("{f:016x}")),
         reservation: reservation(snap, kept.host.as_deref(), &kept.path),
         robots_txt: robots,
         truncated: kept.truncated.clone(),

@@ -153,6 +153,7 @@ mod tests {
             log_only: None,
             score: 0,
             signals: vec![],
+            fingerprint: None,
             reservation: None,
             robots_txt: None,
             truncated: kept.truncated,

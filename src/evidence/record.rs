@@ -77,6 +77,10 @@ pub struct RequestRecord {
     pub log_only: Option<Shadow>,
     pub score: u16,
     pub signals: Vec<String>,
+    /// The request's header fingerprint (hex): links the records of one
+    /// client spread over many addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub reservation: Option<ReservationInForce>,
     pub robots_txt: Option<RobotsFetch>,
     /// Client-supplied fields cut to [`MAX_FIELD`] bytes in this record, with

@@ -162,7 +162,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         server.add_service(service);
     }
     let snap = shared.load_full();
-    let tracker = Arc::new(Tracker::new(snap.behaviour.max_clients));
+    let tracker = Arc::new(Tracker::for_settings(&snap.behaviour));
     let shared_store = match snap.behaviour.store {
         Store::Redis if snap.behaviour.enabled => Some(SharedStore::start(
             &snap.behaviour.redis_url,

@@ -86,16 +86,18 @@ pub struct ProxyParts {
 
 impl RempartProxy {
     pub fn new(snapshot: SharedSnapshot, parts: ProxyParts) -> Self {
-        let max = snapshot.load().behaviour.max_clients;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32);
+        let tracker = parts
+            .tracker
+            .unwrap_or_else(|| Arc::new(Tracker::for_settings(&snapshot.load().behaviour)));
         Self {
             snapshot,
             origin_robots: parts.origin_robots,
             meter: parts.meter,
             directories: Arc::new(KeyDirectories::default()),
-            tracker: parts.tracker.unwrap_or_else(|| Arc::new(Tracker::new(max))),
+            tracker,
             shared: parts.shared,
             published: parts
                 .published

@@ -9,6 +9,7 @@
 //! request: the fields borrow from the head.
 
 pub mod client;
+pub mod fingerprint;
 pub mod target;
 
 use std::borrow::Cow;
@@ -155,6 +156,8 @@ pub struct Request<'a> {
     pub signed: bool,
     /// `Accept`, `Accept-Language` and the price bids.
     pub negotiation: Negotiation<'a>,
+    /// What the client's HTTP stack looks like, whatever its address.
+    pub fingerprint: fingerprint::Fingerprint,
     pub now_ms: u64,
     pub replayed: bool,
 }
@@ -224,6 +227,11 @@ impl<'a> Request<'a> {
             user_agent: user_agent.unwrap_or_default(),
             authorization: seen.authorization,
             signed: seen.signed,
+            fingerprint: seen.shape.finish(
+                r.version,
+                user_agent.unwrap_or_default(),
+                seen.negotiation.accept_language,
+            ),
             negotiation: seen.negotiation,
             now_ms: r.now_ms,
             replayed: r.replayed,
@@ -315,6 +323,7 @@ struct Seen<'h> {
     authorization: Option<&'h [u8]>,
     signed: bool,
     negotiation: Negotiation<'h>,
+    shape: fingerprint::Shape<'h>,
     bytes: usize,
 }
 
@@ -331,13 +340,17 @@ impl<'h> Seen<'h> {
     /// One pass, instead of a hashed lookup per header: a request has few
     /// fields, and the standard names compare as small integers.
     fn scan(headers: &'h http::HeaderMap) -> Result<Self, Malformed> {
-        use http::header::{ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, HOST, USER_AGENT};
+        use fingerprint::Ordered;
+        use http::header::{
+            ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONNECTION, HOST, USER_AGENT,
+        };
         let mut seen = Seen {
             user_agent: None,
             host: None,
             authorization: None,
             signed: false,
             negotiation: Negotiation::default(),
+            shape: fingerprint::Shape::default(),
             bytes: 0,
         };
         let first = |slot: &mut &'h [u8], value: &'h [u8]| {
@@ -354,14 +367,26 @@ impl<'h> Seen<'h> {
             };
             if *k == USER_AGENT {
                 once(&mut seen.user_agent, "user-agent")?;
+                seen.shape.saw(Ordered::UserAgent);
             } else if *k == HOST {
                 once(&mut seen.host, "host")?;
             } else if *k == AUTHORIZATION {
                 seen.authorization.get_or_insert(value);
             } else if *k == ACCEPT {
                 first(&mut seen.negotiation.accept, value);
+                seen.shape.saw(Ordered::Accept);
             } else if *k == ACCEPT_LANGUAGE {
                 first(&mut seen.negotiation.accept_language, value);
+                seen.shape.saw(Ordered::AcceptLanguage);
+            } else if *k == ACCEPT_ENCODING {
+                first(&mut seen.shape.accept_encoding, value);
+                seen.shape.saw(Ordered::AcceptEncoding);
+            } else if *k == CONNECTION {
+                seen.shape.saw(Ordered::Connection);
+            } else if k.as_str().starts_with("sec-") {
+                let name = k.as_str();
+                seen.shape.client_hints |= name.starts_with("sec-ch-ua");
+                seen.shape.fetch_metadata |= name.starts_with("sec-fetch-");
             } else if *k == names::SIGNATURE_INPUT {
                 seen.signed = true;
             } else if *k == names::CRAWLER_MAX_PRICE {

@@ -5,9 +5,13 @@
 //! module merges them, validates them against the loaded range files, and
 //! compiles the user-agent tokens into one automaton ([`matcher`]).
 
+pub mod diff;
 pub mod file;
+pub mod fold;
 pub mod import;
 pub mod matcher;
+pub mod sources;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

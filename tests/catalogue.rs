@@ -341,3 +341,31 @@ fn every_ai_agent_of_every_list_is_caught() {
     eprintln!("AI entries, user agents tried: {counts:?}");
     assert!(misses.is_empty(), "{} missed:\n{}", misses.len(), misses.join("\n"));
 }
+
+#[test]
+fn bots_that_no_list_names_are_declared_by_what_they_say() {
+    let snap = shipped();
+    let cases: &[(&str, Purpose, rempart::model::Action)] = &[
+        // Names an AI operator's domain: its purpose, so the licensing offer.
+        ("Mozilla/5.0 (compatible; NovelThing/0.1; +https://chatgpt.com/novelthing)", Purpose::AiTraining, rempart::model::Action::Offer),
+        ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Fresh-Agent/1.0; fresh-agent@anthropic.com)", Purpose::AiTraining, rempart::model::Action::Offer),
+        ("Answerer/2.0 (+https://docs.perplexity.ai/new)", Purpose::AiSearch, rempart::model::Action::Offer),
+        // Calls itself a bot, or gives a contact URL: other-bot, let through by the shipped policy.
+        ("Mozilla/5.0 (compatible; ZqxAcmeBot/1.0)", Purpose::OtherBot, rempart::model::Action::Allow),
+        ("zqx-crawler/0.3", Purpose::OtherBot, rempart::model::Action::Allow),
+        ("ZqxSpider/1.0", Purpose::OtherBot, rempart::model::Action::Allow),
+        ("zqx fetcher", Purpose::OtherBot, rempart::model::Action::Allow),
+        ("Mozilla/5.0 (compatible; Zqx/2.0; +http://zqx.example/about)", Purpose::OtherBot, rempart::model::Action::Allow),
+    ];
+    for (ua, purpose, action) in cases {
+        let id = identify(&snap, ua, "203.0.113.10");
+        assert_eq!(id.agent, None, "{ua}: no list names it");
+        assert_eq!(
+            (id.kind, id.purpose, id.verification),
+            (IdentityKind::Declared, Some(*purpose), Verification::Unverifiable),
+            "{ua}"
+        );
+        assert_eq!(id.agent_name(&snap.catalogue), Some("unknown-bot"));
+        assert_eq!(decide(&snap, ua, "203.0.113.10"), *action, "{ua}");
+    }
+}

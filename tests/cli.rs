@@ -425,3 +425,22 @@ fn classify_replays_a_log_with_behaviour_state_across_lines() {
     );
     assert!(err.contains("27 requests classified"), "{err}");
 }
+
+#[test]
+fn classify_shows_a_self_declared_bot_as_unknown_bot() {
+    let (code, stdout, err) = run_cli(
+        &[
+            "classify", "--ua",
+            "Mozilla/5.0 (compatible; NovelThing/0.1; +https://mistral.ai/novelthing)",
+            "--ip", "203.0.113.7",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["identity"], "declared");
+    assert_eq!(v["agent"], "unknown-bot");
+    assert_eq!(v["purpose"], "ai-training");
+    assert_eq!(v["verification"], "unverifiable");
+    assert_eq!(v["action"], "offer");
+}

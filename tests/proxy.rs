@@ -296,7 +296,8 @@ fn hostile_requests_get_defined_answers() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
 
-    // A non-UTF-8 user agent: unknown client, forwarded byte for byte.
+    // A non-UTF-8 user agent, forwarded byte for byte (it says `bot`: a
+    // self-declared bot, let through like any other-bot).
     let raw_origin = RawOrigin::start();
     let byte_proxy = Proxy::start(&raw_origin.url());
     let r = byte_proxy.raw(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: \xff\xfe\xc3(bot\r\n\r\n");
@@ -309,7 +310,7 @@ fn hostile_requests_get_defined_answers() {
     );
     assert_eq!(
         byte_proxy
-            .metric(r#"rempart_requests_total{action="allow",purpose="none",verification="none"}"#),
+            .metric(r#"rempart_requests_total{action="allow",purpose="other-bot",verification="unverifiable"}"#),
         1.0
     );
     // A non-UTF-8 user agent naming GPTBot is still GPTBot.

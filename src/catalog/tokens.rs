@@ -23,6 +23,12 @@ const BROWSER_WORDS: &[&str] = &[
     "opr", "trident", "msie", "webkit", "google", "yahoo", "microsoft", "apple", "facebook",
     "instagram", "samsung", "huawei", "xiaomi", "tv", "smart-tv", "bot", "crawler", "spider",
     "http", "https", "www", "com", "the", "web", "search", "cubot",
+    // Browsers and in-app browsers that name themselves in their user agent
+    // (Amazon's Silk on Kindle and Fire TV, messengers, social and desktop apps).
+    "silk", "whale", "puffin", "vivaldi", "brave", "yabrowser", "ucbrowser", "qqbrowser", "line",
+    "kakaotalk", "micromessenger", "snapchat", "pinterest", "twitter", "tiktok", "viber",
+    "telegram", "tumblr", "discord", "slack", "teams", "spotify", "electron", "steam", "outlook",
+    "thunderbird", "zoom", "gsa", "duckduckgo", "ecosia", "quark", "baiduboxapp", "sonic",
 ];
 
 /// Why a pattern gave no token (counted in the import summary).

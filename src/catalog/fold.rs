@@ -55,6 +55,8 @@ impl Known {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub entries: usize,
+    /// Entries the list itself gives an AI purpose.
+    pub ai_entries: usize,
     pub agents: usize,
     /// Entries that joined an agent of a file merged before.
     pub joined: usize,
@@ -70,8 +72,8 @@ impl Summary {
     pub fn line(&self) -> String {
         let skipped: usize = self.skipped.values().sum();
         let mut s = format!(
-            "{} entries read: {} agents written ({} AI, {} merged into agents of earlier files), {} folded into another entry, {} tokens owned by other agents left out, {} entries skipped",
-            self.entries, self.agents, self.ai, self.joined, self.folded, self.tokens_owned_elsewhere, skipped
+            "{} entries read ({} of them AI): {} agents written ({} new with an AI purpose, {} merged into agents of earlier files), {} folded into another entry, {} tokens owned by other agents left out, {} entries skipped",
+            self.entries, self.ai_entries, self.agents, self.ai, self.joined, self.folded, self.tokens_owned_elsewhere, skipped
         );
         for (reason, n) in &self.skipped {
             s.push_str(&format!("\n  skipped {n}: {reason}"));
@@ -84,6 +86,7 @@ impl Summary {
 pub fn fold(read: Read, known: &Known, provenance: &str) -> (CatalogFile, Summary) {
     let mut summary = Summary {
         entries: read.entries,
+        ai_entries: read.candidates.iter().filter(|c| c.purpose.is_ai()).count(),
         skipped: read.skipped,
         ..Summary::default()
     };

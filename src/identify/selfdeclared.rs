@@ -144,9 +144,13 @@ fn has_contact_url(ua: &[u8]) -> bool {
 
 /// A run of letters and digits that is or ends in a bot word.
 fn has_bot_word(ua: &[u8]) -> bool {
+    // Compared in place: no allocation on the request path.
+    let ends_with = |word: &[u8], end: &[u8]| {
+        word.len() >= end.len() && word[word.len() - end.len()..].eq_ignore_ascii_case(end)
+    };
     ua.split(|b| !b.is_ascii_alphanumeric()).any(|word| {
-        let lower = word.to_ascii_lowercase();
-        BOT_WORDS.iter().any(|w| lower.ends_with(w)) && !NOT_BOTS.iter().any(|n| lower == *n)
+        BOT_WORDS.iter().any(|w| ends_with(word, w))
+            && !NOT_BOTS.iter().any(|n| word.eq_ignore_ascii_case(n))
     })
 }
 

@@ -584,7 +584,8 @@ fn import_list(
         .iter()
         .map(|p| config.resolve(p))
         .collect();
-    let output = output.unwrap_or_else(|| config.resolve(std::path::Path::new(&format!("agents/{source}.toml"))));
+    let output = output
+        .unwrap_or_else(|| config.resolve(std::path::Path::new(&format!("agents/{source}.toml"))));
     let known = import::known_for(list, &files)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
@@ -613,7 +614,10 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             config,
             output,
             provenance,
-        } => (import_list(&source, &path, &config, output, provenance)?, None),
+        } => (
+            import_list(&source, &path, &config, output, provenance)?,
+            None,
+        ),
         CatalogCommand::ImportAiRobots {
             path,
             output,
@@ -646,7 +650,10 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: cannot read", against.display()))?;
         let committed: rempart::catalog::file::CatalogFile =
             rempart::config::located::parse_toml(&against, &text)?;
-        print!("{}", rempart::catalog::diff::diff(&committed, &imported.file));
+        print!(
+            "{}",
+            rempart::catalog::diff::diff(&committed, &imported.file)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::write(&imported.output, &imported.text)

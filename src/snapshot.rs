@@ -153,7 +153,12 @@ impl Snapshot {
         let bindings = compile_bindings(config, &catalogue)?;
         let upstream = resolve_upstream(config, opts)?;
         let mut hashed = agent_files.clone();
-        hashed.extend(raw.catalog.operator_domains.iter().map(|p| config.resolve(p)));
+        hashed.extend(
+            raw.catalog
+                .operator_domains
+                .iter()
+                .map(|p| config.resolve(p)),
+        );
         if let Some(t) = &raw.tls {
             hashed.push(config.resolve(&t.cert_file));
             hashed.push(config.resolve(&t.key_file));

@@ -262,8 +262,12 @@ const NOT_AI_BY_CURATION: &[&str] = &[
 ];
 
 fn source_file(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents/sources").join(path))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/agents/sources")
+            .join(path),
+    )
+    .unwrap()
 }
 
 /// Whether the shipped config catches `ua` as an AI agent: declared with an
@@ -297,7 +301,11 @@ fn caught_as_ai(snap: &Snapshot, ua: &str, robots: &str) -> Result<(), String> {
                 && rempart::catalog::tokens::names(&a.name, ua)
                 && robots.contains(&format!("user-agent: {}\n", a.name.to_ascii_lowercase()))
         });
-        if robots_only { Ok(()) } else { Err(e) }
+        if robots_only {
+            Ok(())
+        } else {
+            Err(e)
+        }
     })
 }
 
@@ -316,7 +324,11 @@ fn every_ai_agent_of_every_list_is_caught() {
         serde_json::from_str(&source_file("crawler-user-agents/crawler-user-agents.json")).unwrap();
     let ai: Vec<&serde_json::Value> = cua
         .iter()
-        .filter(|e| e["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "ai-crawler")))
+        .filter(|e| {
+            e["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "ai-crawler"))
+        })
         .collect();
     let mut instances = 0;
     for e in &ai {
@@ -328,7 +340,8 @@ fn every_ai_agent_of_every_list_is_caught() {
     counts.push(("crawler-user-agents", ai.len(), instances));
 
     // device-detector: a user agent from each AI entry's literals (its name where the pattern has none).
-    let dd: Vec<serde_yaml::Value> = serde_yaml::from_str(&source_file("device-detector/bots.yml")).unwrap();
+    let dd: Vec<serde_yaml::Value> =
+        serde_yaml::from_str(&source_file("device-detector/bots.yml")).unwrap();
     let ai: Vec<&serde_yaml::Value> = dd
         .iter()
         .filter(|e| e["category"].as_str().is_some_and(|c| c.starts_with("AI ")))
@@ -345,7 +358,8 @@ fn every_ai_agent_of_every_list_is_caught() {
     counts.push(("device-detector", ai.len(), uas));
 
     // ai-crawler-index: its user-agent token of each AI category.
-    let aci: serde_json::Value = serde_json::from_str(&source_file("ai-crawler-index/data.json")).unwrap();
+    let aci: serde_json::Value =
+        serde_json::from_str(&source_file("ai-crawler-index/data.json")).unwrap();
     let ai_categories = aci["ai_categories"].as_array().unwrap();
     let ai: Vec<&serde_json::Value> = aci["crawlers"]
         .as_array()
@@ -356,13 +370,22 @@ fn every_ai_agent_of_every_list_is_caught() {
     for c in &ai {
         // Control tokens have no user agent of their own: `ua` says so, `robots_token` names them.
         let ua = c["ua"].as_str().unwrap();
-        let token = if ua.starts_with('(') { c["robots_token"].as_str().unwrap() } else { ua };
+        let token = if ua.starts_with('(') {
+            c["robots_token"].as_str().unwrap()
+        } else {
+            ua
+        };
         misses.extend(caught_as_ai(&snap, &synthetic(token), &robots).err());
     }
     counts.push(("ai-crawler-index", ai.len(), ai.len()));
 
     eprintln!("AI entries, user agents tried: {counts:?}");
-    assert!(misses.is_empty(), "{} missed:\n{}", misses.len(), misses.join("\n"));
+    assert!(
+        misses.is_empty(),
+        "{} missed:\n{}",
+        misses.len(),
+        misses.join("\n")
+    );
 }
 
 #[test]
@@ -385,7 +408,11 @@ fn bots_that_no_list_names_are_declared_by_what_they_say() {
         assert_eq!(id.agent, None, "{ua}: no list names it");
         assert_eq!(
             (id.kind, id.purpose, id.verification),
-            (IdentityKind::Declared, Some(*purpose), Verification::Unverifiable),
+            (
+                IdentityKind::Declared,
+                Some(*purpose),
+                Verification::Unverifiable
+            ),
             "{ua}"
         );
         assert_eq!(id.agent_name(&snap.catalogue), Some("unknown-bot"));

@@ -231,9 +231,18 @@ fn import_ai_robots_reproduces_the_shipped_catalogue() {
 /// The raw list each generated file comes from.
 const LISTS: &[(&str, &str)] = &[
     ("ai-robots", "config/agents/ai.robots.txt/robots.json"),
-    ("crawler-user-agents", "config/agents/sources/crawler-user-agents/crawler-user-agents.json"),
-    ("device-detector", "config/agents/sources/device-detector/bots.yml"),
-    ("ai-crawler-index", "config/agents/sources/ai-crawler-index/data.json"),
+    (
+        "crawler-user-agents",
+        "config/agents/sources/crawler-user-agents/crawler-user-agents.json",
+    ),
+    (
+        "device-detector",
+        "config/agents/sources/device-detector/bots.yml",
+    ),
+    (
+        "ai-crawler-index",
+        "config/agents/sources/ai-crawler-index/data.json",
+    ),
 ];
 
 /// The provenance a generated file's first line records (`... from PROVENANCE.`).
@@ -253,9 +262,15 @@ fn every_generated_file_is_what_import_makes_of_its_committed_list() {
         let provenance = provenance_of(&shipped);
         let (code, stdout, err) = run_cli(
             &[
-                "catalog", "import", "--source", source, list,
-                "--output", &out.display().to_string(),
-                "--provenance", &provenance,
+                "catalog",
+                "import",
+                "--source",
+                source,
+                list,
+                "--output",
+                &out.display().to_string(),
+                "--provenance",
+                &provenance,
             ],
             None,
         );
@@ -268,12 +283,23 @@ fn every_generated_file_is_what_import_makes_of_its_committed_list() {
         );
         // And a diff against the committed file finds nothing to do.
         let (code, stdout, err) = run_cli(
-            &["catalog", "diff", "--source", source, list, "--provenance", &provenance],
+            &[
+                "catalog",
+                "diff",
+                "--source",
+                source,
+                list,
+                "--provenance",
+                &provenance,
+            ],
             None,
         );
         assert_eq!(code, 0, "{err}");
         let last = stdout.lines().last().unwrap_or("");
-        assert!(last.starts_with("0 added, 0 removed, 0 changed, "), "{source}: {stdout}");
+        assert!(
+            last.starts_with("0 added, 0 removed, 0 changed, "),
+            "{source}: {stdout}"
+        );
     }
 }
 
@@ -288,7 +314,13 @@ fn catalog_diff_shows_what_a_refresh_changes() {
     )
     .unwrap();
     let (code, stdout, err) = run_cli(
-        &["catalog", "diff", "--source", "crawler-user-agents", &list.display().to_string()],
+        &[
+            "catalog",
+            "diff",
+            "--source",
+            "crawler-user-agents",
+            &list.display().to_string(),
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");
@@ -297,9 +329,17 @@ fn catalog_diff_shows_what_a_refresh_changes() {
         "{stdout}"
     );
     // Everything the two-entry list no longer names would go.
-    assert!(stdout.lines().filter(|l| l.starts_with("- ")).count() > 1000, "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("- ")).count() > 1000,
+        "{stdout}"
+    );
     let last = stdout.lines().last().unwrap();
-    assert!(last.starts_with("1 added, ") && last.contains(" removed, ") && last.ends_with(" unchanged"), "{last}");
+    assert!(
+        last.starts_with("1 added, ")
+            && last.contains(" removed, ")
+            && last.ends_with(" unchanged"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -430,9 +470,11 @@ fn classify_replays_a_log_with_behaviour_state_across_lines() {
 fn classify_shows_a_self_declared_bot_as_unknown_bot() {
     let (code, stdout, err) = run_cli(
         &[
-            "classify", "--ua",
+            "classify",
+            "--ua",
             "Mozilla/5.0 (compatible; NovelThing/0.1; +https://mistral.ai/novelthing)",
-            "--ip", "203.0.113.7",
+            "--ip",
+            "203.0.113.7",
         ],
         None,
     );

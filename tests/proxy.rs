@@ -420,7 +420,10 @@ fn a_bot_no_list_names_is_counted_and_recorded_as_unknown_bot() {
         cfg.display()
     );
     let proxy = Proxy::start_edited(&origin.url(), "", &default_rules(), &[], &|text| {
-        text.replace(&format!("ranges_dir = \"{}/ipranges\"", cfg.display()), &domains)
+        text.replace(
+            &format!("ranges_dir = \"{}/ipranges\"", cfg.display()),
+            &domains,
+        )
     });
     // Names an AI operator's domain: the licensing offer, nothing for the origin.
     let ai = "Mozilla/5.0 (compatible; NovelThing/0.1; +https://chatgpt.com/novelthing)";
@@ -432,11 +435,15 @@ fn a_bot_no_list_names_is_counted_and_recorded_as_unknown_bot() {
     assert_eq!(r.status, 200);
     assert_eq!(origin.count(), 1);
     assert_eq!(
-        proxy.metric(r#"rempart_agent_requests_total{action="offer",agent="unknown-bot",operator="unknown"}"#),
+        proxy.metric(
+            r#"rempart_agent_requests_total{action="offer",agent="unknown-bot",operator="unknown"}"#
+        ),
         1.0
     );
     assert_eq!(
-        proxy.metric(r#"rempart_agent_requests_total{action="allow",agent="unknown-bot",operator="unknown"}"#),
+        proxy.metric(
+            r#"rempart_agent_requests_total{action="allow",agent="unknown-bot",operator="unknown"}"#
+        ),
         1.0
     );
     assert_eq!(

@@ -15,10 +15,7 @@ fn by_name(file: &CatalogFile) -> BTreeMap<String, &AgentEntry> {
 }
 
 fn tokens(a: &AgentEntry) -> Vec<String> {
-    let mut t: Vec<String> = a
-        .tokens
-        .clone()
-        .unwrap_or_else(|| vec![a.name.clone()]);
+    let mut t: Vec<String> = a.tokens.clone().unwrap_or_else(|| vec![a.name.clone()]);
     t.sort_by_key(|s| s.to_ascii_lowercase());
     t
 }
@@ -47,8 +44,14 @@ pub fn diff(committed: &CatalogFile, fresh: &CatalogFile) -> String {
         };
         let mut what = Vec::new();
         let (ta, tb) = (tokens(a), tokens(b));
-        let plus: Vec<&String> = ta.iter().filter(|t| !tb.iter().any(|u| u.eq_ignore_ascii_case(t))).collect();
-        let minus: Vec<&String> = tb.iter().filter(|t| !ta.iter().any(|u| u.eq_ignore_ascii_case(t))).collect();
+        let plus: Vec<&String> = ta
+            .iter()
+            .filter(|t| !tb.iter().any(|u| u.eq_ignore_ascii_case(t)))
+            .collect();
+        let minus: Vec<&String> = tb
+            .iter()
+            .filter(|t| !ta.iter().any(|u| u.eq_ignore_ascii_case(t)))
+            .collect();
         if !plus.is_empty() || !minus.is_empty() {
             let mut s = String::from("tokens");
             for t in plus {
@@ -108,12 +111,18 @@ mod tests {
         )
         .unwrap();
         let report = diff(&old, &new);
-        assert!(report.contains("+ D (tokens D; operator o; purpose tool)"), "{report}");
+        assert!(
+            report.contains("+ D (tokens D; operator o; purpose tool)"),
+            "{report}"
+        );
         assert!(report.contains("- C "), "{report}");
         assert!(
             report.contains("~ B: tokens +B2; operator o -> p; purpose seo -> ai-training"),
             "{report}"
         );
-        assert!(report.ends_with("1 added, 1 removed, 1 changed, 1 unchanged\n"), "{report}");
+        assert!(
+            report.ends_with("1 added, 1 removed, 1 changed, 1 unchanged\n"),
+            "{report}"
+        );
     }
 }

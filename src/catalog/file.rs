@@ -71,9 +71,7 @@ impl AgentEntry {
             source,
         } = other;
         if let Some(extra) = tokens {
-            let mine = self
-                .tokens
-                .get_or_insert_with(|| vec![self.name.clone()]);
+            let mine = self.tokens.get_or_insert_with(|| vec![self.name.clone()]);
             for t in extra {
                 if !mine.iter().any(|m| m.eq_ignore_ascii_case(&t)) {
                     mine.push(t);

@@ -212,7 +212,8 @@ mod tests {
     fn joins_known_agents_and_never_shares_a_token() {
         let mut known = Known::default();
         known.add(
-            &toml::from_str("[[agent]]\nname='GPTBot'\noperator='OpenAI'\npurpose='ai-training'\n").unwrap(),
+            &toml::from_str("[[agent]]\nname='GPTBot'\noperator='OpenAI'\npurpose='ai-training'\n")
+                .unwrap(),
             Side::Before,
         );
         known.add(
@@ -241,11 +242,28 @@ mod tests {
         );
         assert_eq!(gpt.operator, None, "the earlier list keeps its operator");
         assert_eq!(gpt.source.as_deref(), Some("list 1.0: tag"));
-        assert_eq!(file.agents[1].operator.as_deref(), Some("op"), "curated is merged over it");
+        assert_eq!(
+            file.agents[1].operator.as_deref(),
+            Some("op"),
+            "curated is merged over it"
+        );
         assert_eq!(
             file.agents[2].tokens.as_deref(),
-            Some(&["NewBot".to_string(), "NewBot-Image".to_string(), "NewBot-Video".to_string()][..])
+            Some(
+                &[
+                    "NewBot".to_string(),
+                    "NewBot-Image".to_string(),
+                    "NewBot-Video".to_string()
+                ][..]
+            )
         );
-        assert_eq!((summary.joined, summary.folded, summary.tokens_owned_elsewhere), (1, 1, 1));
+        assert_eq!(
+            (
+                summary.joined,
+                summary.folded,
+                summary.tokens_owned_elsewhere
+            ),
+            (1, 1, 1)
+        );
     }
 }

@@ -241,7 +241,11 @@ mod tests {
             bright.tokens.as_deref(),
             Some(&["Brightbot".to_string(), "Brightbot 1.0".to_string()][..])
         );
-        assert_eq!(file.agents[3].purpose, Some(Purpose::AiTraining), "research is no search");
+        assert_eq!(
+            file.agents[3].purpose,
+            Some(Purpose::AiTraining),
+            "research is no search"
+        );
         let meta = &file.agents[4];
         // Case variants are one token: matching is case-insensitive.
         assert_eq!(meta.tokens, None);

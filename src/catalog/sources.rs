@@ -182,7 +182,11 @@ fn crawler_user_agents(text: &str) -> Result<Read, ReadError> {
         match tokens::derive(&e.pattern, &e.instances) {
             Ok(tokens) => read.candidates.push(Candidate {
                 name: tokens[0].clone(),
-                operator: e.url.as_deref().and_then(host_of).unwrap_or_else(|| "unknown".into()),
+                operator: e
+                    .url
+                    .as_deref()
+                    .and_then(host_of)
+                    .unwrap_or_else(|| "unknown".into()),
                 purpose: purpose_from_tags(&e.tags, &e.description),
                 said: format!("tags {}", e.tags.join(",")),
                 tokens,
@@ -327,7 +331,11 @@ fn ai_crawler_index(text: &str) -> Result<Read, ReadError> {
         read.candidates.push(Candidate {
             name: e.name,
             tokens,
-            operator: if e.operator.trim().is_empty() { "unknown".into() } else { e.operator },
+            operator: if e.operator.trim().is_empty() {
+                "unknown".into()
+            } else {
+                e.operator
+            },
             purpose,
             said: format!("category {}", e.category),
         });
@@ -347,7 +355,10 @@ mod tests {
             .unwrap();
         assert_eq!(read.entries, 2);
         let c = &read.candidates[0];
-        assert_eq!((c.name.as_str(), c.operator.as_str(), c.purpose), ("GPTBot", "openai.com", Purpose::AiTraining));
+        assert_eq!(
+            (c.name.as_str(), c.operator.as_str(), c.purpose),
+            ("GPTBot", "openai.com", Purpose::AiTraining)
+        );
         assert_eq!(read.skipped.values().sum::<usize>(), 1);
     }
 
@@ -357,7 +368,10 @@ mod tests {
             .read("- regex: '(360Spider(?:-Image|-Video)?)'\n  name: '\\g<1>'\n  category: 'Search bot'\n- regex: 'GPTBot'\n  name: 'GPTBot'\n  category: 'AI Data Scraper'\n  producer:\n    name: 'OpenAI'\n")
             .unwrap();
         let names: Vec<&str> = read.candidates.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["360Spider-Image", "360Spider-Video", "360Spider", "GPTBot"]);
+        assert_eq!(
+            names,
+            ["360Spider-Image", "360Spider-Video", "360Spider", "GPTBot"]
+        );
         assert_eq!(read.candidates[3].operator, "OpenAI");
         assert_eq!(read.candidates[3].purpose, Purpose::AiTraining);
     }

@@ -17,22 +17,100 @@ use super::matcher::UaMatcher;
 /// Words of ordinary browser user agents (and words too vague to name one
 /// agent): a token equal to one of them would take browsers for bots.
 const BROWSER_WORDS: &[&str] = &[
-    "mozilla", "applewebkit", "khtml", "gecko", "like", "compatible", "chrome", "chromium",
-    "safari", "mobile", "android", "linux", "windows", "version", "firefox", "iphone", "ipad",
-    "macintosh", "mac", "intel", "x11", "win64", "wow64", "x64", "build", "edge", "edg", "opera",
-    "opr", "trident", "msie", "webkit", "google", "yahoo", "microsoft", "apple", "facebook",
-    "instagram", "samsung", "huawei", "xiaomi", "tv", "smart-tv", "bot", "crawler", "spider",
-    "http", "https", "www", "com", "the", "web", "search", "cubot",
+    "mozilla",
+    "applewebkit",
+    "khtml",
+    "gecko",
+    "like",
+    "compatible",
+    "chrome",
+    "chromium",
+    "safari",
+    "mobile",
+    "android",
+    "linux",
+    "windows",
+    "version",
+    "firefox",
+    "iphone",
+    "ipad",
+    "macintosh",
+    "mac",
+    "intel",
+    "x11",
+    "win64",
+    "wow64",
+    "x64",
+    "build",
+    "edge",
+    "edg",
+    "opera",
+    "opr",
+    "trident",
+    "msie",
+    "webkit",
+    "google",
+    "yahoo",
+    "microsoft",
+    "apple",
+    "facebook",
+    "instagram",
+    "samsung",
+    "huawei",
+    "xiaomi",
+    "tv",
+    "smart-tv",
+    "bot",
+    "crawler",
+    "spider",
+    "http",
+    "https",
+    "www",
+    "com",
+    "the",
+    "web",
+    "search",
+    "cubot",
     // Browsers and in-app browsers that name themselves in their user agent
     // (Amazon's Silk on Kindle and Fire TV, messengers, social and desktop apps).
-    "silk", "whale", "puffin", "vivaldi", "brave", "yabrowser", "ucbrowser", "qqbrowser", "line",
-    "kakaotalk", "micromessenger", "snapchat", "pinterest", "twitter", "tiktok", "viber",
-    "telegram", "tumblr", "discord", "slack", "teams", "spotify", "electron", "steam", "outlook",
-    "thunderbird", "zoom", "gsa", "duckduckgo", "ecosia", "quark", "baiduboxapp", "sonic",
+    "silk",
+    "whale",
+    "puffin",
+    "vivaldi",
+    "brave",
+    "yabrowser",
+    "ucbrowser",
+    "qqbrowser",
+    "line",
+    "kakaotalk",
+    "micromessenger",
+    "snapchat",
+    "pinterest",
+    "twitter",
+    "tiktok",
+    "viber",
+    "telegram",
+    "tumblr",
+    "discord",
+    "slack",
+    "teams",
+    "spotify",
+    "electron",
+    "steam",
+    "outlook",
+    "thunderbird",
+    "zoom",
+    "gsa",
+    "duckduckgo",
+    "ecosia",
+    "quark",
+    "baiduboxapp",
+    "sonic",
 ];
 
 /// Why a pattern gave no token (counted in the import summary).
-pub const NOT_LITERAL: &str = "pattern is not a small set of literals and no instance gives a whole-word token";
+pub const NOT_LITERAL: &str =
+    "pattern is not a small set of literals and no instance gives a whole-word token";
 pub const UNSAFE: &str = "every literal of the pattern is a browser word or too short";
 
 /// Strips the edges that are not letters or digits (`Googlebot/` → `Googlebot`).
@@ -60,7 +138,10 @@ pub fn is_safe(token: &str) -> bool {
 
 /// The strings a pattern matches, when that is a small finite set.
 pub fn literals(pattern: &str) -> Option<Vec<String>> {
-    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
     let mut extractor = Extractor::new();
     extractor
         .kind(ExtractKind::Prefix)
@@ -95,7 +176,11 @@ fn word_at(pattern: &regex::Regex, ua: &str) -> Option<String> {
     let m = pattern.find(ua)?;
     let bytes = ua.as_bytes();
     let (mut start, mut end) = (m.start(), m.end());
-    while start > 0 && is_word_byte(bytes[start - 1]) && start < bytes.len() && is_word_byte(bytes[start]) {
+    while start > 0
+        && is_word_byte(bytes[start - 1])
+        && start < bytes.len()
+        && is_word_byte(bytes[start])
+    {
         start -= 1;
     }
     while end < bytes.len() && end > 0 && is_word_byte(bytes[end - 1]) && is_word_byte(bytes[end]) {
@@ -126,7 +211,11 @@ pub fn derive(pattern: &str, instances: &[String]) -> Result<Vec<String>, &'stat
         for lit in lits.iter().filter(|l| is_safe(l)) {
             push_unique(&mut tokens, lit);
         }
-        return if tokens.is_empty() { Err(UNSAFE) } else { Ok(tokens) };
+        return if tokens.is_empty() {
+            Err(UNSAFE)
+        } else {
+            Ok(tokens)
+        };
     }
     let compiled = regex::Regex::new(pattern).ok();
     for ua in instances {
@@ -166,15 +255,31 @@ mod tests {
     fn instances_widen_and_check_tokens() {
         let got = derive("Aboundex", &["Aboundexbot/0.3 (+http://x)".into()]).unwrap();
         assert_eq!(got, ["Aboundexbot"]);
-        let got = derive(r"[a-z]+-crawler\/", &["Mozilla/5.0 (compatible; acme-crawler/1.0)".into()]).unwrap();
+        let got = derive(
+            r"[a-z]+-crawler\/",
+            &["Mozilla/5.0 (compatible; acme-crawler/1.0)".into()],
+        )
+        .unwrap();
         assert_eq!(got, ["acme-crawler"]);
-        assert_eq!(derive("^Mozilla.*Chrome", &["Mozilla/5.0 Chrome/1".into()]), Err(NOT_LITERAL));
+        assert_eq!(
+            derive("^Mozilla.*Chrome", &["Mozilla/5.0 Chrome/1".into()]),
+            Err(NOT_LITERAL)
+        );
         assert_eq!(derive("Mobile", &[]), Err(UNSAFE));
     }
 
     #[test]
     fn browser_words_are_never_tokens() {
-        for t in ["Mozilla", "Chrome", "Mobile Safari", "bot", "12.0", "x", "(foo)", "Mozilla/5.0"] {
+        for t in [
+            "Mozilla",
+            "Chrome",
+            "Mobile Safari",
+            "bot",
+            "12.0",
+            "x",
+            "(foo)",
+            "Mozilla/5.0",
+        ] {
             assert!(!is_safe(t), "{t}");
         }
         assert!(!is_safe("Mozilla/5.0 (compatible"));

@@ -88,7 +88,8 @@ impl SelfDeclared {
             for d in &op.domains {
                 let ok = d.contains('.')
                     && d.len() >= 4
-                    && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                    && d.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
                 if !ok {
                     return Err(entry_error(path, &op.name, format!("bad domain {d:?}")));
                 }
@@ -126,7 +127,9 @@ impl SelfDeclared {
             let after = ua.get(m.end()).copied();
             let after_ok = match after {
                 None => true,
-                Some(b'.') => !ua.get(m.end() + 1).is_some_and(|b| b.is_ascii_alphanumeric()),
+                Some(b'.') => !ua
+                    .get(m.end() + 1)
+                    .is_some_and(|b| b.is_ascii_alphanumeric()),
                 Some(b) => !label(b),
             };
             (before_ok && after_ok).then(|| self.purposes[m.pattern().as_usize()])
@@ -183,7 +186,10 @@ mod tests {
             r.classify(b"Mozilla/5.0 (compatible; NewThing/0.1; +https://openai.com/newthing)"),
             Some(Purpose::AiTraining)
         );
-        assert_eq!(r.classify(b"Thing/1 (crawl@perplexity.ai)"), Some(Purpose::AiSearch));
+        assert_eq!(
+            r.classify(b"Thing/1 (crawl@perplexity.ai)"),
+            Some(Purpose::AiSearch)
+        );
     }
 
     #[test]
@@ -207,6 +213,9 @@ mod tests {
         let file: DomainsFile =
             toml::from_str("[[operator]]\nname='X'\npurpose='ai-training'\ndomains=['no spaces.com']\nsource='s'\n").unwrap();
         let err = SelfDeclared::compile(Path::new("d.toml"), &file).unwrap_err();
-        assert!(err.to_string().contains("d.toml: agent \"X\": bad domain"), "{err}");
+        assert!(
+            err.to_string().contains("d.toml: agent \"X\": bad domain"),
+            "{err}"
+        );
     }
 }

@@ -225,7 +225,7 @@ pub fn classify<'s>(
     let agent = o.identity.agent.map(|a| snap.catalogue.agent(a));
     VerdictLine {
         identity: o.identity.kind.as_str(),
-        agent: agent.map(|a| a.name.as_str()),
+        agent: o.identity.agent_name(&snap.catalogue),
         operator: agent.map(|a| a.operator.as_str()),
         purpose: o.identity.purpose.map(|p| p.as_str()),
         verification: o.identity.verification.as_str(),

@@ -101,7 +101,11 @@ impl Snapshot {
             .iter()
             .map(|p| config.resolve(p))
             .collect();
-        let catalogue = Catalogue::load(&agent_files, &ranges)?;
+        let mut catalogue = Catalogue::load(&agent_files, &ranges)?;
+        if let Some(path) = &raw.catalog.operator_domains {
+            let rule = crate::identify::selfdeclared::SelfDeclared::load(&config.resolve(path))?;
+            catalogue = catalogue.with_self_declared(rule);
+        }
         let policy = Policy::compile(&raw.rules, &catalogue).map_err(|e| {
             let key = if e.field.is_empty() {
                 format!("rules[{}]", e.rule)
@@ -149,12 +153,19 @@ impl Snapshot {
         let bindings = compile_bindings(config, &catalogue)?;
         let upstream = resolve_upstream(config, opts)?;
         let mut hashed = agent_files.clone();
+        hashed.extend(
+            raw.catalog
+                .operator_domains
+                .iter()
+                .map(|p| config.resolve(p)),
+        );
         if let Some(t) = &raw.tls {
             hashed.push(config.resolve(&t.cert_file));
             hashed.push(config.resolve(&t.key_file));
         }
         let hash = content_hash(config, &hashed, &ranges, &templates);
-        let agent_counters = AgentCounters::new(catalogue.agents().len());
+        // One slot more than agents: the bots that declare themselves unlisted.
+        let agent_counters = AgentCounters::new(catalogue.agents().len() + 1);
         Ok(Self {
             config_path: config.path.clone(),
             hash,

@@ -228,6 +228,127 @@ fn import_ai_robots_reproduces_the_shipped_catalogue() {
     );
 }
 
+/// The raw list each generated file comes from.
+const LISTS: &[(&str, &str)] = &[
+    ("ai-robots", "config/agents/ai.robots.txt/robots.json"),
+    (
+        "crawler-user-agents",
+        "config/agents/sources/crawler-user-agents/crawler-user-agents.json",
+    ),
+    (
+        "device-detector",
+        "config/agents/sources/device-detector/bots.yml",
+    ),
+    (
+        "ai-crawler-index",
+        "config/agents/sources/ai-crawler-index/data.json",
+    ),
+];
+
+/// The provenance a generated file's first line records (`... from PROVENANCE.`).
+fn provenance_of(generated: &str) -> String {
+    let first = generated.lines().next().unwrap();
+    let (_, rest) = first.split_once("` from ").unwrap();
+    rest.strip_suffix('.').unwrap().to_owned()
+}
+
+#[test]
+fn every_generated_file_is_what_import_makes_of_its_committed_list() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, list) in LISTS {
+        let shipped =
+            std::fs::read_to_string(repo().join(format!("config/agents/{source}.toml"))).unwrap();
+        let out = dir.path().join(format!("{source}.toml"));
+        let provenance = provenance_of(&shipped);
+        let (code, stdout, err) = run_cli(
+            &[
+                "catalog",
+                "import",
+                "--source",
+                source,
+                list,
+                "--output",
+                &out.display().to_string(),
+                "--provenance",
+                &provenance,
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{source}: {err}");
+        assert!(stdout.contains("entries read"), "{stdout}");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            shipped,
+            "{source}: the committed file has drifted from its list"
+        );
+        // And a diff against the committed file finds nothing to do.
+        let (code, stdout, err) = run_cli(
+            &[
+                "catalog",
+                "diff",
+                "--source",
+                source,
+                list,
+                "--provenance",
+                &provenance,
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let last = stdout.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("0 added, 0 removed, 0 changed, "),
+            "{source}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn catalog_diff_shows_what_a_refresh_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("crawler-user-agents.json");
+    std::fs::write(
+        &list,
+        r#"[{"pattern":"GPTBot","instances":["GPTBot/1.2"],"tags":["ai-crawler"],"description":"x"},
+            {"pattern":"NovelCrawlerBot","url":"https://novel.example/bot","instances":["NovelCrawlerBot/0.1"],"tags":["ai-crawler"],"description":"trains models"}]"#,
+    )
+    .unwrap();
+    let (code, stdout, err) = run_cli(
+        &[
+            "catalog",
+            "diff",
+            "--source",
+            "crawler-user-agents",
+            &list.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("+ NovelCrawlerBot (tokens NovelCrawlerBot; operator novel.example; purpose ai-training)"),
+        "{stdout}"
+    );
+    // Everything the two-entry list no longer names would go.
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("- ")).count() > 1000,
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("1 added, ")
+            && last.contains(" removed, ")
+            && last.ends_with(" unchanged"),
+        "{last}"
+    );
+}
+
+#[test]
+fn import_names_an_unknown_source() {
+    let (code, _, err) = run_cli(&["catalog", "import", "--source", "nope", "x.json"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown source \"nope\""), "{err}");
+}
+
 #[test]
 fn import_rejects_a_file_that_is_not_robots_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -343,4 +464,25 @@ fn classify_replays_a_log_with_behaviour_state_across_lines() {
         serde_json::json!(["robots-ignored", "honeypot"])
     );
     assert!(err.contains("27 requests classified"), "{err}");
+}
+
+#[test]
+fn classify_shows_a_self_declared_bot_as_unknown_bot() {
+    let (code, stdout, err) = run_cli(
+        &[
+            "classify",
+            "--ua",
+            "Mozilla/5.0 (compatible; NovelThing/0.1; +https://mistral.ai/novelthing)",
+            "--ip",
+            "203.0.113.7",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["identity"], "declared");
+    assert_eq!(v["agent"], "unknown-bot");
+    assert_eq!(v["purpose"], "ai-training");
+    assert_eq!(v["verification"], "unverifiable");
+    assert_eq!(v["action"], "offer");
 }

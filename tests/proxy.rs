@@ -296,7 +296,8 @@ fn hostile_requests_get_defined_answers() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
 
-    // A non-UTF-8 user agent: unknown client, forwarded byte for byte.
+    // A non-UTF-8 user agent, forwarded byte for byte (it says `bot`: a
+    // self-declared bot, let through like any other-bot).
     let raw_origin = RawOrigin::start();
     let byte_proxy = Proxy::start(&raw_origin.url());
     let r = byte_proxy.raw(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: \xff\xfe\xc3(bot\r\n\r\n");
@@ -309,7 +310,7 @@ fn hostile_requests_get_defined_answers() {
     );
     assert_eq!(
         byte_proxy
-            .metric(r#"rempart_requests_total{action="allow",purpose="none",verification="none"}"#),
+            .metric(r#"rempart_requests_total{action="allow",purpose="other-bot",verification="unverifiable"}"#),
         1.0
     );
     // A non-UTF-8 user agent naming GPTBot is still GPTBot.
@@ -407,4 +408,54 @@ fn refusals_keep_the_connection_alive() {
         }
     }
     assert_eq!(answers, 3);
+}
+
+#[test]
+fn a_bot_no_list_names_is_counted_and_recorded_as_unknown_bot() {
+    let origin = Origin::start();
+    let cfg = repo().join("config");
+    let domains = format!(
+        "ranges_dir = \"{}/ipranges\"\noperator_domains = \"{}/agents/operator-domains.toml\"",
+        cfg.display(),
+        cfg.display()
+    );
+    let proxy = Proxy::start_edited(&origin.url(), "", &default_rules(), &[], &|text| {
+        text.replace(
+            &format!("ranges_dir = \"{}/ipranges\"", cfg.display()),
+            &domains,
+        )
+    });
+    // Names an AI operator's domain: the licensing offer, nothing for the origin.
+    let ai = "Mozilla/5.0 (compatible; NovelThing/0.1; +https://chatgpt.com/novelthing)";
+    let r = proxy.get("/films/la-traversee", &[("user-agent", ai)]);
+    assert_eq!(r.status, 402);
+    assert_eq!(origin.count(), 0);
+    // Calls itself a bot: other-bot, let through by the shipped rules.
+    let r = proxy.get("/films/la-traversee", &[("user-agent", "ZqxAcmeBot/1.0")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(origin.count(), 1);
+    assert_eq!(
+        proxy.metric(
+            r#"rempart_agent_requests_total{action="offer",agent="unknown-bot",operator="unknown"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric(
+            r#"rempart_agent_requests_total{action="allow",agent="unknown-bot",operator="unknown"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_requests_total{action="offer",purpose="ai-training",verification="unverifiable"}"#),
+        1.0
+    );
+    let records = proxy.wait_records(1);
+    let offer = records
+        .iter()
+        .find(|r| r["user_agent"] == ai)
+        .expect("the offer is in the ledger");
+    assert_eq!(offer["agent"], "unknown-bot");
+    assert_eq!(offer["identity"], "declared");
+    assert_eq!(offer["purpose"], "ai-training");
 }

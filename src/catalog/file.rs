@@ -2,10 +2,11 @@
 //!
 //! A catalogue is a list of files read in order. An entry whose name (compared
 //! case-insensitively) already exists overrides only the fields it sets, so that
-//! the generated file (`ai-robots.toml`, rewritten by `rempart catalog
-//! import-ai-robots`) can be refreshed without losing the hand-curated facts
-//! (operator ranges, reverse-DNS suffixes, purpose corrections) kept in
-//! `curated.toml`.
+//! the generated files (`ai-robots.toml` and the other lists', rewritten by
+//! `rempart catalog import`) can be refreshed without losing the hand-curated
+//! facts (operator ranges, reverse-DNS suffixes, purpose corrections) kept in
+//! `curated.toml`. Tokens add up instead: each list contributes the spellings
+//! it has seen.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +29,7 @@ pub struct AgentEntry {
     /// The agent's name, as its operator spells it.
     pub name: String,
     /// User-agent tokens matched case-insensitively on whole words.
-    /// Defaults to the name.
+    /// Defaults to the name. A later file adds to them (it cannot take one away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,8 +70,13 @@ impl AgentEntry {
             robots_only,
             source,
         } = other;
-        if tokens.is_some() {
-            self.tokens = tokens;
+        if let Some(extra) = tokens {
+            let mine = self.tokens.get_or_insert_with(|| vec![self.name.clone()]);
+            for t in extra {
+                if !mine.iter().any(|m| m.eq_ignore_ascii_case(&t)) {
+                    mine.push(t);
+                }
+            }
         }
         if operator.is_some() {
             self.operator = operator;
@@ -114,6 +120,7 @@ mod tests {
         };
         base.merge(AgentEntry {
             name: "applebot".into(),
+            tokens: Some(vec!["applebot".into(), "Applebot-Mobile".into()]),
             purpose: Some(Purpose::SearchEngine),
             ranges: Some(vec!["applebot".into()]),
             source: Some("curated".into()),
@@ -124,6 +131,11 @@ mod tests {
         assert_eq!(base.purpose, Some(Purpose::SearchEngine));
         assert_eq!(base.ranges, Some(vec!["applebot".to_string()]));
         assert_eq!(base.source.as_deref(), Some("robots.json; curated"));
+        // Tokens are a union: each file adds the spellings it knows.
+        assert_eq!(
+            base.tokens,
+            Some(vec!["Applebot".to_string(), "Applebot-Mobile".to_string()])
+        );
     }
 
     #[test]

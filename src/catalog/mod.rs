@@ -5,15 +5,20 @@
 //! module merges them, validates them against the loaded range files, and
 //! compiles the user-agent tokens into one automaton ([`matcher`]).
 
+pub mod diff;
 pub mod file;
+pub mod fold;
 pub mod import;
 pub mod matcher;
+pub mod sources;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::located::{parse_toml, Located};
 use crate::identify::ranges::{RangeTable, SourceSet};
+use crate::identify::selfdeclared::SelfDeclared;
 use crate::model::Purpose;
 use file::{AgentEntry, CatalogFile};
 use matcher::UaMatcher;
@@ -66,6 +71,8 @@ pub enum CatalogError {
 pub struct Catalogue {
     agents: Vec<Agent>,
     matcher: UaMatcher,
+    /// Identifies the bots that name themselves but no catalogue file names.
+    self_declared: SelfDeclared,
 }
 
 impl Catalogue {
@@ -136,7 +143,11 @@ impl Catalogue {
             }
         }
         let matcher = UaMatcher::new(tokens)?;
-        Ok(Self { agents, matcher })
+        Ok(Self {
+            agents,
+            matcher,
+            self_declared: SelfDeclared::default(),
+        })
     }
 
     /// The catalogue agent named in a user agent, if any.
@@ -150,6 +161,18 @@ impl Catalogue {
 
     pub fn agents(&self) -> &[Agent] {
         &self.agents
+    }
+
+    /// Sets the AI operators' domains of generic identification (while the snapshot is built).
+    pub fn with_self_declared(mut self, rule: SelfDeclared) -> Self {
+        self.self_declared = rule;
+        self
+    }
+
+    /// For a user agent that names no catalogue agent: the purpose of the bot
+    /// it declares itself to be, if it does (see [`SelfDeclared`]).
+    pub fn self_declared(&self, ua: &[u8]) -> Option<Purpose> {
+        self.self_declared.classify(ua)
     }
 
     /// Looks an agent up by name, case-insensitively.

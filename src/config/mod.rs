@@ -263,6 +263,9 @@ pub struct CatalogSection {
     pub agents: Vec<PathBuf>,
     /// Directory of operator range files (`*.json`).
     pub ranges_dir: PathBuf,
+    /// AI operators' domains: a user agent that names one, and no catalogue
+    /// agent, is that operator's unknown bot (`identify/selfdeclared.rs`).
+    pub operator_domains: Option<PathBuf>,
 }
 
 impl Default for CatalogSection {
@@ -270,6 +273,7 @@ impl Default for CatalogSection {
         Self {
             agents: vec!["agents/ai-robots.toml".into(), "agents/curated.toml".into()],
             ranges_dir: "ipranges".into(),
+            operator_domains: None,
         }
     }
 }

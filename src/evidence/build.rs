@@ -104,7 +104,7 @@ pub fn request_record(
             ClientId::Ip(ip.to_string())
         },
         user_agent: kept.user_agent.clone(),
-        agent: agent.map(|a| a.name.clone()),
+        agent: id.agent_name(&snap.catalogue).map(str::to_owned),
         operator: agent.map(|a| a.operator.clone()),
         purpose: id.purpose.map(|p| p.as_str().to_owned()),
         identity: id.kind.as_str().to_owned(),

@@ -3,11 +3,13 @@
 //! The order is fixed: a catalogue agent named in the user agent is
 //! `declared` (or `tool` for HTTP libraries), then checked against its
 //! operator's published ranges; otherwise the user agent is `browser`-shaped
-//! or `unknown`. A later stage (licence credentials, reverse DNS) slots in
+//! or, failing that, `declared` without an agent when it calls itself a bot
+//! ([`selfdeclared`]), or `unknown`. A later stage (licence credentials, reverse DNS) slots in
 //! before or after the range check without changing the callers.
 
 pub mod ranges;
 pub mod rdns;
+pub mod selfdeclared;
 pub mod webbotauth;
 
 use std::net::IpAddr;
@@ -74,6 +76,16 @@ impl Identity {
 pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAddr) -> Identity {
     let operator_sources = ranges.lookup(ip);
     let Some(id) = catalogue.match_ua(ua) else {
+        if let Some(purpose) = catalogue.self_declared(ua) {
+            return Identity {
+                kind: IdentityKind::Declared,
+                agent: None,
+                purpose: Some(purpose),
+                verification: Verification::Unverifiable,
+                method: VerifyMethod::None,
+                operator_sources,
+            };
+        }
         let kind = if looks_like_browser(ua) {
             IdentityKind::Browser
         } else {
@@ -117,6 +129,18 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
         verification,
         method,
         operator_sources,
+    }
+}
+
+impl Identity {
+    /// The agent's name for metrics, logs and evidence: the catalogue's name,
+    /// or `unknown-bot` for a bot that declares itself without a catalogue entry.
+    pub fn agent_name<'a>(&self, catalogue: &'a Catalogue) -> Option<&'a str> {
+        match (self.agent, self.kind) {
+            (Some(id), _) => Some(catalogue.agent(id).name.as_str()),
+            (None, IdentityKind::Declared) => Some(selfdeclared::UNKNOWN_BOT),
+            (None, _) => None,
+        }
     }
 }
 

@@ -168,6 +168,12 @@ impl Reloader {
         let raw = &config.raw;
         let mut files = vec![config.path.clone()];
         files.extend(raw.catalog.agents.iter().map(|p| config.resolve(p)));
+        files.extend(
+            raw.catalog
+                .operator_domains
+                .iter()
+                .map(|p| config.resolve(p)),
+        );
         if let Some(t) = &raw.tls {
             files.push(config.resolve(&t.cert_file));
             files.push(config.resolve(&t.key_file));

@@ -63,6 +63,10 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
         let a = snap.catalogue.agent(agent);
         snap.agent_counters
             .inc(agent.0 as usize, &a.name, &a.operator, o.action);
+    } else if let Some(name) = id.agent_name(&snap.catalogue) {
+        // A self-declared bot with no catalogue entry: the slot after the agents.
+        let slot = snap.catalogue.agents().len();
+        snap.agent_counters.inc(slot, name, "unknown", o.action);
     }
     if let Some((rule, would)) = o.decision.shadow {
         m.log_only

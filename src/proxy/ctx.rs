@@ -84,10 +84,7 @@ impl RequestCtx {
         let (Some(snap), Some(o)) = (&self.snapshot, &self.outcome) else {
             return;
         };
-        let agent = o
-            .identity
-            .agent
-            .map(|a| snap.catalogue.agent(a).name.as_str());
+        let agent = o.identity.agent_name(&snap.catalogue);
         tracing::info!(
             target: "rempart::access",
             client = %self.kept.client_ip.map_or_else(String::new, |ip| ip.to_string()),

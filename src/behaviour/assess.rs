@@ -22,6 +22,17 @@ pub struct RequestSide<'a> {
     pub now_ms: u64,
 }
 
+/// Signals of the client address's network: a browser-shaped user agent
+/// from a hosting network. Replayed log lines get it too (the address is
+/// known), unlike the header signals.
+pub fn network_signals(identity: &Identity) -> SignalSet {
+    if identity.kind == IdentityKind::Browser && identity.network.hosting {
+        SignalSet::EMPTY.with(Signal::HostingNetwork)
+    } else {
+        SignalSet::EMPTY
+    }
+}
+
 /// Counts the request in its client's state and returns the signals and score.
 pub fn assess(
     snap: &Snapshot,
@@ -46,7 +57,7 @@ pub fn assess(
             s.classes.classify(path)
         },
         clock: Clock::at(side.now_ms, s.window_ms),
-        header_signals: side.header_signals,
+        header_signals: side.header_signals.union(network_signals(identity)),
         honeypot: s.is_honeypot(path),
         robots_served: side.robots_served.map(|v| v.id),
         verified_agent: identity.kind == IdentityKind::Declared

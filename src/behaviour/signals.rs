@@ -30,10 +30,13 @@ pub enum Signal {
     NoAccept,
     /// A verified AI crawler that keeps coming after it was refused (402/403).
     RefusedPersist,
+    /// A browser-shaped user agent from an address of a hosting network
+    /// (cloud, VPS, dedicated servers): people rarely browse from there.
+    HostingNetwork,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 11] = [
+    pub const ALL: [Signal; 12] = [
         Signal::PageRate,
         Signal::IpRate,
         Signal::SubnetRate,
@@ -45,6 +48,7 @@ impl Signal {
         Signal::Http10,
         Signal::NoAccept,
         Signal::RefusedPersist,
+        Signal::HostingNetwork,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Signal {
             Signal::Http10 => "http10",
             Signal::NoAccept => "no-accept",
             Signal::RefusedPersist => "refused-persist",
+            Signal::HostingNetwork => "hosting-network",
         }
     }
 
@@ -78,6 +83,9 @@ impl Signal {
             Signal::Http10 => 10,
             Signal::NoAccept => 10,
             Signal::RefusedPersist => 50,
+            // Moderate: VPN exits and corporate proxies live there too, so
+            // alone it never reaches a shipped threshold.
+            Signal::HostingNetwork => 30,
         }
     }
 }

@@ -77,6 +77,14 @@ pub struct RequestRecord {
     pub log_only: Option<Shadow>,
     pub score: u16,
     pub signals: Vec<String>,
+    /// The AS announcing the client address, its organisation name, and
+    /// whether it is a hosting network (when `[network]` is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosting: bool,
     pub reservation: Option<ReservationInForce>,
     pub robots_txt: Option<RobotsFetch>,
     /// Client-supplied fields cut to [`MAX_FIELD`] bytes in this record, with

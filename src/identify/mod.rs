@@ -6,6 +6,7 @@
 //! or `unknown`. A later stage (licence credentials, reverse DNS) slots in
 //! before or after the range check without changing the callers.
 
+pub mod network;
 pub mod ranges;
 pub mod rdns;
 pub mod webbotauth;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::catalog::{AgentId, Catalogue};
+use crate::identify::network::NetworkFacts;
 use crate::identify::ranges::{RangeTable, SourceSet};
 use crate::model::{IdentityKind, Purpose, Verification};
 
@@ -54,6 +56,9 @@ pub struct Identity {
     /// Every published range source containing the client address, whatever
     /// it claims (an operator's address is not a person's).
     pub operator_sources: SourceSet,
+    /// The client address's AS and whether it is a hosting network (set by
+    /// the decision's identify step from the snapshot's network table).
+    pub network: NetworkFacts,
 }
 
 impl Identity {
@@ -66,6 +71,7 @@ impl Identity {
             verification: Verification::None,
             method: VerifyMethod::None,
             operator_sources: SourceSet::EMPTY,
+            network: NetworkFacts::UNKNOWN,
         }
     }
 }
@@ -86,6 +92,7 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
             verification: Verification::None,
             method: VerifyMethod::None,
             operator_sources,
+            network: NetworkFacts::UNKNOWN,
         };
     };
     let agent = catalogue.agent(id);
@@ -117,6 +124,7 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
         verification,
         method,
         operator_sources,
+        network: NetworkFacts::UNKNOWN,
     }
 }
 

@@ -43,11 +43,8 @@ impl NetworkFacts {
 /// Errors loading the network data. Each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    #[error("{path}: cannot read network data: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read network data: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Line {
         path: PathBuf,
@@ -305,9 +302,9 @@ fn add_range<T: Ord + Copy + std::fmt::Display>(
 /// Reads the hosting-network list: `asn,operator,category,source`, `#`
 /// comments, a header line.
 pub fn load_hosting(path: &Path) -> Result<Vec<HostingAs>, NetworkError> {
-    let text = std::fs::read(path).map_err(|source| NetworkError::Read {
+    let text = std::fs::read(path).map_err(|error| NetworkError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let mut out = Vec::new();
     for_each_record(path, &text, |line, rec| {
@@ -335,9 +332,9 @@ pub fn load_hosting(path: &Path) -> Result<Vec<HostingAs>, NetworkError> {
 
 /// Decompresses a gzip file whole (the data is read once per snapshot).
 fn read_gz(path: &Path) -> Result<Vec<u8>, NetworkError> {
-    let read = |source| NetworkError::Read {
+    let read = |error| NetworkError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(read)?;
     let mut out = Vec::new();

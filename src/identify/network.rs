@@ -12,7 +12,9 @@
 //! network import` ([`import`]). It is compiled once per snapshot into sorted,
 //! disjoint ranges in parallel vectors: one `partition_point` answers a
 //! lookup, with no allocation and no lock. AS names are kept apart (one
-//! string buffer) and read only where a record or a line is printed.
+//! string buffer) and read only where a record or a line is printed. A
+//! prefix-trie crate would first have to split the inclusive ranges (not all
+//! CIDR-aligned) into prefixes, for more memory and the same answer.
 
 pub mod import;
 

@@ -85,3 +85,42 @@ pub fn assess(
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identify::network::NetworkFacts;
+
+    fn identity(kind: IdentityKind, hosting: bool) -> Identity {
+        let mut id = Identity::unidentified();
+        id.kind = kind;
+        id.network = NetworkFacts {
+            asn: std::num::NonZeroU32::new(16509),
+            hosting,
+        };
+        id
+    }
+
+    #[test]
+    fn only_a_browser_from_a_hosting_network_is_signalled() {
+        let hosting = SignalSet::EMPTY.with(Signal::HostingNetwork);
+        assert_eq!(
+            network_signals(&identity(IdentityKind::Browser, true)),
+            hosting
+        );
+        assert!(network_signals(&identity(IdentityKind::Browser, false)).is_empty());
+        // Declared agents and tools are judged by who they say they are.
+        assert!(network_signals(&identity(IdentityKind::Declared, true)).is_empty());
+        assert!(network_signals(&identity(IdentityKind::Tool, true)).is_empty());
+    }
+
+    #[test]
+    fn alone_it_stays_below_the_shipped_threshold() {
+        let w = crate::behaviour::Weights::default();
+        assert!(w.score(SignalSet::EMPTY.with(Signal::HostingNetwork)) < 60);
+        let with_headless = SignalSet::EMPTY
+            .with(Signal::HostingNetwork)
+            .with(Signal::HeadlessChromium);
+        assert!(w.score(with_headless) >= 60);
+    }
+}

@@ -46,7 +46,10 @@ impl NetworkFacts {
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error("{path}: cannot read network data: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
     Line {
         path: PathBuf,

@@ -228,3 +228,76 @@ fn a_missing_data_file_is_an_error_that_names_it() {
         "{stderr}"
     );
 }
+
+fn post(url: &str) -> (u16, String) {
+    match ureq::post(url).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[test]
+fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
+    let origin = Origin::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosting = dir.path().join("hosting-asns.csv");
+    let shipped = repo().join("config/network/hosting-asns.csv");
+    std::fs::copy(&shipped, &hosting).expect("copy");
+    let network = shipped_network_section().replace(
+        &format!("\"{}\"", shipped.display()),
+        &format!("\"{}\"", hosting.display()),
+    );
+    assert!(
+        network.contains(&hosting.display().to_string()),
+        "{network}"
+    );
+    let rules = format!(
+        "[[rules]]\nname = \"watch-browsers\"\nidentity = [\"browser\"]\naction = \"block\"\nmode = \"log-only\"\n\n{}",
+        default_rules()
+    );
+    let proxy = Proxy::start_edited(
+        &origin.url(),
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &rules,
+        &[],
+        &|text| text.replace("[rights_holder]", &format!("{network}\n\n[rights_holder]")),
+    );
+    let get = |path: &str| {
+        let headers = [("User-Agent", CHROME), ("X-Forwarded-For", AWS_IP)];
+        assert_eq!(proxy.get(path, &headers).status, 200);
+    };
+    get("/films/before");
+    // Amazon taken off the list: the same address is no longer a hosting network.
+    let text = std::fs::read_to_string(&hosting).expect("read");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("16509,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&hosting, without).expect("write");
+    let reload = format!("http://127.0.0.1:{}/reload", proxy.admin);
+    let (code, body) = post(&reload);
+    // The file watch may have reloaded first.
+    assert!(
+        code == 200 && (body.contains("loaded") || body.contains("unchanged")),
+        "{code} {body}"
+    );
+    get("/films/after");
+    let all = proxy.wait_records(2);
+    let records = requests(&all);
+    let by_path = |p: &str| *records.iter().find(|r| r["path"] == p).expect("record");
+    assert_eq!(by_path("/films/before")["hosting"], true);
+    let after = by_path("/films/after");
+    assert_eq!(after["asn"], 16509);
+    assert!(after.get("hosting").is_none(), "{after}");
+    // A broken list is refused and the running table stays.
+    std::fs::write(&hosting, "16509,Amazon\n").expect("write");
+    let (code, body) = post(&reload);
+    assert_ne!(code, 200, "{body}");
+    assert!(body.contains("hosting-asns.csv:1"), "{body}");
+    assert_eq!(
+        proxy.get("/films/still", &[("User-Agent", CHROME)]).status,
+        200
+    );
+}

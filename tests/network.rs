@@ -24,6 +24,16 @@ fn gunzip(path: &std::path::Path) -> Vec<u8> {
     out
 }
 
+/// The data lines of a gzipped output file (its `#` header left out).
+fn data_lines(path: &std::path::Path) -> Vec<String> {
+    String::from_utf8(gunzip(path))
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn the_shipped_data_is_what_provenance_says_the_import_produced() {
     let dir = repo().join("config/network");
@@ -72,27 +82,23 @@ fn import_turns_the_package_csv_into_the_shipped_format() {
         stdout.contains("2 IPv4 and 1 IPv6 ranges, 3 AS names"),
         "{stdout}"
     );
-    let ranges = String::from_utf8(gunzip(&out.join("asn-ranges.csv.gz"))).expect("utf-8");
-    let body: Vec<&str> = ranges.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
-        body,
+        data_lines(&out.join("asn-ranges.csv.gz")),
         [
             "1.0.0.0,1.0.0.255,13335",
             "3.5.140.0,3.5.151.255,16509",
             "2a01:cb00::,2a01:cb3f:ffff:ffff:ffff:ffff:ffff:ffff,3215"
         ]
     );
-    let names = String::from_utf8(gunzip(&out.join("as-names.csv.gz"))).expect("utf-8");
-    let body: Vec<&str> = names.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
-        body,
+        data_lines(&out.join("as-names.csv.gz")),
         [
             "3215,Orange S.A.",
             "13335,\"Cloudflare, Inc.\"",
             "16509,\"Amazon.com, Inc.\""
         ]
     );
-    let sum = hex::encode(Sha256::digest(ranges.as_bytes()));
+    let sum = hex::encode(Sha256::digest(gunzip(&out.join("asn-ranges.csv.gz"))));
     assert!(
         stdout.contains(&format!("content-sha256 asn-ranges.csv.gz {sum}")),
         "{stdout}"
@@ -117,23 +123,27 @@ fn shipped_network_section() -> String {
     text[start..end].replace("\"network/", &format!("\"{}/network/", cfg.display()))
 }
 
-#[test]
-fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
-    let origin = Origin::start();
-    // A log-only rule records every browser request in the ledger, so that
-    // both verdicts can be read; the shipped rules decide.
+/// The shipped rules behind a trusted proxy on loopback, with this
+/// `[network]` section. A log-only rule first records every browser request
+/// in the ledger, so that every verdict can be read; the shipped rules decide.
+fn start_watching_browsers(origin: &Origin, network: &str) -> Proxy {
     let rules = format!(
         "[[rules]]\nname = \"watch-browsers\"\nidentity = [\"browser\"]\naction = \"block\"\nmode = \"log-only\"\n\n{}",
         default_rules()
     );
-    let network = shipped_network_section();
-    let proxy = Proxy::start_edited(
+    Proxy::start_edited(
         &origin.url(),
         "trusted_proxies = [\"127.0.0.1/32\"]",
         &rules,
         &[],
         &|text| text.replace("[rights_holder]", &format!("{network}\n\n[rights_holder]")),
-    );
+    )
+}
+
+#[test]
+fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
+    let origin = Origin::start();
+    let proxy = start_watching_browsers(&origin, &shipped_network_section());
     let browser = |ip: &'static str| {
         [
             ("User-Agent", CHROME),
@@ -252,17 +262,7 @@ fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
         network.contains(&hosting.display().to_string()),
         "{network}"
     );
-    let rules = format!(
-        "[[rules]]\nname = \"watch-browsers\"\nidentity = [\"browser\"]\naction = \"block\"\nmode = \"log-only\"\n\n{}",
-        default_rules()
-    );
-    let proxy = Proxy::start_edited(
-        &origin.url(),
-        "trusted_proxies = [\"127.0.0.1/32\"]",
-        &rules,
-        &[],
-        &|text| text.replace("[rights_holder]", &format!("{network}\n\n[rights_holder]")),
-    );
+    let proxy = start_watching_browsers(&origin, &network);
     let get = |path: &str| {
         let headers = [("User-Agent", CHROME), ("X-Forwarded-For", AWS_IP)];
         assert_eq!(proxy.get(path, &headers).status, 200);

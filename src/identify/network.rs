@@ -59,6 +59,13 @@ pub enum NetworkError {
 }
 
 impl NetworkError {
+    fn read(path: &Path) -> impl Fn(std::io::Error) -> Self + '_ {
+        move |error| NetworkError::Read {
+            path: path.to_owned(),
+            error,
+        }
+    }
+
     fn line(path: &Path, line: u64, message: impl Into<String>) -> Self {
         NetworkError::Line {
             path: path.to_owned(),
@@ -307,10 +314,7 @@ fn add_range<T: Ord + Copy + std::fmt::Display>(
 /// Reads the hosting-network list: `asn,operator,category,source`, `#`
 /// comments, a header line.
 pub fn load_hosting(path: &Path) -> Result<Vec<HostingAs>, NetworkError> {
-    let text = std::fs::read(path).map_err(|error| NetworkError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
+    let text = std::fs::read(path).map_err(NetworkError::read(path))?;
     let mut out = Vec::new();
     for_each_record(path, &text, |line, rec| {
         let field = |i: usize| rec.get(i).unwrap_or("").trim();
@@ -337,15 +341,11 @@ pub fn load_hosting(path: &Path) -> Result<Vec<HostingAs>, NetworkError> {
 
 /// Decompresses a gzip file whole (the data is read once per snapshot).
 fn read_gz(path: &Path) -> Result<Vec<u8>, NetworkError> {
-    let read = |error| NetworkError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
+    let file = std::fs::File::open(path).map_err(NetworkError::read(path))?;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(std::io::BufReader::new(file))
         .read_to_end(&mut out)
-        .map_err(read)?;
+        .map_err(NetworkError::read(path))?;
     Ok(out)
 }
 

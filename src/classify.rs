@@ -103,6 +103,14 @@ pub struct VerdictLine<'a> {
     pub purpose: Option<&'static str>,
     pub verification: &'static str,
     pub method: crate::identify::VerifyMethod,
+    /// The client address's AS, its name and whether it is a hosting
+    /// network (with `[network]` on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hosting: bool,
     /// The action the proxy applies (after licences and payment).
     pub action: &'static str,
     /// The status rempart answers with; none when the origin answers.
@@ -230,6 +238,13 @@ pub fn classify<'s>(
         purpose: o.identity.purpose.map(|p| p.as_str()),
         verification: o.identity.verification.as_str(),
         method: o.identity.method,
+        asn: o.identity.network.asn.map(|a| a.get()),
+        as_org: o
+            .identity
+            .network
+            .asn
+            .and_then(|a| snap.network.as_name(a.get())),
+        hosting: o.identity.network.hosting,
         action: o.action.as_str(),
         status: o.status(),
         rule: o.rule_name(snap),

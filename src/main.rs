@@ -101,10 +101,32 @@ enum Command {
         #[command(subcommand)]
         command: RangesCommand,
     },
+    /// The IP-to-ASN data and the hosting-network list (`[network]`).
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Exit 0 if the admin listener answers /healthz (for container health checks).
     Health {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Regenerate the shipped data from the @ip-location-db/asn CSV files
+    /// (asn-ipv4.csv, asn-ipv6.csv), offline and deterministically.
+    Import {
+        files: Vec<PathBuf>,
+        #[arg(long, short, default_value = "config/network")]
+        output: PathBuf,
+    },
+    /// Print the AS of addresses, as the proxy sees them, and the load time.
+    Lookup {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        ips: Vec<std::net::IpAddr>,
     },
 }
 
@@ -551,6 +573,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog { command } => catalog_command(command),
+        Command::Network {
+            command: NetworkCommand::Import { files, output },
+        } => {
+            print!("{}", rempart::ops::network::import_files(&files, &output)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Network {
+            command: NetworkCommand::Lookup { config, ips },
+        } => {
+            print!("{}", rempart::ops::network::lookup(&config, &ips)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

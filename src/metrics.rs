@@ -74,6 +74,10 @@ pub struct Metrics {
     pub catalog_tokens: IntGauge,
     pub ipranges_prefixes: IntGaugeVec,
     pub policy_rules: IntGauge,
+    /// `rempart_hosting_requests_total` per action, resolved once (indexed
+    /// by `Action as usize`).
+    pub hosting_requests: Vec<IntCounter>,
+    pub network_ranges: IntGauge,
 }
 
 /// The process-wide metrics.
@@ -347,6 +351,23 @@ impl Metrics {
                 "Rules in the loaded policy."
             )
             .expect("register rempart_policy_rules"),
+            hosting_requests: {
+                let vec = register_int_counter_vec!(
+                    "rempart_hosting_requests_total",
+                    "Requests from addresses of hosting networks (cloud, VPS, dedicated servers), by action.",
+                    &["action"]
+                )
+                .expect("register rempart_hosting_requests_total");
+                ACTIONS
+                    .iter()
+                    .map(|a| vec.with_label_values(&[a.as_str()]))
+                    .collect()
+            },
+            network_ranges: register_int_gauge!(
+                "rempart_network_ranges",
+                "IP-to-ASN ranges loaded (IPv4 and IPv6; 0 when [network] is off)."
+            )
+            .expect("register rempart_network_ranges"),
         }
     }
 
@@ -364,6 +385,13 @@ impl Metrics {
         }
         for k in ["connect", "write", "queue-full"] {
             self.behaviour_store_errors.with_label_values(&[k]);
+        }
+    }
+
+    /// Counts one request from a hosting network by its action.
+    pub fn count_hosting(&self, action: Action) {
+        if let Some(c) = self.hosting_requests.get(action as usize) {
+            c.inc();
         }
     }
 

@@ -18,6 +18,7 @@ use crate::behaviour::Settings as BehaviourSettings;
 use crate::catalog::Catalogue;
 use crate::config::{Config, ConfigError, UpstreamSpec};
 use crate::decide::policy::Policy;
+use crate::identify::network::{NetworkFiles, NetworkTable};
 use crate::identify::ranges::{RangeSource, RangeTable};
 use crate::identify::webbotauth::Bindings;
 use crate::licensing::licence::Licensees;
@@ -57,6 +58,8 @@ pub struct Snapshot {
     /// Operators whose signature-verified agents can be billed per crawl.
     pub billable_operators: Vec<String>,
     pub ranges: RangeTable,
+    /// The client address's AS and hosting networks (empty when off).
+    pub network: Arc<NetworkTable>,
     pub catalogue: Catalogue,
     pub policy: Policy,
     pub pages: Pages,
@@ -152,6 +155,11 @@ impl Snapshot {
         };
         let bindings = compile_bindings(config, &catalogue)?;
         let upstream = resolve_upstream(config, opts)?;
+        let network_files = network_files(config);
+        let network = match &network_files {
+            Some(files) => NetworkTable::load_shared(files)?,
+            None => Arc::new(NetworkTable::empty()),
+        };
         let mut hashed = agent_files.clone();
         hashed.extend(
             raw.catalog
@@ -159,6 +167,9 @@ impl Snapshot {
                 .iter()
                 .map(|p| config.resolve(p)),
         );
+        if let Some(f) = &network_files {
+            hashed.extend([f.ranges.clone(), f.names.clone(), f.hosting.clone()]);
+        }
         if let Some(t) = &raw.tls {
             hashed.push(config.resolve(&t.cert_file));
             hashed.push(config.resolve(&t.key_file));
@@ -178,6 +189,7 @@ impl Snapshot {
             bindings,
             billable_operators: raw.licensing.billable_operators.clone(),
             ranges,
+            network,
             catalogue,
             policy,
             pages,
@@ -213,6 +225,8 @@ impl Snapshot {
         m.catalog_agents.set(self.catalogue.agents().len() as i64);
         m.catalog_tokens.set(self.catalogue.token_count() as i64);
         m.policy_rules.set(self.policy.len() as i64);
+        let (v4, v6, _) = self.network.sizes();
+        m.network_ranges.set((v4 + v6) as i64);
         m.ipranges_prefixes.reset();
         for s in self.ranges.sources() {
             m.ipranges_prefixes
@@ -244,6 +258,16 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// The network data files, when `[network]` is enabled.
+pub fn network_files(config: &Config) -> Option<NetworkFiles> {
+    let n = &config.raw.network;
+    n.enabled.then(|| NetworkFiles {
+        ranges: config.resolve(&n.ranges_file),
+        names: config.resolve(&n.names_file),
+        hosting: config.resolve(&n.hosting_file),
+    })
 }
 
 /// The key directories bound to catalogue agents and to licensees.

@@ -22,6 +22,17 @@ pub struct RequestSide<'a> {
     pub now_ms: u64,
 }
 
+/// Signals of the client address's network: a browser-shaped user agent
+/// from a hosting network. Replayed log lines get it too (the address is
+/// known), unlike the header signals.
+pub fn network_signals(identity: &Identity) -> SignalSet {
+    if identity.kind == IdentityKind::Browser && identity.network.hosting {
+        SignalSet::EMPTY.with(Signal::HostingNetwork)
+    } else {
+        SignalSet::EMPTY
+    }
+}
+
 /// Counts the request in its client's state and returns the signals and score.
 pub fn assess(
     snap: &Snapshot,
@@ -46,7 +57,7 @@ pub fn assess(
             s.classes.classify(path)
         },
         clock: Clock::at(side.now_ms, s.window_ms),
-        header_signals: side.header_signals,
+        header_signals: side.header_signals.union(network_signals(identity)),
         honeypot: s.is_honeypot(path),
         robots_served: side.robots_served.map(|v| v.id),
         verified_agent: identity.kind == IdentityKind::Declared
@@ -77,4 +88,43 @@ pub fn assess(
         }
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identify::network::NetworkFacts;
+
+    fn identity(kind: IdentityKind, hosting: bool) -> Identity {
+        let mut id = Identity::unidentified();
+        id.kind = kind;
+        id.network = NetworkFacts {
+            asn: std::num::NonZeroU32::new(16509),
+            hosting,
+        };
+        id
+    }
+
+    #[test]
+    fn only_a_browser_from_a_hosting_network_is_signalled() {
+        let hosting = SignalSet::EMPTY.with(Signal::HostingNetwork);
+        assert_eq!(
+            network_signals(&identity(IdentityKind::Browser, true)),
+            hosting
+        );
+        assert!(network_signals(&identity(IdentityKind::Browser, false)).is_empty());
+        // Declared agents and tools are judged by who they say they are.
+        assert!(network_signals(&identity(IdentityKind::Declared, true)).is_empty());
+        assert!(network_signals(&identity(IdentityKind::Tool, true)).is_empty());
+    }
+
+    #[test]
+    fn alone_it_stays_below_the_shipped_threshold() {
+        let w = crate::behaviour::Weights::default();
+        assert!(w.score(SignalSet::EMPTY.with(Signal::HostingNetwork)) < 60);
+        let with_headless = SignalSet::EMPTY
+            .with(Signal::HostingNetwork)
+            .with(Signal::HeadlessChromium);
+        assert!(w.score(with_headless) >= 60);
+    }
 }

@@ -36,10 +36,13 @@ pub enum Signal {
     /// The request's header fingerprint fetches pages, across all addresses,
     /// far above its own baseline and with few assets.
     FingerprintSpike,
+    /// A browser-shaped user agent from an address of a hosting network
+    /// (cloud, VPS, dedicated servers): people rarely browse from there.
+    HostingNetwork,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 13] = [
+    pub const ALL: [Signal; 14] = [
         Signal::PageRate,
         Signal::IpRate,
         Signal::SubnetRate,
@@ -53,6 +56,7 @@ impl Signal {
         Signal::RefusedPersist,
         Signal::HeaderMismatch,
         Signal::FingerprintSpike,
+        Signal::HostingNetwork,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Signal {
             Signal::RefusedPersist => "refused-persist",
             Signal::HeaderMismatch => "header-mismatch",
             Signal::FingerprintSpike => "fingerprint-spike",
+            Signal::HostingNetwork => "hosting-network",
         }
     }
 
@@ -90,6 +95,9 @@ impl Signal {
             Signal::RefusedPersist => 50,
             Signal::HeaderMismatch => 20,
             Signal::FingerprintSpike => 30,
+            // Moderate: VPN exits and corporate proxies live there too, so
+            // alone it never reaches a shipped threshold.
+            Signal::HostingNetwork => 30,
         }
     }
 }

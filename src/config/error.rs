@@ -18,6 +18,8 @@ pub enum ConfigError {
     Ranges(#[from] crate::identify::ranges::RangeError),
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Network(#[from] crate::identify::network::NetworkError),
     #[error("{path}: template error: {message}")]
     Template { path: PathBuf, message: String },
 }

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod located;
+pub mod network;
 pub mod operations;
 
 use std::net::SocketAddr;
@@ -79,6 +80,9 @@ pub struct RawConfig {
     pub tls: Option<TlsSection>,
     #[serde(default)]
     pub web_bot_auth: WebBotAuthSection,
+    /// The client address's AS and hosting networks.
+    #[serde(default)]
+    pub network: network::NetworkSection,
 }
 
 /// Web Bot Auth key directories.

@@ -407,6 +407,7 @@ mod tests {
             verification: v,
             method: VerifyMethod::IpRanges,
             operator_sources: SourceSet::EMPTY,
+            network: Default::default(),
         }
     }
 
@@ -418,6 +419,7 @@ mod tests {
             verification: Verification::None,
             method: VerifyMethod::None,
             operator_sources: SourceSet::EMPTY,
+            network: Default::default(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The steps of a decision, in order: identity (catalogue, ranges, bound
-//! signatures, reverse DNS), behaviour, licence credential, pay per crawl.
+//! The steps of a decision, in order: identity (catalogue, ranges, network,
+//! bound signatures, reverse DNS), behaviour, licence credential, pay per crawl.
 //! Each is small and takes what it needs; [`super::decide`] runs them.
 
 use crate::behaviour::assess::{assess, RequestSide};
@@ -23,6 +23,7 @@ use super::{Charge, Payer, State};
 /// names.
 pub fn identify(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> (Identity, Signature) {
     let mut identity = identify_ua(&snap.catalogue, &snap.ranges, req.user_agent, req.client_ip);
+    identity.network = snap.network.lookup(req.client_ip);
     let signature = state.directories.check(req, identity.agent, &snap.bindings);
     if let Signature::Verified {
         by: Binding::Agent, ..

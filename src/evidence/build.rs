@@ -124,6 +124,13 @@ pub fn request_record(
         score: o.conduct.score,
         signals: signal_names(o.conduct.signals),
         fingerprint: o.conduct.fingerprint.map(|f| format!("{f:016x}")),
+        asn: id.network.asn.map(|a| a.get()),
+        as_org: id
+            .network
+            .asn
+            .and_then(|a| snap.network.as_name(a.get()))
+            .map(str::to_owned),
+        hosting: id.network.hosting,
         reservation: reservation(snap, kept.host.as_deref(), &kept.path),
         robots_txt: robots,
         truncated: kept.truncated.clone(),

@@ -81,6 +81,14 @@ pub struct RequestRecord {
     /// client spread over many addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The AS announcing the client address, its organisation name, and
+    /// whether it is a hosting network (when `[network]` is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosting: bool,
     pub reservation: Option<ReservationInForce>,
     pub robots_txt: Option<RobotsFetch>,
     /// Client-supplied fields cut to [`MAX_FIELD`] bytes in this record, with

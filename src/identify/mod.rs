@@ -7,6 +7,7 @@
 //! ([`selfdeclared`]), or `unknown`. A later stage (licence credentials, reverse DNS) slots in
 //! before or after the range check without changing the callers.
 
+pub mod network;
 pub mod ranges;
 pub mod rdns;
 pub mod selfdeclared;
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::catalog::{AgentId, Catalogue};
+use crate::identify::network::NetworkFacts;
 use crate::identify::ranges::{RangeTable, SourceSet};
 use crate::model::{IdentityKind, Purpose, Verification};
 
@@ -56,6 +58,9 @@ pub struct Identity {
     /// Every published range source containing the client address, whatever
     /// it claims (an operator's address is not a person's).
     pub operator_sources: SourceSet,
+    /// The client address's AS and whether it is a hosting network (set by
+    /// the decision's identify step from the snapshot's network table).
+    pub network: NetworkFacts,
 }
 
 impl Identity {
@@ -68,6 +73,7 @@ impl Identity {
             verification: Verification::None,
             method: VerifyMethod::None,
             operator_sources: SourceSet::EMPTY,
+            network: NetworkFacts::UNKNOWN,
         }
     }
 }
@@ -84,6 +90,7 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
                 verification: Verification::Unverifiable,
                 method: VerifyMethod::None,
                 operator_sources,
+                network: NetworkFacts::UNKNOWN,
             };
         }
         let kind = if looks_like_browser(ua) {
@@ -98,6 +105,7 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
             verification: Verification::None,
             method: VerifyMethod::None,
             operator_sources,
+            network: NetworkFacts::UNKNOWN,
         };
     };
     let agent = catalogue.agent(id);
@@ -129,6 +137,7 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
         verification,
         method,
         operator_sources,
+        network: NetworkFacts::UNKNOWN,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod demo;
 pub mod fetch;
 pub mod guard;
+pub mod network;
 pub mod proxy_protocol;
 pub mod refresh;
 pub mod reload;

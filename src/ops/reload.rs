@@ -162,7 +162,8 @@ impl Reloader {
     }
 
     /// Every file whose change triggers a reload: the config, the catalogue
-    /// files, the range files (shipped and refreshed), the templates.
+    /// files, the range files (shipped and refreshed), the network data, the
+    /// templates.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let config = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let raw = &config.raw;
@@ -177,6 +178,9 @@ impl Reloader {
         if let Some(t) = &raw.tls {
             files.push(config.resolve(&t.cert_file));
             files.push(config.resolve(&t.key_file));
+        }
+        if let Some(n) = crate::snapshot::network_files(&config) {
+            files.extend([n.ranges, n.names, n.hosting]);
         }
         for dir in [
             config.resolve(&raw.catalog.ranges_dir),

@@ -59,6 +59,9 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     }
     let id = &o.identity;
     m.count_request(o.action, id.purpose, id.verification);
+    if id.network.hosting {
+        m.count_hosting(o.action);
+    }
     if let Some(agent) = id.agent {
         let a = snap.catalogue.agent(agent);
         snap.agent_counters

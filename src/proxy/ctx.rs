@@ -96,6 +96,8 @@ impl RequestCtx {
             identity = o.identity.kind.as_str(),
             agent = agent.unwrap_or(""),
             verification = o.identity.verification.as_str(),
+            asn = o.identity.network.asn.map_or(0, |a| a.get()),
+            hosting = o.identity.network.hosting,
             action = o.action.as_str(),
             rule = o.rule_name(snap),
             score = o.conduct.score,

@@ -170,14 +170,31 @@ def bench_config(shipped, port, admin, threads):
     return "".join(out)
 
 
-def scrape_actions(admin):
-    """rempart_requests_total summed by action, from the admin listener."""
+def scrape(admin):
+    """From rempart's /metrics: requests by action, requests by behaviour
+    signal, evidence records written and dropped."""
     import urllib.request
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    actions = {}
-    for action, value in re.findall(r'^rempart_requests_total\{[^}]*action="([^"]+)"[^}]*\}\s+(\S+)$', text, re.M):
-        actions[action] = actions.get(action, 0) + int(float(value))
-    return actions
+    out = {"actions": {}, "signals": {}}
+    for kind, metric, label in (("actions", "rempart_requests_total", "action"),
+                                ("signals", "rempart_behaviour_signals_total", "signal")):
+        for key, value in re.findall(rf'^{metric}\{{[^}}]*{label}="([^"]+)"[^}}]*\}}\s+(\S+)$', text, re.M):
+            out[kind][key] = out[kind].get(key, 0) + int(float(value))
+    for key in ("rempart_evidence_records_total", "rempart_evidence_dropped_total"):
+        m = re.search(rf"^{key}\s+(\S+)$", text, re.M)
+        out[key] = int(float(m.group(1))) if m else 0
+    return out
+
+
+def delta(after, before):
+    """What a measurement added to the counters of `scrape`."""
+    out = {}
+    for k, v in after.items():
+        if isinstance(v, dict):
+            out[k] = {a: n - before[k].get(a, 0) for a, n in v.items()}
+        else:
+            out[k] = v - before.get(k, 0)
+    return out
 
 
 def ask(port, raw):
@@ -358,7 +375,7 @@ backend be
     def measure(self, setup, workload):
         pids = self.pids[setup]
         admin = ADMIN_PORTS.get(setup)
-        actions_before = scrape_actions(admin) if admin else {}
+        counters = scrape(admin) if admin else {}
         reset_peak(pids)
         before = cpu_ticks(pids)
         pin = ["taskset", "-c", "0"] if self.pinned else []
@@ -375,8 +392,9 @@ backend be
         r["cpu_us"] = ticks * 1e6 / CLK_TCK / max(r["requests"], 1)
         r["peak_kb"] = status_kb(pids, "VmHWM")
         if admin:
-            after = scrape_actions(admin)
-            r["actions"] = {a: after.get(a, 0) - actions_before.get(a, 0) for a in after}
+            d = delta(scrape(admin), counters)
+            r["actions"], r["signals"] = d["actions"], d["signals"]
+            r["evidence"] = (d["rempart_evidence_records_total"], d["rempart_evidence_dropped_total"])
         verify(setup, workload, r)
         return r
 
@@ -511,7 +529,8 @@ def run_once(args, threads, pinned, setups):
                     results[(name, setup)].append(r)
                     print(f"[{label}] round {rnd + 1} {name:9} {setup:11} {r['rps']:>9.0f} rps  "
                           f"p99 {r['p99']:.2f} ms  cpu {r['cpu_us']:.1f} us/req  "
-                          f"{('actions ' + str(r['actions'])) if 'actions' in r else ''}", flush=True)
+                          f"{('actions ' + str(r['actions']) + ' signals ' + str(r['signals'])) if 'actions' in r else ''}",
+                          flush=True)
         return {"threads": threads, "pinned": pinned, "setups": setups, "results": results,
                 "idle": bench.idle_rss_kb, "diff": bench.diff, "wrk_threads": bench.wrk_threads}
     finally:

@@ -42,13 +42,18 @@ def answered(run, workload, setup):
     non2xx = sum(r["non2xx"] for r in rs)
     status = "2xx" if non2xx == 0 else ("non-2xx" if non2xx == total else f"{non2xx} non-2xx")
     if "actions" in rs[0]:
-        actions = {}
-        for r in rs:
-            for a, n in r["actions"].items():
-                if n:
-                    actions[a] = actions.get(a, 0) + n
-        status += " (" + ", ".join(f"{a} {n:,}" for a, n in sorted(actions.items())) + ")"
+        status += f" ({counts(rs, 'actions')})"
     return status
+
+
+def counts(rs, key):
+    """Non-zero counters of one kind summed over measurements, as text."""
+    total = {}
+    for r in rs:
+        for k, n in r[key].items():
+            if n:
+                total[k] = total.get(k, 0) + n
+    return ", ".join(f"{k} {n:,}" for k, n in sorted(total.items())) or "none"
 
 
 def run_section(run, expected):
@@ -78,7 +83,17 @@ def run_section(run, expected):
                 f"{med(run, name, setup, 'rps'):,.0f} | {med(run, name, setup, 'p50'):.2f} | "
                 f"{med(run, name, setup, 'p99'):.2f} | {med(run, name, setup, 'cpu_us'):.1f} |")
         lines.append("")
-    lines += ["### Ratios (medians of this run)", "",
+    lines += ["### What the shipped policy saw (rempart, summed over the rounds)", "",
+              "From rempart's `/metrics` before and after each measurement: requests by action, requests that "
+              "showed each behaviour signal (a signal alone does not act: the rules and the score do), evidence "
+              "records written and dropped.", "",
+              "| workload | requests by action | requests by signal | evidence records (dropped) |",
+              "|---|---|---|---|"]
+    for name, desc in DESCRIPTIONS.items():
+        rs = run["results"][(name, "rempart")]
+        lines.append(f"| {desc} | {counts(rs, 'actions')} | {counts(rs, 'signals')} | "
+                     f"{sum(r['evidence'][0] for r in rs):,} ({sum(r['evidence'][1] for r in rs):,}) |")
+    lines += ["", "### Ratios (medians of this run)", "",
               "rps ratio (higher is faster) and CPU-per-request ratio (lower is cheaper). On the crawler "
               "workloads the bare proxies forward the page (they refuse nothing), so their figures there are "
               "those of a proxied page.", "",

@@ -44,8 +44,14 @@ fn main() -> anyhow::Result<()> {
     let mut conf = ServerConf {
         threads,
         work_stealing: false,
-        pid_file: tmp.join(format!("bare-pingora-{port}.pid")).to_string_lossy().into_owned(),
-        upgrade_sock: tmp.join(format!("bare-pingora-{port}.sock")).to_string_lossy().into_owned(),
+        pid_file: tmp
+            .join(format!("bare-pingora-{port}.pid"))
+            .to_string_lossy()
+            .into_owned(),
+        upgrade_sock: tmp
+            .join(format!("bare-pingora-{port}.sock"))
+            .to_string_lossy()
+            .into_owned(),
         ..ServerConf::default()
     };
     conf.upstream_keepalive_pool_size = 256;

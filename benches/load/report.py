@@ -109,7 +109,8 @@ def run_section(run, expected):
         lines.append(f"| {desc} | " + " | ".join(cells) + " |")
     lines += ["", "### Memory", "",
               "Peak RSS (VmHWM, reset through `/proc/PID/clear_refs` before each measurement) under the "
-              f"c{run['connections']} load, MiB, the highest over the rounds:", "",
+              f"c{run['connections']} load, MiB, the highest over the rounds (the reset sets it to the resident size "
+              "of that moment, so a workload's figure includes what the ones before it left resident):", "",
               "| setup | " + " | ".join(DESCRIPTIONS[w] for w in DESCRIPTIONS) + " |",
               "|---|" + "---|" * len(DESCRIPTIONS)]
     for setup in run["setups"]:

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Load benchmark driver: see run.sh. Starts an nginx origin, rempart, nginx
-with the ai.robots.txt block and HAProxy with its token list, all on loopback;
-runs the same wrk workloads on each, interleaved; measures rps, latency, the
-proxy's CPU per request from /proc, and peak RSS; writes a Markdown report
-with every ratio taken from this one run."""
+"""Load benchmark driver: see run.sh. Starts an nginx origin and, on loopback,
+rempart with the shipped configuration (as the CDN-front deployment: the load
+generator is the trusted CDN), a bare pingora proxy, a plain nginx proxy,
+nginx with the ai.robots.txt block and HAProxy with its token list; gives each
+the same pre-built requests from a crowd of client addresses (crowd.py),
+interleaved; checks that every setup answered every request as intended;
+measures rps, latency, the proxy's CPU per request from /proc and peak RSS,
+in two runs (one thread on a core of its own; two threads on both cores);
+writes a Markdown report with every ratio taken from this one run."""
 
 import argparse
-import os
+import difflib
 import platform
+import os
 import re
 import shutil
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,22 +25,34 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, HERE)
+import crowd  # noqa: E402
+import report  # noqa: E402
 
-CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-GPTBOT = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)"
-CLAUDEBOT = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)"
+ORIGIN_PORT = 18080
+PORTS = {"rempart": 18081, "nginx-map": 18082, "haproxy": 18083, "baseline": 18084, "bare": 18085,
+         "nginx-plain": 18086}
+ADMIN_PORTS = {"rempart": 18091, "baseline": 18094}
+# The workloads (crowd.py builds their requests; report.py describes them).
+WORKLOADS = ["page", "file", "gptbot", "claudebot"]
 
-ORIGIN_PORT, REMPART_PORT, NGINX_PORT, HAPROXY_PORT, BASELINE_PORT = 18080, 18081, 18082, 18083, 18084
+# What each setup must answer: (status, rempart's action in rempart_requests_total).
+# The shipped policy offers a licence to every AI-training crawler
+# (rule ai-licensing-offer), GPTBot included; the nginx and HAProxy snippets
+# refuse; the bare proxies forward everything.
+EXPECT = {
+    "page": {"*": (200, "allow")},
+    "file": {"*": (200, "allow")},
+    "gptbot": {"rempart": (402, "offer"), "baseline": (402, "offer"), "nginx-map": (403, None),
+               "haproxy": (403, None), "*": (200, None)},
+    "claudebot": {"rempart": (402, "offer"), "baseline": (402, "offer"), "nginx-map": (403, None),
+                  "haproxy": (403, None), "*": (200, None)},
+}
 
-WORKLOADS = [
-    # name, description, user agent, path
-    ("page", "browser, 12 KB page", CHROME, "/page.html"),
-    ("file", "browser, 1 MiB file", CHROME, "/file.bin"),
-    ("refused", "AI crawler refused (GPTBot, 403)", GPTBOT, "/page.html"),
-    ("offer", "AI crawler, offer (ClaudeBot: rempart 402 offer page, others 403)", CLAUDEBOT, "/page.html"),
-]
-SETUPS = ["rempart", "nginx", "haproxy"]
 
+def expected(workload, setup):
+    table = EXPECT[workload]
+    return table.get(setup, table["*"])
 
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
@@ -86,6 +103,16 @@ def status_kb(pids, key):
     return total
 
 
+def reset_peak(pids):
+    """Resets the processes' peak RSS (VmHWM), so that it is this workload's."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
 def to_ms(value):
     m = re.match(r"([\d.]+)(us|ms|s)", value)
     if not m:
@@ -99,7 +126,9 @@ def parse_wrk(out):
     total = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "rps": rps,
         "requests": total,
         "p50": to_ms(lat.get("50", "nan")),
@@ -108,13 +137,92 @@ def parse_wrk(out):
     }
 
 
+
+def bench_config(shipped, port, admin, threads):
+    """The shipped configuration with only what a benchmark must change:
+    its ports, its threads, the load generator as the trusted CDN, the bench
+    origin, and no range refresh or file watching (nothing to fetch, nothing
+    to reload). State paths are relative: they land in the temp directory
+    the copy is written to."""
+    edits = {
+        ("server", "listen"): f'"127.0.0.1:{port}"',
+        ("server", "upstream"): f'"http://127.0.0.1:{ORIGIN_PORT}"',
+        ("server", "threads"): str(threads),
+        ("server", "trusted_proxies"): '["127.0.0.1/32"]',
+        ("admin", "listen"): f'"127.0.0.1:{admin}"',
+        ("reload", "watch"): "false",
+        ("ranges", "refresh"): "false",
+    }
+    done, section, out = set(), None, []
+    for line in shipped.splitlines(keepends=True):
+        m = re.match(r"^\s*\[\[?([^\]]+)\]\]?\s*(#.*)?$", line)
+        if m:
+            section = m.group(1).strip()
+        m = re.match(r"^(\w+)\s*=", line)
+        if m and (section, m.group(1)) in edits:
+            key = (section, m.group(1))
+            line = f"{key[1]} = {edits[key]}\n"
+            done.add(key)
+        out.append(line)
+    missing = set(edits) - done
+    if missing:
+        raise RuntimeError(f"the shipped config lacks {sorted(missing)}: the benchmark cannot set them")
+    return "".join(out)
+
+
+def scrape(admin):
+    """From rempart's /metrics: requests by action, requests by behaviour
+    signal, evidence records written and dropped."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    out = {"actions": {}, "signals": {}}
+    for kind, metric, label in (("actions", "rempart_requests_total", "action"),
+                                ("signals", "rempart_behaviour_signals_total", "signal")):
+        for key, value in re.findall(rf'^{metric}\{{[^}}]*{label}="([^"]+)"[^}}]*\}}\s+(\S+)$', text, re.M):
+            out[kind][key] = out[kind].get(key, 0) + int(float(value))
+    for key in ("rempart_evidence_records_total", "rempart_evidence_dropped_total"):
+        m = re.search(rf"^{key}\s+(\S+)$", text, re.M)
+        out[key] = int(float(m.group(1))) if m else 0
+    return out
+
+
+def delta(after, before):
+    """What a measurement added to the counters of `scrape`."""
+    out = {}
+    for k, v in after.items():
+        if isinstance(v, dict):
+            out[k] = {a: n - before[k].get(a, 0) for a, n in v.items()}
+        else:
+            out[k] = v - before.get(k, 0)
+    return out
+
+
+def ask(port, raw):
+    """Sends one pre-built request, returns (status, headers, body)."""
+    import http.client
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+
+
 class Bench:
-    def __init__(self, args):
+    """One run: the origin and every setup started once, measured in rounds.
+    `threads` per proxy; pinned: proxies on core 1, origin and wrk on core 0;
+    unpinned: everything shares both cores."""
+
+    def __init__(self, args, threads=1, pinned=True):
         self.args = args
+        self.threads = threads
+        self.pinned = pinned
         self.tmp = tempfile.mkdtemp(prefix="rempart-bench-")
         os.chmod(self.tmp, 0o755)
         self.procs = {}
         self.pids = {}
+        self.sizes = {}
+        self.diff = ""
+        self.idle_rss_kb = 0
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -122,13 +230,19 @@ class Bench:
             f.write(text)
         return path
 
+    def core(self, role):
+        """The core of a role ("proxy", "load") in a pinned run; None when unpinned."""
+        if not self.pinned:
+            return None
+        return 1 if role == "proxy" else 0
+
     def start(self, name, cmd, core, port):
         log = open(os.path.join(self.tmp, f"{name}.log"), "w")
-        proc = subprocess.Popen(["taskset", "-c", str(core)] + cmd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        pin = ["taskset", "-c", str(core)] if core is not None else []
+        proc = subprocess.Popen(pin + cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         try:
-            wait_port(port)
+            wait_port(port, timeout=60)
         except RuntimeError:
             log.flush()
             with open(log.name) as f:
@@ -137,44 +251,85 @@ class Bench:
         time.sleep(0.3)
         self.pids[name] = [proc.pid] + children(proc.pid)
 
+    def nginx_common(self, name, workers):
+        return (f"user root; worker_processes {workers}; daemon off; error_log {self.tmp}/{name}-error.log warn; "
+                f"pid {self.tmp}/{name}.pid;\nevents {{ worker_connections 4096; }}\n")
+
     def setup_origin(self):
-        """The origin: nginx serving a 12 KB page and a 1 MiB file."""
+        """The origin: nginx serving a 12 KB page, its three assets and a 1 MiB
+        file, marking what it serves with `X-Bench-Origin`."""
         www = os.path.join(self.tmp, "www")
         os.makedirs(www)
         para = "<p>Hiver 1943. Marthe, passeuse dans la vallée de la Clarée, accepte de conduire un enfant seul jusqu'en Italie.</p>\n"
-        page = "<!doctype html><html lang=fr><head><meta charset=utf-8><title>La Traversée</title></head><body>\n"
+        page = "<!doctype html><html lang=fr><head><meta charset=utf-8><title>La Traversée</title>" \
+               "<link rel=stylesheet href=/style.css><script src=/app.js defer></script></head><body>\n" \
+               "<img src=/logo.png alt=''>\n"
         while len(page.encode()) < 12 * 1024 - 20:
             page += para
-        page = page.encode()[: 12 * 1024 - 15] + b"</body></html>\n"
-        with open(os.path.join(www, "page.html"), "wb") as f:
-            f.write(page)
-        with open(os.path.join(www, "file.bin"), "wb") as f:
-            f.write(os.urandom(1024 * 1024))
-        common = f"user root; worker_processes 1; daemon off; error_log {self.tmp}/%s-error.log warn; pid {self.tmp}/%s.pid;\n" \
-                 "events { worker_connections 4096; }\n"
-        origin = self.write("origin.conf", common % ("origin", "origin") + f"""
-http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
-  server {{ listen 127.0.0.1:{ORIGIN_PORT} reuseport backlog=4096; root {www}; }} }}
+        files = {
+            "page.html": page.encode()[: 12 * 1024 - 15] + b"</body></html>\n",
+            "style.css": (b"body{margin:0 auto;max-width:40em;font:1.1em/1.5 serif}\n" * 200)[: 8 * 1024],
+            "app.js": (b"document.querySelectorAll('p').forEach(function(p){p.dataset.read='1'});\n" * 300)[: 16 * 1024],
+            "logo.png": b"\x89PNG\r\n\x1a\n" + os.urandom(4 * 1024 - 8),
+            "file.bin": os.urandom(1024 * 1024),
+        }
+        for name, data in files.items():
+            with open(os.path.join(www, name), "wb") as f:
+                f.write(data)
+            self.sizes["/" + name] = len(data)
+        workers = 1 if self.pinned else 2
+        origin = self.write("origin.conf", self.nginx_common("origin", workers) + f"""
+http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000; types {{ text/html html; text/css css; application/javascript js; image/png png; }}
+  server {{ listen 127.0.0.1:{ORIGIN_PORT} reuseport backlog=4096; root {www}; add_header X-Bench-Origin 1; }} }}
 """)
-        self.start("origin", ["nginx", "-c", origin], 0, ORIGIN_PORT)
+        self.start("origin", ["nginx", "-c", origin], self.core("load"), ORIGIN_PORT)
         return www
 
+    def rempart_config(self, name, root):
+        """A copy of `root`'s shipped config/rempart.toml in a directory of its
+        own, beside links to the shipped data (catalogue, ranges, templates)."""
+        cfg_dir = os.path.join(root, "config")
+        own = os.path.join(self.tmp, name)
+        os.makedirs(own)
+        for entry in os.listdir(cfg_dir):
+            if entry != "rempart.toml":
+                os.symlink(os.path.join(cfg_dir, entry), os.path.join(own, entry))
+        shipped = open(os.path.join(cfg_dir, "rempart.toml")).read()
+        text = bench_config(shipped, PORTS[name], ADMIN_PORTS[name], self.threads)
+        path = os.path.join(own, "rempart.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        diff = "".join(difflib.unified_diff(shipped.splitlines(keepends=True), text.splitlines(keepends=True),
+                                            "config/rempart.toml", "benchmark copy", n=0))
+        return path, diff
+
     def setup(self):
-        common = f"user root; worker_processes 1; daemon off; error_log {self.tmp}/%s-error.log warn; pid {self.tmp}/%s.pid;\n" \
-                 "events { worker_connections 4096; }\n"
+        n = self.threads
         self.setup_origin()
-        block = os.path.join(HERE, "nginx-block-ai-bots.conf")
-        nginx = self.write("nginx.conf", common % ("nginx", "nginx") + f"""
+        proxy = self.core("proxy")
+        cfg, self.diff = self.rempart_config("rempart", ROOT)
+        self.start("rempart", [self.args.rempart, "run", "--config", cfg], proxy, PORTS["rempart"])
+        self.idle_rss_kb = status_kb(self.pids["rempart"], "VmRSS")
+        if getattr(self.args, "baseline", None):
+            # Another rempart build, its own checkout's shipped config, same changes, other ports.
+            cfg, _ = self.rempart_config("baseline", self.args.baseline_root or ROOT)
+            self.start("baseline", [self.args.baseline, "run", "--config", cfg], proxy, PORTS["baseline"])
+        self.start("bare", [self.args.bare, f"127.0.0.1:{PORTS['bare']}", f"127.0.0.1:{ORIGIN_PORT}", str(n)],
+                   proxy, PORTS["bare"])
+        for name, extra in (("nginx-plain", ""),
+                            ("nginx-map", f"include {os.path.join(HERE, 'nginx-block-ai-bots.conf')};")):
+            conf = self.write(f"{name}.conf", self.nginx_common(name, n) + f"""
 http {{ access_log off; keepalive_requests 100000;
   upstream origin {{ server 127.0.0.1:{ORIGIN_PORT}; keepalive 128; }}
-  server {{ listen 127.0.0.1:{NGINX_PORT} backlog=4096;
-    include {block};
+  server {{ listen 127.0.0.1:{PORTS[name]} backlog=4096;
+    {extra}
     location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; }} }} }}
 """)
+            self.start(name, ["nginx", "-c", conf], proxy, PORTS[name])
         tokens = os.path.join(HERE, "haproxy-block-ai-bots.txt")
         haproxy = self.write("haproxy.cfg", f"""
 global
-  nbthread 1
+  nbthread {n}
   maxconn 8000
 defaults
   mode http
@@ -183,7 +338,7 @@ defaults
   timeout server 30s
   option http-keep-alive
 frontend fe
-  bind 127.0.0.1:{HAPROXY_PORT}
+  bind 127.0.0.1:{PORTS['haproxy']}
   acl ai_robot hdr_sub(user-agent) -i -f {tokens}
   http-request deny deny_status 403 if ai_robot !{{ path /robots.txt }}
   default_backend be
@@ -191,52 +346,56 @@ backend be
   http-reuse always
   server origin 127.0.0.1:{ORIGIN_PORT} maxconn 1000
 """)
-        self.start("rempart", [self.args.rempart, "run", "--config", os.path.join(HERE, "rempart-bench.toml")], 1, REMPART_PORT)
-        self.idle_rss_kb = status_kb(self.pids["rempart"], "VmRSS")
-        if getattr(self.args, "baseline", None):
-            # Another rempart build (an earlier commit), same config on other ports, same run.
-            text = open(os.path.join(HERE, "rempart-bench.toml")).read()
-            text = (text.replace(f"127.0.0.1:{REMPART_PORT}", f"127.0.0.1:{BASELINE_PORT}")
-                        .replace("127.0.0.1:18091", "127.0.0.1:18094")
-                        .replace("/tmp/rempart-bench.", "/tmp/rempart-baseline.")
-                        .replace("/tmp/rempart-bench-", "/tmp/rempart-baseline-")
-                        .replace('"../../config/', f'"{self.args.baseline_root or ROOT}/config/'))
-            cfg = self.write("baseline.toml", text)
-            self.start("baseline", [self.args.baseline, "run", "--config", cfg], 1, BASELINE_PORT)
-        self.start("nginx", ["nginx", "-c", nginx], 1, NGINX_PORT)
-        self.start("haproxy", ["haproxy", "-db", "-f", haproxy], 1, HAPROXY_PORT)
+        self.start("haproxy", ["haproxy", "-db", "-f", haproxy], proxy, PORTS["haproxy"])
+        self.wrk_threads = 1 if self.pinned else 2
+        for name in WORKLOADS:
+            self.write(f"{name}.lua", crowd.lua(name, self.wrk_threads))
 
-    def port(self, setup):
-        return {"rempart": REMPART_PORT, "baseline": BASELINE_PORT, "nginx": NGINX_PORT, "haproxy": HAPROXY_PORT}[setup]
+    def check(self, setups):
+        """Before measuring: a sample of each workload's requests (every header
+        set, first and last address) answered as intended by every setup, and
+        a 200 is the origin's file, whole."""
+        for name in WORKLOADS:
+            groups = crowd.groups(name)
+            sample = [(i, k) for i in range(len(groups)) for k in range(len(groups[i]))]
+            sample.append((crowd.CLIENTS - 1, 0))
+            for setup in setups:
+                want, _ = expected(name, setup)
+                for i, k in sample:
+                    raw = crowd.request(name, i, k)
+                    status, headers, body = ask(PORTS[setup], raw)
+                    path = raw.split(b" ", 2)[1].decode()
+                    if status != want:
+                        raise RuntimeError(f"{setup} answered {status} to {name} request {path} from "
+                                           f"{crowd.address(i)}, expected {want}")
+                    if status == 200 and ("x-bench-origin" not in headers or len(body) < self.sizes[path]):
+                        raise RuntimeError(f"{setup}: the 200 to {name} {path} is not the origin's file "
+                                           f"({len(body)} bytes, origin header {'x-bench-origin' in headers})")
 
-    def check(self):
-        """Every setup answers each workload as expected before measuring."""
-        import urllib.request
-        import urllib.error
-        expect = {("page", s): 200 for s in SETUPS}
-        expect.update({("file", s): 200 for s in SETUPS})
-        expect.update({("refused", s): 403 for s in SETUPS})
-        expect.update({("offer", "rempart"): 402, ("offer", "nginx"): 403, ("offer", "haproxy"): 403})
-        expect.update({(w[0], "baseline"): expect[(w[0], "rempart")] for w in WORKLOADS})
-        for name, _, ua, path in WORKLOADS:
-            for setup in SETUPS:
-                req = urllib.request.Request(f"http://127.0.0.1:{self.port(setup)}{path}", headers={"User-Agent": ua})
-                try:
-                    status = urllib.request.urlopen(req, timeout=5).status
-                except urllib.error.HTTPError as e:
-                    status = e.code
-                if status != expect[(name, setup)]:
-                    raise RuntimeError(f"{setup} answered {status} to workload {name}, expected {expect[(name, setup)]}")
-
-    def measure(self, setup, ua, path):
+    def measure(self, setup, workload):
         pids = self.pids[setup]
+        admin = ADMIN_PORTS.get(setup)
+        counters = scrape(admin) if admin else {}
+        reset_peak(pids)
         before = cpu_ticks(pids)
-        cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{self.args.connections}", f"-d{self.args.duration}s", "--latency",
-               "-H", f"User-Agent: {ua}", f"http://127.0.0.1:{self.port(setup)}{path}"]
-        out = run(cmd).stdout
+        pin = ["taskset", "-c", "0"] if self.pinned else []
+        cmd = pin + ["wrk", f"-t{self.wrk_threads}", f"-c{self.args.connections}", f"-d{self.args.duration}s",
+                     # A response slower than this is a failure of the run (wrk's default, 2 s, is
+                     # reached by a debug build on a busy machine).
+                     "--timeout", "10s", "--latency", "-s", os.path.join(self.tmp, f"{workload}.lua"), f"http://127.0.0.1:{PORTS[setup]}/"]
+        done = run(cmd)
         ticks = cpu_ticks(pids) - before
-        r = parse_wrk(out)
+        if done.stderr.strip():
+            # wrk runs its default request when the script fails: never measure that.
+            raise RuntimeError(f"wrk: {done.stderr.strip()}")
+        r = parse_wrk(done.stdout)
         r["cpu_us"] = ticks * 1e6 / CLK_TCK / max(r["requests"], 1)
+        r["peak_kb"] = status_kb(pids, "VmHWM")
+        if admin:
+            d = delta(scrape(admin), counters)
+            r["actions"], r["signals"] = d["actions"], d["signals"]
+            r["evidence"] = (d["rempart_evidence_records_total"], d["rempart_evidence_dropped_total"])
+        verify(setup, workload, r)
         return r
 
     def stop(self):
@@ -250,15 +409,27 @@ backend be
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        # The ledger of millions of offers is in here, and not worth keeping.
         shutil.rmtree(self.tmp, ignore_errors=True)
-        # The ledger of millions of refusals is not worth keeping.
-        shutil.rmtree("/tmp/rempart-bench-evidence", ignore_errors=True)
-        shutil.rmtree("/tmp/rempart-baseline-evidence", ignore_errors=True)
 
 
-def fmt_ratio(a, b):
-    return "–" if not b or b != b else f"{a / b:.2f}"
-
+def verify(setup, workload, r):
+    """Fails loudly unless every request of the run was answered as intended."""
+    want, action = expected(workload, setup)
+    where = f"{setup}, workload {workload}"
+    if r["requests"] == 0:
+        raise RuntimeError(f"{where}: no request completed")
+    errors = [int(n) for n in re.findall(r"\d+", r["socket_errors"])]
+    if any(errors):
+        raise RuntimeError(f"{where}: socket errors: {r['socket_errors']}")
+    wrong = r["non2xx"] if want < 300 else r["requests"] - r["non2xx"]
+    if wrong:
+        raise RuntimeError(f"{where}: {wrong} of {r['requests']} responses were not {want}")
+    if "actions" in r:
+        others = {a: n for a, n in r["actions"].items() if a != action and n}
+        if others or r["actions"].get(action, 0) < r["requests"]:
+            raise RuntimeError(f"{where}: rempart's actions {r['actions']}, expected {action} for all "
+                               f"{r['requests']} requests")
 
 def run_criterion(bench):
     """Runs one criterion benchmark briefly and returns what it printed."""
@@ -317,9 +488,59 @@ def behaviour_section(smoke):
     return "\n".join(lines) + "\n"
 
 
+
+def machine():
+    """What the report says of the machine and the software under test."""
+    cpu = run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).stdout.strip()
+    lock = open(os.path.join(ROOT, "Cargo.lock")).read()
+    pingora = re.search(r'name = "pingora"\nversion = "([^"]+)"', lock)
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1],
+        "haproxy": run(["haproxy", "-v"]).stdout.split()[2],
+        "wrk": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1:2] or ["?"])[0],
+        "rustc": rustc or "?", "pingora": pingora.group(1) if pingora else "?",
+    }
+
+
+def soak_section(path):
+    """The `## Soak` section of an existing report, verbatim (benches/soak.py writes it)."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return ""
+    m = re.search(r"^## Soak\n.*?(?=^## |\Z)", text, re.M | re.S)
+    return m.group(0).rstrip() + "\n" if m else ""
+
+
+def run_once(args, threads, pinned, setups):
+    """One run: every setup started, checked, measured in interleaved rounds."""
+    bench = Bench(args, threads=threads, pinned=pinned)
+    results = {(w, s): [] for w in WORKLOADS for s in setups}
+    label = f"{threads} thread{'s' if threads > 1 else ''}, {'pinned' if pinned else 'unpinned'}"
+    try:
+        bench.setup()
+        bench.check(setups)
+        for rnd in range(args.rounds):
+            for name in WORKLOADS:
+                for setup in setups:
+                    r = bench.measure(setup, name)
+                    results[(name, setup)].append(r)
+                    print(f"[{label}] round {rnd + 1} {name:9} {setup:11} {r['rps']:>9.0f} rps  "
+                          f"p99 {r['p99']:.2f} ms  cpu {r['cpu_us']:.1f} us/req  "
+                          f"{('actions ' + str(r['actions']) + ' signals ' + str(r['signals'])) if 'actions' in r else ''}",
+                          flush=True)
+        return {"threads": threads, "pinned": pinned, "setups": setups, "results": results,
+                "idle": bench.idle_rss_kb, "diff": bench.diff, "wrk_threads": bench.wrk_threads}
+    finally:
+        bench.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rempart", required=True)
+    ap.add_argument("--bare", required=True, help="the bare pingora proxy (example bare-pingora)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
@@ -328,87 +549,17 @@ def main():
     ap.add_argument("--baseline", default=None, help="another rempart binary measured in the same run")
     ap.add_argument("--baseline-root", default=None, help="the checkout whose config/ the baseline reads")
     args = ap.parse_args()
-    global SETUPS
-    if args.baseline:
-        SETUPS = ["rempart", "baseline", "nginx", "haproxy"]
+    setups = ["rempart"] + (["baseline"] if args.baseline else []) + ["bare", "nginx-plain", "nginx-map", "haproxy"]
     if args.smoke:
         args.rounds, args.duration = 1, 1
+    docs = os.path.join(ROOT, "docs", "benchmarks.md")
     output = args.output or (os.path.join(tempfile.gettempdir(), "rempart-benchmarks-smoke.md") if args.smoke
-                             else os.path.join(ROOT, "docs", "benchmarks.md"))
-
-    bench = Bench(args)
-    results = {(w[0], s): [] for w in WORKLOADS for s in SETUPS}
-    try:
-        bench.setup()
-        bench.check()
-        for rnd in range(args.rounds):
-            for name, _, ua, path in WORKLOADS:
-                for setup in SETUPS:
-                    r = bench.measure(setup, ua, path)
-                    results[(name, setup)].append(r)
-                    print(f"round {rnd + 1} {name:8} {setup:8} {r['rps']:>10.0f} rps  p99 {r['p99']:.2f} ms  "
-                          f"cpu {r['cpu_us']:.1f} us/req", flush=True)
-        peak = {s: status_kb(bench.pids[s], "VmHWM") for s in SETUPS}
-        idle = bench.idle_rss_kb
-    finally:
-        bench.stop()
-
-    def med(name, setup, key):
-        return statistics.median(r[key] for r in results[(name, setup)])
-
-    cpu = run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).stdout.strip()
-    versions = {
-        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1],
-        "haproxy": run(["haproxy", "-v"]).stdout.split()[2],
-        "wrk": "wrk " + (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1:2] or ["?"])[0],
-    }
-    lines = [
-        "# Benchmarks", "",
-        "Generated by `benches/load/run.sh` (load), `cargo bench --bench decision` (decision path) and "
-        "`cargo bench --bench behaviour` (behaviour stage) "
-        f"on {time.strftime('%Y-%m-%d')}. Every ratio below comes from this one run. "
-        "Targets, profiles and what was tried: [performance.md](performance.md).", "",
-        "## Machine", "",
-        f"- CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}",
-        f"- nginx {versions['nginx']}, HAProxy {versions['haproxy']}, {versions['wrk']}",
-        f"- rempart binary: `{args.rempart}`",
-    ]
-    if args.baseline:
-        lines += [f"- baseline: another rempart build (`--baseline`), measured in the same interleaved run with the "
-                  "same configuration on other ports, reading its own checkout's `config/`"]
-    lines += [
-        "",
-        "## Load", "",
-        f"Command: `benches/load/run.sh{' --smoke' if args.smoke else ''}` — {args.rounds} interleaved rounds "
-        f"(rempart, nginx, HAProxy, then the next workload), `wrk -t1 -c{args.connections} -d{args.duration}s`, "
-        "medians over the rounds. The origin (nginx, static files) and wrk are pinned to core 0, the proxy "
-        "under test to core 1 (rempart `threads = 1`, nginx `worker_processes 1`, HAProxy `nbthread 1`). "
-        "CPU µs per request is the proxy's user+system time from /proc divided by the requests served. "
-        "nginx runs the ai.robots.txt `nginx-block-ai-bots.conf` (a regex over the user agent), HAProxy its "
-        "token list with `hdr_sub -i`, rempart `benches/load/rempart-bench.toml` (full catalogue, range "
-        "verification, ordered policy).", "",
-    ]
-    for name, desc, _, _ in WORKLOADS:
-        lines += [f"### {desc}", "",
-                  "| setup | rps | p50 ms | p99 ms | CPU µs/req | rps vs nginx | rps vs HAProxy | CPU vs nginx | CPU vs HAProxy |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for setup in SETUPS:
-            rps, p50, p99, c = (med(name, setup, k) for k in ("rps", "p50", "p99", "cpu_us"))
-            lines.append(
-                f"| {setup} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {c:.1f} | "
-                f"{fmt_ratio(rps, med(name, 'nginx', 'rps'))} | {fmt_ratio(rps, med(name, 'haproxy', 'rps'))} | "
-                f"{fmt_ratio(c, med(name, 'nginx', 'cpu_us'))} | {fmt_ratio(c, med(name, 'haproxy', 'cpu_us'))} |")
-        lines.append("")
-    lines += ["### Memory", "",
-              "| setup | peak RSS under load (MiB) |", "|---|---|"]
-    for setup in SETUPS:
-        lines.append(f"| {setup} | {peak[setup] / 1024:.1f} |")
-    lines += ["", f"rempart idle RSS with the full catalogue and range table, before load: {idle / 1024:.1f} MiB.", ""]
-    for section in (criterion_section(args.smoke), behaviour_section(args.smoke)):
-        if section:
-            lines += [section]
+                             else docs)
+    runs = [run_once(args, 1, True, setups), run_once(args, 2, False, setups)]
+    sections = [criterion_section(args.smoke), behaviour_section(args.smoke)]
+    text = report.markdown(args, runs, machine(), [s for s in sections if s], soak_section(docs), expected)
     with open(output, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
     print(f"wrote {output}")
 
 

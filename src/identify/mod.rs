@@ -4,7 +4,9 @@
 //! `declared` (or `tool` for HTTP libraries), then checked against its
 //! operator's published ranges; otherwise the user agent is `browser`-shaped
 //! or `unknown`. A later stage (licence credentials, reverse DNS) slots in
-//! before or after the range check without changing the callers.
+//! before or after the range check without changing the callers. The
+//! address's network ([`network`]: its AS, and whether it is a hosting
+//! network) is looked up once per request by the decision's identify step.
 
 pub mod network;
 pub mod ranges;

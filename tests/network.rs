@@ -157,11 +157,14 @@ fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
     assert_eq!(origin.last().expect("origin saw it").path, "/films/a");
     let from_home = proxy.get("/films/b", &browser(ORANGE_IP));
     assert_eq!(from_home.status, 200);
-    assert_eq!(origin.count(), 2);
+    // IPv6: an address of Amazon's AS14618.
+    let from_aws_v6 = proxy.get("/films/c", &browser("2600:1f18::1"));
+    assert_eq!(from_aws_v6.status, 200);
+    assert_eq!(origin.count(), 3);
 
-    let all = proxy.wait_records(2);
+    let all = proxy.wait_records(3);
     let records = requests(&all);
-    assert_eq!(records.len(), 2, "{all:?}");
+    assert_eq!(records.len(), 3, "{all:?}");
     let aws = records
         .iter()
         .find(|r| r["path"] == "/films/a")
@@ -182,14 +185,19 @@ fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
     assert_eq!(home["asn"], 3215);
     assert_eq!(home["as_org"], "Orange S.A.");
     assert!(home.get("hosting").is_none(), "{home}");
+    let v6 = records
+        .iter()
+        .find(|r| r["path"] == "/films/c")
+        .expect("record");
+    assert_eq!((&v6["asn"], &v6["hosting"]), (&14618.into(), &true.into()));
 
     assert_eq!(
         proxy.metric("rempart_hosting_requests_total{action=\"allow\"}"),
-        1.0
+        2.0
     );
     assert_eq!(
         proxy.metric("rempart_behaviour_signals_total{signal=\"hosting-network\"}"),
-        1.0
+        2.0
     );
     assert!(proxy.metric("rempart_network_ranges") > 500_000.0);
 }
@@ -264,7 +272,13 @@ fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
     );
     let proxy = start_watching_browsers(&origin, &network);
     let get = |path: &str| {
-        let headers = [("User-Agent", CHROME), ("X-Forwarded-For", AWS_IP)];
+        // A browser's own headers: only the network is in question here.
+        let headers = [
+            ("User-Agent", CHROME),
+            ("Accept", "text/html"),
+            ("Accept-Language", "fr-FR"),
+            ("X-Forwarded-For", AWS_IP),
+        ];
         assert_eq!(proxy.get(path, &headers).status, 200);
     };
     get("/films/before");

@@ -4,8 +4,11 @@
 //! `declared` (or `tool` for HTTP libraries), then checked against its
 //! operator's published ranges; otherwise the user agent is `browser`-shaped
 //! or, failing that, `declared` without an agent when it calls itself a bot
-//! ([`selfdeclared`]), or `unknown`. A later stage (licence credentials, reverse DNS) slots in
-//! before or after the range check without changing the callers.
+//! ([`selfdeclared`]), or `unknown`. A later stage (licence credentials,
+//! reverse DNS) slots in before or after the range check without changing
+//! the callers. The address's network ([`network`]: its AS, and whether it is
+//! a hosting network) is looked up once per request by the decision's
+//! identify step.
 
 pub mod network;
 pub mod ranges;

@@ -272,6 +272,38 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// On a small address space, every address gets the AS of the
+        /// narrowest range covering it (ties: the later row), and the output
+        /// is sorted, disjoint and merged.
+        #[test]
+        fn the_narrowest_range_wins_everywhere(
+            input in proptest::collection::vec((0u128..64, 0u128..16, 1u32..4), 0..10)
+        ) {
+            let rows: Vec<Row> = input
+                .iter()
+                .map(|&(first, len, asn)| Row { v6: false, first, last: first + len, asn })
+                .collect();
+            let expected = |addr: u128| {
+                rows.iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.first <= addr && addr <= r.last)
+                    .min_by_key(|(i, r)| (r.last - r.first, std::cmp::Reverse(*i)))
+                    .map(|(_, r)| r.asn)
+            };
+            let want: Vec<Option<u32>> = (0..96).map(expected).collect();
+            let out = disjoint(rows);
+            for pair in out.windows(2) {
+                proptest::prop_assert!(pair[0].1 < pair[1].0);
+                proptest::prop_assert!(pair[0].2 != pair[1].2 || pair[0].1 + 1 < pair[1].0);
+            }
+            let got: Vec<Option<u32>> = (0..96)
+                .map(|a| out.iter().find(|r| r.0 <= a && a <= r.1).map(|r| r.2))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn the_same_input_gives_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@
 //! request: the fields borrow from the head.
 
 pub mod client;
+pub mod cookie;
 pub mod target;
 
 use std::borrow::Cow;
@@ -153,6 +154,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// A `Signature-Input` header is present: the request may be signed.
     pub signed: bool,
+    /// The challenge's pass cookie, as sent (checked by the decision).
+    pub pass_cookie: Option<&'a [u8]>,
     /// `Accept`, `Accept-Language` and the price bids.
     pub negotiation: Negotiation<'a>,
     pub now_ms: u64,
@@ -224,6 +227,7 @@ impl<'a> Request<'a> {
             user_agent: user_agent.unwrap_or_default(),
             authorization: seen.authorization,
             signed: seen.signed,
+            pass_cookie: seen.pass_cookie,
             negotiation: seen.negotiation,
             now_ms: r.now_ms,
             replayed: r.replayed,
@@ -314,6 +318,7 @@ struct Seen<'h> {
     host: Option<&'h [u8]>,
     authorization: Option<&'h [u8]>,
     signed: bool,
+    pass_cookie: Option<&'h [u8]>,
     negotiation: Negotiation<'h>,
     bytes: usize,
 }
@@ -331,12 +336,13 @@ impl<'h> Seen<'h> {
     /// One pass, instead of a hashed lookup per header: a request has few
     /// fields, and the standard names compare as small integers.
     fn scan(headers: &'h http::HeaderMap) -> Result<Self, Malformed> {
-        use http::header::{ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, HOST, USER_AGENT};
+        use http::header::{ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, COOKIE, HOST, USER_AGENT};
         let mut seen = Seen {
             user_agent: None,
             host: None,
             authorization: None,
             signed: false,
+            pass_cookie: None,
             negotiation: Negotiation::default(),
             bytes: 0,
         };
@@ -362,6 +368,9 @@ impl<'h> Seen<'h> {
                 first(&mut seen.negotiation.accept, value);
             } else if *k == ACCEPT_LANGUAGE {
                 first(&mut seen.negotiation.accept_language, value);
+            } else if *k == COOKIE && seen.pass_cookie.is_none() {
+                // HTTP/2 may split cookies over several fields.
+                seen.pass_cookie = cookie::find(value, cookie::PASS_COOKIE.as_bytes());
             } else if *k == names::SIGNATURE_INPUT {
                 seen.signed = true;
             } else if *k == names::CRAWLER_MAX_PRICE {

@@ -64,6 +64,12 @@ fn curl(port: u16, version: &str, ua: &str) -> (String, String, String) {
             "%{http_version} %{http_code}",
             "-A",
             ua,
+            // Over HTTPS a Chromium browser sends client hints and
+            // sec-fetch-*; a Chrome user agent without them is challenged.
+            "-H",
+            "sec-ch-ua: \"Chromium\";v=\"126\"",
+            "-H",
+            "sec-fetch-mode: navigate",
         ])
         .arg(format!("https://127.0.0.1:{port}/films/x"))
         .output()
@@ -176,7 +182,8 @@ fn get_with_preamble(port: u16, preamble: &[u8], ua: &str) -> Result<u16, String
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
-        "GET /films/x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"
+        "GET /films/x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {ua}\r\n\
+         Sec-Ch-Ua: \"Chromium\";v=\"126\"\r\nSec-Fetch-Mode: navigate\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut answer = Vec::new();

@@ -111,3 +111,95 @@ fn redirect(set_cookie: &str, location: &str) -> Answer {
         extra,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::decide::{decide_read, LocalState};
+    use crate::request::{Received, Request};
+    use crate::snapshot::{CompileOptions, Snapshot};
+
+    use super::*;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    /// The shipped config, with the scraper threshold lowered to the weight
+    /// of `headless-chromium` alone, so that a rule after the challenge
+    /// matches the same request.
+    fn snapshot() -> Snapshot {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "name = \"scrapers\"\nmin_score = 60",
+            "name = \"scrapers\"\nmin_score = 30",
+        );
+        let config = Config::parse(&path, text).unwrap();
+        let opts = CompileOptions {
+            demo_origin: None,
+            offline: true,
+        };
+        Snapshot::compile(&config, &opts).unwrap()
+    }
+
+    /// A Chrome user agent without Chrome's client hints, over TLS.
+    fn script(target: &str, cookie: Option<&str>) -> http::request::Parts {
+        let mut b = http::Request::builder()
+            .uri(target)
+            .header("host", "catalogue.example")
+            .header("user-agent", CHROME)
+            .header("accept", "*/*");
+        if let Some(c) = cookie {
+            b = b.header("cookie", c);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn decide(snap: &Snapshot, local: &LocalState, p: &http::request::Parts) -> super::super::Outcome {
+        let mut received = Received::of(p, "203.0.113.7".parse().unwrap(), NOW_MS);
+        received.tls = true;
+        let read = Request::read(received, &snap.trusted, snap.read);
+        decide_read(snap, &local.state(), &read)
+    }
+
+    #[test]
+    fn a_pass_waives_the_challenge_and_later_rules_still_apply() {
+        let snap = snapshot();
+        let local = LocalState::new(&snap);
+        let first = decide(&snap, &local, &script("/films/x", None));
+        assert_eq!(first.action, Action::Challenge);
+        assert_eq!(first.rule_name(&snap), "suspicious-browsers");
+        assert_eq!((first.status(), first.challenge), (Some(403), Some(Event::Issued)));
+        assert!(first.evidence, "an issued challenge is recorded");
+
+        // The client solves it, as the page's script would.
+        let nonce = {
+            let p = script("/films/x", None);
+            let mut r = Received::of(&p, "203.0.113.7".parse().unwrap(), NOW_MS);
+            r.tls = true;
+            snap.challenge.nonce(&Request::read(r, &snap.trusted, snap.read).unwrap())
+        };
+        let answer = crate::challenge::pow::solve(nonce.as_bytes(), snap.challenge.difficulty);
+        let verify = format!("/.well-known/rempart/challenge?n={nonce}&a={answer}&r=%2Ffilms%2Fx");
+        let passed = decide(&snap, &local, &script(&verify, None));
+        assert_eq!((passed.status(), passed.challenge), (Some(303), Some(Event::Passed)));
+        let Answer::Respond { extra, .. } = &passed.answer else {
+            panic!("answered by rempart")
+        };
+        let set_cookie = extra
+            .iter()
+            .find(|(k, _)| *k == "set-cookie")
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+            .unwrap();
+        assert!(set_cookie.ends_with("; Secure"), "over TLS: {set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap();
+
+        // With the pass, the challenge rule is passed over: the scraper rule
+        // after it decides.
+        let again = decide(&snap, &local, &script("/films/x", Some(cookie)));
+        assert_eq!(again.pass, Pass::Valid);
+        assert_eq!((again.action, again.rule_name(&snap)), (Action::RateLimit, "scrapers"));
+        assert_eq!(again.challenge, Some(Event::Admitted));
+    }
+}

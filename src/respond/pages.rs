@@ -108,6 +108,7 @@ pub fn render_pages(
         "block.fr.html",
         "challenge.en.html",
         "challenge.fr.html",
+        "challenge.head.html",
         "challenge.js",
         "offer.json",
         "block.json",

@@ -215,7 +215,11 @@ fn challenge_group(c: &mut Criterion) {
     };
     let page = with("/films/la-traversee", None);
     let nonce = {
-        let read = Request::read(Received::of(&page, browser.peer, NOW), &snap.trusted, snap.read);
+        let read = Request::read(
+            Received::of(&page, browser.peer, NOW),
+            &snap.trusted,
+            snap.read,
+        );
         snap.challenge.nonce(&read.expect("request"))
     };
     let answer = rempart::challenge::pow::solve(nonce.as_bytes(), snap.challenge.difficulty);
@@ -237,11 +241,17 @@ fn challenge_group(c: &mut Criterion) {
     // The baseline: the same client's asset, which no challenge concerns.
     let asset = with("/assets/app.js", None);
     assert_eq!(run(&page).status(), Some(403));
-    assert_eq!(run(&passing).status(), None, "the pass lets the page through");
+    assert_eq!(
+        run(&passing).status(),
+        None,
+        "the pass lets the page through"
+    );
     let mut group = c.benchmark_group("decision-challenge");
     group.throughput(Throughput::Elements(1));
     group.bench_function("issue", |b| b.iter(|| black_box(run(black_box(&page)))));
-    group.bench_function("verify-answer", |b| b.iter(|| black_box(run(black_box(&verify)))));
+    group.bench_function("verify-answer", |b| {
+        b.iter(|| black_box(run(black_box(&verify))))
+    });
     group.bench_function("pass", |b| b.iter(|| black_box(run(black_box(&passing)))));
     group.bench_function("asset", |b| b.iter(|| black_box(run(black_box(&asset)))));
     group.finish();

@@ -170,8 +170,7 @@ fn start() -> (Origin, Proxy) {
 
 #[test]
 fn headless_chromium_solves_the_challenge_by_itself() {
-    let Some(chromium) = browser_or_skip("headless_chromium_solves_the_challenge_by_itself")
-    else {
+    let Some(chromium) = browser_or_skip("headless_chromium_solves_the_challenge_by_itself") else {
         return;
     };
     let (origin, proxy) = start();

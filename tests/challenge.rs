@@ -93,10 +93,20 @@ fn a_client_that_solves_the_challenge_reaches_the_origin_with_its_assets() {
     // English and French interstitials: a refusal's status, never indexed.
     let en = proxy.get("/films/la-traversee?saison=2", &browser("en-GB,en;q=0.9"));
     assert_eq!(en.status, 403);
-    assert_eq!(en.headers.get("x-robots-tag").map(String::as_str), Some("noindex, nofollow"));
-    assert_eq!(en.headers.get("cache-control").map(String::as_str), Some("no-store"));
+    assert_eq!(
+        en.headers.get("x-robots-tag").map(String::as_str),
+        Some("noindex, nofollow")
+    );
+    assert_eq!(
+        en.headers.get("cache-control").map(String::as_str),
+        Some("no-store")
+    );
     assert!(en.headers["content-type"].starts_with("text/html"));
-    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("One moment"), "{}", en.body);
+    assert!(
+        en.body.contains("<html lang=\"en\">") && en.body.contains("One moment"),
+        "{}",
+        en.body
+    );
     assert!(en.body.contains("<noscript><meta http-equiv=\"refresh\""));
     let fr = proxy.get("/films/la-traversee", &browser("fr-FR,fr;q=0.9"));
     assert_eq!(fr.status, 403);
@@ -108,7 +118,13 @@ fn a_client_that_solves_the_challenge_reaches_the_origin_with_its_assets() {
     assert_eq!(verify.status, 303, "{}", verify.body);
     assert_eq!(verify.headers["location"], "/films/la-traversee?saison=2");
     let set_cookie = &verify.headers["set-cookie"];
-    for attr in ["rempart_pass=", "; Max-Age=3600", "; Path=/", "; HttpOnly", "; SameSite=Lax"] {
+    for attr in [
+        "rempart_pass=",
+        "; Max-Age=3600",
+        "; Path=/",
+        "; HttpOnly",
+        "; SameSite=Lax",
+    ] {
         assert!(set_cookie.contains(attr), "{attr} in {set_cookie}");
     }
     assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
@@ -124,20 +140,41 @@ fn a_client_that_solves_the_challenge_reaches_the_origin_with_its_assets() {
         assert_eq!(proxy.get(asset, &with_pass).status, 200, "{asset}");
     }
     let seen = origin.seen.lock().unwrap().clone();
-    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).filter(|p| *p != "/robots.txt").collect();
+    let paths: Vec<&str> = seen
+        .iter()
+        .map(|s| s.path.as_str())
+        .filter(|p| *p != "/robots.txt")
+        .collect();
     assert_eq!(
         paths,
-        ["/films/la-traversee?saison=2", "/static/site.css", "/static/app.js", "/img/poster.jpg"]
+        [
+            "/films/la-traversee?saison=2",
+            "/static/site.css",
+            "/static/app.js",
+            "/img/poster.jpg"
+        ]
     );
-    assert!(seen
-        .iter()
-        .filter(|s| s.path != "/robots.txt")
-        .all(|s| s.headers.get("cookie").is_some_and(|c| c.contains("rempart_pass="))));
+    assert!(seen.iter().filter(|s| s.path != "/robots.txt").all(|s| s
+        .headers
+        .get("cookie")
+        .is_some_and(|c| c.contains("rempart_pass="))));
 
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"issued\"}"), 2.0);
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"passed\"}"), 1.0);
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"admitted\"}"), 4.0);
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"failed\"}"), 0.0);
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"issued\"}"),
+        2.0
+    );
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"passed\"}"),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"admitted\"}"),
+        4.0
+    );
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"failed\"}"),
+        0.0
+    );
 
     // The interstitial is a decision worth a ledger record.
     let records = proxy.wait_records(2);
@@ -164,9 +201,16 @@ fn assets_without_a_pass_are_never_challenged() {
     assert_eq!(proxy.get("/api/films", &h).status, 200, "fetch() of an API");
     assert_eq!(origin.count(), 4);
     // A navigation says so, whatever its path.
-    let nav = [("user-agent", CHROME), ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document")];
+    let nav = [
+        ("user-agent", CHROME),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+    ];
     assert_eq!(proxy.get("/img/poster.png", &nav).status, 403);
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"issued\"}"), 1.0);
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"issued\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -179,14 +223,20 @@ fn forged_expired_and_foreign_passes_are_challenged_again() {
 
     let with = |c: &str, ua: &'static str| {
         let c = c.to_owned();
-        proxy.get("/films/x", &[("user-agent", ua), ("accept", "text/html"), ("cookie", &c)])
+        proxy.get(
+            "/films/x",
+            &[("user-agent", ua), ("accept", "text/html"), ("cookie", &c)],
+        )
     };
     assert_eq!(with(&cookie, CHROME).status, 200, "the pass itself");
     // Tampered: another expiry with the same mac, or a flipped mac.
     let (name_expiry, mac) = cookie.split_once('.').unwrap();
     let later = format!("{}f.{mac}", name_expiry);
     assert_eq!(with(&later, CHROME).status, 403);
-    let flipped = format!("{name_expiry}.{}", mac.replace(|c: char| c.is_ascii_digit(), "a"));
+    let flipped = format!(
+        "{name_expiry}.{}",
+        mac.replace(|c: char| c.is_ascii_digit(), "a")
+    );
     assert_eq!(with(&flipped, CHROME).status, 403);
     // Another user agent with the same pass.
     let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -204,9 +254,15 @@ fn forged_expired_and_foreign_passes_are_challenged_again() {
     let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let expired = format!("rempart_pass={}", key.pass(ip, CHROME.as_bytes(), now - 1));
     assert_eq!(with(&expired, CHROME).status, 403);
-    let fresh = format!("rempart_pass={}", key.pass(ip, CHROME.as_bytes(), now + 600));
+    let fresh = format!(
+        "rempart_pass={}",
+        key.pass(ip, CHROME.as_bytes(), now + 600)
+    );
     assert_eq!(with(&fresh, CHROME).status, 200, "the same key, unexpired");
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"invalid-pass\"}"), 4.0);
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"invalid-pass\"}"),
+        4.0
+    );
 
     // The key file is the state directory's, private.
     #[cfg(unix)]
@@ -240,7 +296,10 @@ fn wrong_answers_and_open_redirects_are_refused() {
         assert!(r.headers.get("set-cookie").is_none(), "{bad}");
         assert!(r.body.contains("One moment"));
     }
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"failed\"}"), 4.0);
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"failed\"}"),
+        4.0
+    );
     // A good answer never sends the browser to another site.
     let (solved, _) = good.split_once("&r=").unwrap();
     for target in [
@@ -260,7 +319,11 @@ fn wrong_answers_and_open_redirects_are_refused() {
     let r = proxy.get(&solved.replace("&a=", "&r=%2Ffilms%2Fx&a="), &https);
     assert_eq!(r.status, 303);
     assert_eq!(r.headers["location"], "/films/x");
-    assert!(r.headers["set-cookie"].ends_with("; Secure"), "{}", r.headers["set-cookie"]);
+    assert!(
+        r.headers["set-cookie"].ends_with("; Secure"),
+        "{}",
+        r.headers["set-cookie"]
+    );
 }
 
 #[test]
@@ -281,7 +344,11 @@ fn search_engines_licensees_and_rempart_documents_are_never_challenged() {
             ("authorization", &licence),
         ],
     );
-    assert_eq!(licensed.status, 200, "a licensed crawler: {}", licensed.body);
+    assert_eq!(
+        licensed.status, 200,
+        "a licensed crawler: {}",
+        licensed.body
+    );
     assert_eq!(origin.count(), 2);
     for doc in ["/robots.txt", "/ai-licensing"] {
         let r = proxy.get(doc, &browser("en"));
@@ -289,9 +356,18 @@ fn search_engines_licensees_and_rempart_documents_are_never_challenged() {
         assert!(!r.body.contains("One moment"), "{doc}");
     }
     // A spoofed Googlebot is challenged like anyone else.
-    let spoofed = proxy.get("/films/x", &[("user-agent", GOOGLEBOT), ("x-forwarded-for", "198.51.100.9")]);
+    let spoofed = proxy.get(
+        "/films/x",
+        &[
+            ("user-agent", GOOGLEBOT),
+            ("x-forwarded-for", "198.51.100.9"),
+        ],
+    );
     assert_eq!(spoofed.status, 403);
-    assert_eq!(proxy.metric("rempart_challenges_total{outcome=\"issued\"}"), 1.0);
+    assert_eq!(
+        proxy.metric("rempart_challenges_total{outcome=\"issued\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -304,7 +380,11 @@ fn the_shipped_policy_challenges_a_chrome_user_agent_with_a_script_s_headers() {
     );
     // Over HTTPS (at a trusted CDN), Chrome sends client hints and
     // sec-fetch-*; a script with Chrome's user agent does not.
-    let script = [("user-agent", CHROME), ("accept", "*/*"), ("x-forwarded-proto", "https")];
+    let script = [
+        ("user-agent", CHROME),
+        ("accept", "*/*"),
+        ("x-forwarded-proto", "https"),
+    ];
     let r = proxy.get("/films/x", &script);
     assert_eq!(r.status, 403);
     assert!(r.body.contains("One moment"));
@@ -323,7 +403,9 @@ fn the_shipped_policy_challenges_a_chrome_user_agent_with_a_script_s_headers() {
     let text = proxy.metrics_text();
     for outcome in ["issued", "passed", "failed", "admitted", "invalid-pass"] {
         assert!(
-            text.contains(&format!("rempart_challenges_total{{outcome=\"{outcome}\"}}")),
+            text.contains(&format!(
+                "rempart_challenges_total{{outcome=\"{outcome}\"}}"
+            )),
             "{outcome}"
         );
     }

@@ -9,13 +9,17 @@ use std::path::Path;
 pub fn read(path: &Path, what: &str) -> anyhow::Result<Option<[u8; 32]>> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                anyhow::anyhow!("{}: the {what} must be 32 bytes", path.display())
-            })?;
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{}: the {what} must be 32 bytes", path.display()))?;
             Ok(Some(key))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("{}: cannot read the {what}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "{}: cannot read the {what}: {e}",
+            path.display()
+        )),
     }
 }
 

@@ -96,7 +96,10 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Set this cookie and go back to this same-site path.
-    Passed { set_cookie: String, location: String },
+    Passed {
+        set_cookie: String,
+        location: String,
+    },
     /// Challenge again, for this page.
     Failed { return_to: String },
 }
@@ -182,13 +185,14 @@ impl Settings {
 
     fn answer_holds(&self, q: &Query<'_>, client: IpAddr, ua: &[u8], now_ms: u64) -> bool {
         let Some(nonce) = q.nonce else { return false };
-        let issued = match self
-            .key
-            .check_nonce(client, ua, nonce.as_bytes(), now_ms, self.nonce_lifetime_ms)
-        {
-            Ok(t) => t,
-            Err(Rejected::Malformed | Rejected::Forged | Rejected::Expired) => return false,
-        };
+        let issued =
+            match self
+                .key
+                .check_nonce(client, ua, nonce.as_bytes(), now_ms, self.nonce_lifetime_ms)
+            {
+                Ok(t) => t,
+                Err(Rejected::Malformed | Rejected::Forged | Rejected::Expired) => return false,
+            };
         match (q.answer, q.wait) {
             (Some(a), _) => pow::solves(nonce.as_bytes(), a.as_bytes(), self.difficulty),
             (None, true) => now_ms.saturating_sub(issued) >= self.noscript_delay_secs * 1000,
@@ -266,7 +270,10 @@ mod tests {
 
     #[test]
     fn only_same_site_paths_are_returned_to() {
-        assert_eq!(same_site_path("/films/1%3Fa%3D1").as_deref(), Some("/films/1?a=1"));
+        assert_eq!(
+            same_site_path("/films/1%3Fa%3D1").as_deref(),
+            Some("/films/1?a=1")
+        );
         assert_eq!(same_site_path("/").as_deref(), Some("/"));
         for bad in [
             "//evil.example/",
@@ -288,7 +295,10 @@ mod tests {
     #[test]
     fn the_query_is_read_once() {
         let q = Query::parse("n=1.ab&a=42&r=%2Ffilms&n=other&m=wait");
-        assert_eq!((q.nonce, q.answer, q.return_to, q.wait), (Some("1.ab"), Some("42"), Some("%2Ffilms"), true));
+        assert_eq!(
+            (q.nonce, q.answer, q.return_to, q.wait),
+            (Some("1.ab"), Some("42"), Some("%2Ffilms"), true)
+        );
         let q = Query::parse("");
         assert!(q.nonce.is_none() && !q.wait);
     }

@@ -99,6 +99,9 @@ mod tests {
         assert!(page.uses(Slot::Nonce) && !page.uses(Slot::Delay));
         let body = page.fill(|s| format!("<{s:?}>"));
         assert_eq!(&body[..], b"a<Nonce>b<ReturnTo>c<Nonce>d<Difficulty>");
-        assert_eq!(&Interstitial::split("plain").fill(|_| String::new())[..], b"plain");
+        assert_eq!(
+            &Interstitial::split("plain").fill(|_| String::new())[..],
+            b"plain"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub fn solves(nonce: &[u8], answer: &[u8], difficulty: u8) -> bool {
     if answer.is_empty() || answer.len() > MAX_ANSWER || !answer.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let hash = Sha256::new().chain_update(nonce).chain_update(answer).finalize();
+    let hash = Sha256::new()
+        .chain_update(nonce)
+        .chain_update(answer)
+        .finalize();
     leading_zero_bits(&hash) >= u32::from(difficulty)
 }
 

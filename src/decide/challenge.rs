@@ -65,8 +65,12 @@ pub fn answer(
             ),
         });
     }
-    (document.is_none() && action == Action::Challenge)
-        .then(|| (interstitial(snap, req, lang, &return_to(req)), Event::Issued))
+    (document.is_none() && action == Action::Challenge).then(|| {
+        (
+            interstitial(snap, req, lang, &return_to(req)),
+            Event::Issued,
+        )
+    })
 }
 
 /// The interstitial, with a fresh nonce. Its status is a refusal's (403 by
@@ -156,7 +160,11 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
-    fn decide(snap: &Snapshot, local: &LocalState, p: &http::request::Parts) -> super::super::Outcome {
+    fn decide(
+        snap: &Snapshot,
+        local: &LocalState,
+        p: &http::request::Parts,
+    ) -> super::super::Outcome {
         let mut received = Received::of(p, "203.0.113.7".parse().unwrap(), NOW_MS);
         received.tls = true;
         let read = Request::read(received, &snap.trusted, snap.read);
@@ -170,7 +178,10 @@ mod tests {
         let first = decide(&snap, &local, &script("/films/x", None));
         assert_eq!(first.action, Action::Challenge);
         assert_eq!(first.rule_name(&snap), "suspicious-browsers");
-        assert_eq!((first.status(), first.challenge), (Some(403), Some(Event::Issued)));
+        assert_eq!(
+            (first.status(), first.challenge),
+            (Some(403), Some(Event::Issued))
+        );
         assert!(first.evidence, "an issued challenge is recorded");
 
         // The client solves it, as the page's script would.
@@ -178,12 +189,16 @@ mod tests {
             let p = script("/films/x", None);
             let mut r = Received::of(&p, "203.0.113.7".parse().unwrap(), NOW_MS);
             r.tls = true;
-            snap.challenge.nonce(&Request::read(r, &snap.trusted, snap.read).unwrap())
+            snap.challenge
+                .nonce(&Request::read(r, &snap.trusted, snap.read).unwrap())
         };
         let answer = crate::challenge::pow::solve(nonce.as_bytes(), snap.challenge.difficulty);
         let verify = format!("/.well-known/rempart/challenge?n={nonce}&a={answer}&r=%2Ffilms%2Fx");
         let passed = decide(&snap, &local, &script(&verify, None));
-        assert_eq!((passed.status(), passed.challenge), (Some(303), Some(Event::Passed)));
+        assert_eq!(
+            (passed.status(), passed.challenge),
+            (Some(303), Some(Event::Passed))
+        );
         let Answer::Respond { extra, .. } = &passed.answer else {
             panic!("answered by rempart")
         };
@@ -199,7 +214,10 @@ mod tests {
         // after it decides.
         let again = decide(&snap, &local, &script("/films/x", Some(cookie)));
         assert_eq!(again.pass, Pass::Valid);
-        assert_eq!((again.action, again.rule_name(&snap)), (Action::RateLimit, "scrapers"));
+        assert_eq!(
+            (again.action, again.rule_name(&snap)),
+            (Action::RateLimit, "scrapers")
+        );
         assert_eq!(again.challenge, Some(Event::Admitted));
     }
 }

@@ -410,3 +410,38 @@ fn the_shipped_policy_challenges_a_chrome_user_agent_with_a_script_s_headers() {
         );
     }
 }
+
+#[test]
+fn challenge_settings_are_checked_with_file_line_and_key() {
+    for (from, to, key) in [
+        ("difficulty = 14", "difficulty = 40", "challenge.difficulty"),
+        ("status = 403", "status = 200", "challenge.status"),
+        (
+            "noscript_delay_seconds = 2",
+            "noscript_delay_seconds = 0",
+            "challenge.noscript_delay_seconds",
+        ),
+    ] {
+        let (_dir, path) = config_for_check("", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replacen(from, to, 1)
+        });
+        let line = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .position(|l| l.starts_with(to))
+            .unwrap()
+            + 1;
+        let (code, _, err) = run_cli(&["check", "--config", &path], None);
+        assert_eq!(code, 1, "{to}");
+        assert!(
+            err.contains(&format!("rempart.toml:{line}:")) && err.contains(key),
+            "{to}: {err}"
+        );
+    }
+    // `check` reads the key where it exists and never creates it.
+    let (dir, path) = config_for_check("", |t| t);
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.path().join("state/challenge-key").exists());
+}

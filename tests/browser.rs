@@ -19,13 +19,9 @@ const PAGE: &str = "<!doctype html><html><head><title>Film</title>\
 <link rel=\"stylesheet\" href=\"/static/site.css\"></head>\
 <body><h1 id=\"film\">La traversée</h1><img src=\"/img/poster.png\" alt=\"\"></body></html>";
 
+/// The verification path is one of rempart's own documents: no rule needs
+/// to keep it reachable.
 const RULES: &str = r#"
-[[rules]]
-name = "always-reachable"
-path_prefix = ["/.well-known/"]
-path = ["/robots.txt", "/ai-licensing"]
-action = "allow"
-
 [[rules]]
 name = "challenge-browsers"
 identity = ["browser"]

@@ -170,6 +170,9 @@ pub fn decide_read(
 /// The decision for one canonical request.
 pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome {
     let (identity, signature) = steps::identify(snap, state, req);
+    // The challenge's pass is part of who is asking: this client, already
+    // checked as a browser.
+    let pass = snap.challenge.pass(req);
     if signature == Signature::Hostile {
         return refused_outright(snap, identity, signature);
     }
@@ -189,7 +192,6 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         path: req.path(),
     };
     let credential = steps::credential(snap, req, &identity, &signature);
-    let pass = snap.challenge.pass(req);
     let waive = challenge::waived(snap, req, &identity, credential, pass, document);
     let decision = snap
         .policy

@@ -167,9 +167,100 @@ fn group(c: &mut Criterion, name: &str, behaviour: bool) {
     group.finish();
 }
 
+/// The shipped config with one more rule first: every browser page is
+/// challenged (behaviour off, so only the challenge's own cost shows).
+fn challenging() -> Snapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
+    let text = std::fs::read_to_string(&path).expect("shipped config").replacen(
+        "[[rules]]",
+        "[[rules]]\nname = \"challenge-browsers\"\nidentity = [\"browser\"]\naction = \"challenge\"\n\n[[rules]]",
+        1,
+    );
+    let config = rempart::config::Config::parse(&path, text).expect("config");
+    let opts = rempart::snapshot::CompileOptions {
+        demo_origin: None,
+        offline: true,
+    };
+    let mut snap = Snapshot::compile(&config, &opts).expect("snapshot");
+    snap.behaviour.enabled = false;
+    snap
+}
+
+/// The challenge's three costs, at one fixed time (so that nonces and
+/// passes stay valid): issuing the interstitial (a nonce, the page filled),
+/// checking an answer at the verification path (the nonce's mac, one
+/// SHA-256, a pass minted), and a page let through on a pass (the cookie
+/// found in the header scan, its mac checked), against the same client's
+/// asset (no challenge, no pass) as the baseline.
+fn challenge_group(c: &mut Criterion) {
+    const NOW: u64 = 1_800_000_000_000;
+    let snap = challenging();
+    let local = LocalState::new(&snap);
+    let browser = &mix()[0];
+    let ua = browser.req.headers["user-agent"].to_str().expect("ua");
+    let with = |path: &str, cookie: Option<&str>| {
+        let mut b = http::Request::builder()
+            .uri(path)
+            .header("host", "www.catalogue-demo.example")
+            .header("user-agent", ua)
+            .header("accept", "text/html");
+        if let Some(c) = cookie {
+            b = b.header("cookie", c);
+        }
+        b.body(()).expect("request").into_parts().0
+    };
+    let run = |p: &http::request::Parts| {
+        let read = Request::read(Received::of(p, browser.peer, NOW), &snap.trusted, snap.read);
+        decide_read(&snap, &local.state(), &read)
+    };
+    let page = with("/films/la-traversee", None);
+    let nonce = {
+        let read = Request::read(
+            Received::of(&page, browser.peer, NOW),
+            &snap.trusted,
+            snap.read,
+        );
+        snap.challenge.nonce(&read.expect("request"))
+    };
+    let answer = rempart::challenge::pow::solve(nonce.as_bytes(), snap.challenge.difficulty);
+    let verify = with(
+        &format!("/.well-known/rempart/challenge?n={nonce}&a={answer}&r=%2Ffilms%2Fla-traversee"),
+        None,
+    );
+    let cookie = match &run(&verify).answer {
+        rempart::decide::Answer::Respond { extra, .. } => extra
+            .iter()
+            .find(|(k, _)| *k == "set-cookie")
+            .and_then(|(_, v)| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a pass")
+            .to_owned(),
+        rempart::decide::Answer::Upstream => panic!("the verification answers itself"),
+    };
+    let passing = with("/films/la-traversee", Some(&cookie));
+    // The baseline: the same client's asset, which no challenge concerns.
+    let asset = with("/assets/app.js", None);
+    assert_eq!(run(&page).status(), Some(403));
+    assert_eq!(
+        run(&passing).status(),
+        None,
+        "the pass lets the page through"
+    );
+    let mut group = c.benchmark_group("decision-challenge");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("issue", |b| b.iter(|| black_box(run(black_box(&page)))));
+    group.bench_function("verify-answer", |b| {
+        b.iter(|| black_box(run(black_box(&verify))))
+    });
+    group.bench_function("pass", |b| b.iter(|| black_box(run(black_box(&passing)))));
+    group.bench_function("asset", |b| b.iter(|| black_box(run(black_box(&asset)))));
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     group(c, "decision", false);
     group(c, "decision-behaviour", true);
+    challenge_group(c);
 }
 
 criterion_group!(benches, bench);

@@ -38,6 +38,7 @@
 
 pub mod behaviour;
 pub mod catalog;
+pub mod challenge;
 pub mod classify;
 pub mod config;
 pub mod decide;

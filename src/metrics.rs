@@ -14,11 +14,12 @@ use prometheus::{
 
 use crate::model::{Action, Purpose, Verification};
 
-const ACTIONS: [Action; 4] = [
+const ACTIONS: [Action; 5] = [
     Action::Allow,
     Action::Block,
     Action::Offer,
     Action::RateLimit,
+    Action::Challenge,
 ];
 const VERIFICATIONS: [Verification; 4] = [
     Verification::Verified,
@@ -65,6 +66,9 @@ pub struct Metrics {
     pub evidence_limited: IntCounter,
     pub connections_refused: IntCounterVec,
     pub honeypot_links: IntCounter,
+    /// `rempart_challenges_total` per outcome, resolved once (indexed by
+    /// `challenge::Event as usize`).
+    pub challenges: Vec<IntCounter>,
     pub config_reloads: IntCounterVec,
     pub rdns: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -318,6 +322,18 @@ impl Metrics {
                 "HTML pages into which the hidden honeypot link was added."
             )
             .expect("register rempart_honeypot_links_total"),
+            challenges: {
+                let vec = register_int_counter_vec!(
+                    "rempart_challenges_total",
+                    "Browser challenges, by outcome: issued (interstitial served), passed (answer accepted, pass cookie set), failed (answer refused), admitted (a valid pass let a challenged page through), invalid-pass (a forged, expired or foreign pass cookie).",
+                    &["outcome"]
+                )
+                .expect("register rempart_challenges_total");
+                crate::challenge::Event::ALL
+                    .iter()
+                    .map(|e| vec.with_label_values(&[e.as_str()]))
+                    .collect()
+            },
             key_directory_fetches: register_int_counter_vec!(
                 "rempart_key_directory_fetches_total",
                 "Background fetches of Web Bot Auth key directories, by result.",
@@ -411,7 +427,7 @@ impl Metrics {
 /// Per-agent counter handles, created on first use (so that an agent never
 /// seen exports no series) and then lock-free.
 pub struct AgentCounters {
-    slots: Vec<OnceLock<[IntCounter; 4]>>,
+    slots: Vec<OnceLock<[IntCounter; ACTIONS.len()]>>,
 }
 
 impl AgentCounters {

@@ -130,6 +130,10 @@ pub enum Action {
     /// Answer 429 with `Retry-After`: the client is going too fast.
     #[serde(rename = "ratelimit")]
     RateLimit,
+    /// Answer page navigations without a valid pass with the interstitial a
+    /// browser solves by itself (`challenge`); a valid pass, or a request
+    /// that is not a page navigation, goes on to the next rule.
+    Challenge,
 }
 
 impl Action {
@@ -139,6 +143,7 @@ impl Action {
             Action::Block => "block",
             Action::Offer => "offer",
             Action::RateLimit => "ratelimit",
+            Action::Challenge => "challenge",
         }
     }
 }

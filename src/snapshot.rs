@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub behaviour: BehaviourSettings,
     /// Log one line per request (target `rempart::access`).
     pub access_log: bool,
+    /// The browser challenge: its key, lifetimes and difficulty.
+    pub challenge: crate::challenge::Settings,
     /// The TLS certificate and key, checked (and swapped in on reload).
     pub tls_cert: Option<Arc<pingora::tls::sign::CertifiedKey>>,
 }
@@ -153,6 +155,12 @@ impl Snapshot {
             }
             None => None,
         };
+        let challenge = crate::challenge::Settings::compile(
+            &raw.challenge,
+            &config.resolve(&raw.challenge.key_file),
+            !opts.offline,
+        )
+        .map_err(|e| config.error_at("challenge.key_file", e.to_string()))?;
         let bindings = compile_bindings(config, &catalogue)?;
         let upstream = resolve_upstream(config, opts)?;
         let network_files = network_files(config);
@@ -202,6 +210,7 @@ impl Snapshot {
             licensees,
             behaviour,
             access_log: raw.server.access_log,
+            challenge,
             tls_cert,
         })
     }

@@ -61,46 +61,57 @@ fn a_person_browsing_with_assets_is_never_over_the_threshold() {
 }
 
 #[test]
-fn a_fast_scraper_with_a_browser_user_agent_is_rate_limited_within_50_requests() {
+fn a_fast_scraper_with_a_browser_user_agent_is_stopped_within_25_requests() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
     let h = browser_headers(CHROME);
-    let mut first_limited = None;
+    let mut first_stopped = None;
     for i in 1..=50 {
         let r = proxy.get(&format!("/films/film-{i}"), &h);
-        if r.status == 429 {
-            assert_eq!(r.values("retry-after"), ["10"]);
-            first_limited.get_or_insert(i);
-        } else {
-            assert_eq!(r.status, 200, "request {i}");
+        if r.status == 200 {
+            assert!(
+                first_stopped.is_none(),
+                "request {i} passed after the scraper was stopped"
+            );
+            continue;
         }
+        // Its header fingerprint spikes (pages far above its baseline, no
+        // assets): the challenge, which a script that only fetches pages
+        // never passes.
+        assert_eq!(r.status, 403, "request {i}");
+        assert!(
+            r.body.contains("/.well-known/rempart/challenge"),
+            "request {i}: {}",
+            r.body
+        );
+        first_stopped.get_or_insert(i);
     }
-    let first = first_limited.expect("rate-limited within 50 requests");
-    assert!(first <= 25, "limited from request {first}");
-    let limited = proxy
-        .metric(r#"rempart_requests_total{action="ratelimit",purpose="none",verification="none"}"#);
-    assert_eq!(limited, f64::from(51 - first));
+    let first = first_stopped.expect("stopped within 50 requests");
+    assert!(first <= 25, "stopped from request {first}");
+    assert_eq!(
+        origin.count(),
+        first as usize - 1,
+        "what reached the origin"
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_challenges_total{outcome="issued"}"#),
+        f64::from(51 - first)
+    );
     let records = proxy.wait_records(51 - first as usize);
     let reqs = requests(&records);
     assert_eq!(reqs.len(), 51 - first as usize);
     let r = reqs[0];
-    assert_eq!(r["decision"], "ratelimit");
-    assert_eq!(r["status"], 429);
-    assert_eq!(r["rule"], "scrapers");
-    assert!(r["score"].as_u64().unwrap() >= 60);
+    assert_eq!(r["decision"], "challenge");
+    assert_eq!(r["status"], 403);
+    assert_eq!(r["rule"], "suspicious-browsers");
     let signals: Vec<&str> = r["signals"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|s| s.as_str())
         .collect();
-    // Its own page rate, or its header fingerprint's (the fingerprint is
-    // new, so its baseline is zero), with no assets.
-    assert!(
-        (signals.contains(&"page-rate") || signals.contains(&"fingerprint-spike"))
-            && signals.contains(&"no-assets"),
-        "{signals:?}"
-    );
+    assert!(signals.contains(&"fingerprint-spike"), "{signals:?}");
+    assert!(r["fingerprint"].as_str().is_some_and(|f| f.len() == 16));
     // A person is not a company: the address is pseudonymised.
     assert!(r["client"]["pseudonym"]
         .as_str()

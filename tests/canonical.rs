@@ -193,6 +193,8 @@ fn no_spelling_walks_around_the_honeypot() {
     let proxy = Proxy::start(&origin.url());
     let browser = [
         ("user-agent", CHROME),
+        BROWSER_ACCEPT,
+        BROWSER_LANGUAGE,
         ("accept", "text/html"),
         ("accept-language", "fr-FR,fr;q=0.9"),
     ];
@@ -235,7 +237,7 @@ fn no_spelling_takes_a_licensee_outside_its_licence() {
 fn the_origin_receives_the_canonical_target() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
-    let browser = [("user-agent", CHROME)];
+    let browser = [("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE];
     for (sent, expected) in [
         ("/%66ilms/./a//b?q=%2e", "/films/a/b?q=%2e"),
         ("/caf%c3%a9/", "/caf%C3%A9/"),

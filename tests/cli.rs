@@ -392,13 +392,13 @@ fn demo_serves_the_built_in_catalogue_site() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut page = http_get(
         &format!("http://127.0.0.1:{port}/films/la-traversee"),
-        &[("user-agent", CHROME)],
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
     );
     while page.status != 200 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
         page = http_get(
             &format!("http://127.0.0.1:{port}/films/la-traversee"),
-            &[("user-agent", CHROME)],
+            &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
         );
     }
     let offer = http_get(

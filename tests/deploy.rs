@@ -175,7 +175,10 @@ fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_met
     );
     let origin = Origin::start();
     let proxy = Proxy::start_with(&origin.url(), "", &rules);
-    proxy.get("/", &[("user-agent", CHROME)]);
+    proxy.get(
+        "/",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     proxy.get("/films/x", &[("user-agent", GPTBOT)]);
     proxy.get(
         "/films/x",

@@ -283,7 +283,7 @@ fn the_report_summarises_by_operator_and_agent() {
         .unwrap()
         .starts_with("operator,agent,purpose,verification,requests,offer,block,ratelimit"));
     assert!(
-        csv.contains("\nOpenAI,GPTBot,ai-training,verified,3,3,0,0,0,2,1,"),
+        csv.contains("\nOpenAI,GPTBot,ai-training,verified,3,3,0,0,0,0,2,1,"),
         "{csv}"
     );
 

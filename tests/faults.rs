@@ -92,7 +92,10 @@ fn a_slow_origin_gets_the_502_page_and_the_next_request_passes() {
         "upstream_read_timeout_ms = 500",
         &default_rules(),
     );
-    let r = proxy.get("/slow", &[("user-agent", CHROME)]);
+    let r = proxy.get(
+        "/slow",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(
         r.body.contains("502") || r.body.to_lowercase().contains("origin"),
@@ -100,7 +103,15 @@ fn a_slow_origin_gets_the_502_page_and_the_next_request_passes() {
         r.body
     );
     assert!(errors(&proxy) >= 1.0);
-    assert_eq!(proxy.get("/ok", &[("user-agent", CHROME)]).body, "fine");
+    assert_eq!(
+        proxy
+            .get(
+                "/ok",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .body,
+        "fine"
+    );
 }
 
 #[test]
@@ -109,7 +120,7 @@ fn an_origin_that_resets_or_truncates_mid_body_never_passes_for_a_whole_page() {
     let proxy = Proxy::start(&origin.url());
     for path in ["/reset", "/truncated"] {
         let answer = proxy.raw(
-            format!("GET {path} HTTP/1.1\r\nHost: a\r\nUser-Agent: {CHROME}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nUser-Agent: {CHROME}\r\nAccept: text/html\r\nAccept-Language: fr\r\nConnection: close\r\n\r\n").as_bytes(),
         );
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
         // The client sees the status and what arrived, then a closed
@@ -117,7 +128,15 @@ fn an_origin_that_resets_or_truncates_mid_body_never_passes_for_a_whole_page() {
         assert!(body.len() < 10_000, "{path}: {} body bytes", body.len());
     }
     assert!(errors(&proxy) >= 2.0, "{}", errors(&proxy));
-    assert_eq!(proxy.get("/ok", &[("user-agent", CHROME)]).body, "fine");
+    assert_eq!(
+        proxy
+            .get(
+                "/ok",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .body,
+        "fine"
+    );
 }
 
 /// Mounts a small tmpfs where the system lets root do it.
@@ -219,5 +238,13 @@ fn a_dns_server_that_never_answers_delays_nothing_and_is_counted() {
     let failed = proxy.metric(r#"rempart_rdns_lookups_total{result="unconfirmed"}"#);
     assert!(failed >= 1.0, "the failed lookup is counted");
     // The proxy keeps serving everyone else.
-    assert_eq!(proxy.get("/films/a", &[("user-agent", CHROME)]).status, 200);
+    assert_eq!(
+        proxy
+            .get(
+                "/films/a",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .status,
+        200
+    );
 }

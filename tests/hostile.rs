@@ -17,6 +17,8 @@ fn forged_forwarding_headers_never_reach_the_origin() {
         "/films/a",
         &[
             ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
             ("x-real-ip", GOOGLEBOT_IP),
             ("true-client-ip", GOOGLEBOT_IP),
             ("forwarded", "for=66.249.66.1;proto=https"),

@@ -128,6 +128,8 @@ fn an_unknown_bearer_token_belongs_to_the_origin() {
         "/api/me",
         &[
             ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
             ("authorization", "Bearer viewer-session-token"),
         ],
     );
@@ -152,7 +154,12 @@ fn a_forged_licensee_header_is_stripped() {
     let proxy = start(&origin);
     let r = proxy.get(
         "/films/x",
-        &[("user-agent", CHROME), ("x-rempart-licensee", "acme-ai")],
+        &[
+            ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
+            ("x-rempart-licensee", "acme-ai"),
+        ],
     );
     assert_eq!(r.status, 200);
     assert_eq!(

@@ -141,26 +141,29 @@ fn start_watching_browsers(origin: &Origin, network: &str) -> Proxy {
 }
 
 #[test]
-fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
+fn a_browser_from_a_hosting_network_is_challenged_and_one_from_home_is_not() {
     let origin = Origin::start();
     let proxy = start_watching_browsers(&origin, &shipped_network_section());
     let browser = |ip: &'static str| {
         [
             ("User-Agent", CHROME),
-            ("Accept", "text/html,application/xhtml+xml"),
-            ("Accept-Language", "fr-FR,fr;q=0.9"),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
             ("X-Forwarded-For", ip),
         ]
     };
+    // The shipped policy sends a browser user agent from a hosting network
+    // to the challenge (which a real browser passes by itself).
     let from_aws = proxy.get("/films/a", &browser(AWS_IP));
-    assert_eq!(from_aws.status, 200, "{}", from_aws.body);
-    assert_eq!(origin.last().expect("origin saw it").path, "/films/a");
+    assert_eq!(from_aws.status, 403, "{}", from_aws.body);
+    assert!(from_aws.body.contains("/.well-known/rempart/challenge"));
     let from_home = proxy.get("/films/b", &browser(ORANGE_IP));
     assert_eq!(from_home.status, 200);
+    assert_eq!(origin.last().expect("origin saw it").path, "/films/b");
     // IPv6: an address of Amazon's AS14618.
     let from_aws_v6 = proxy.get("/films/c", &browser("2600:1f18::1"));
-    assert_eq!(from_aws_v6.status, 200);
-    assert_eq!(origin.count(), 3);
+    assert_eq!(from_aws_v6.status, 403);
+    assert_eq!(origin.count(), 1);
 
     let all = proxy.wait_records(3);
     let records = requests(&all);
@@ -174,7 +177,8 @@ fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
     assert_eq!(aws["asn"], 16509);
     assert_eq!(aws["as_org"], "Amazon.com, Inc.");
     assert_eq!(aws["hosting"], true);
-    assert_eq!(aws["decision"], "allow");
+    assert_eq!(aws["decision"], "challenge");
+    assert_eq!(aws["rule"], "suspicious-browsers");
     assert!(aws["score"].as_u64().expect("score") < 60, "{aws}");
     let home = records
         .iter()
@@ -192,7 +196,7 @@ fn a_browser_from_a_hosting_network_is_signalled_and_let_through() {
     assert_eq!((&v6["asn"], &v6["hosting"]), (&14618.into(), &true.into()));
 
     assert_eq!(
-        proxy.metric("rempart_hosting_requests_total{action=\"allow\"}"),
+        proxy.metric("rempart_hosting_requests_total{action=\"challenge\"}"),
         2.0
     );
     assert_eq!(
@@ -223,7 +227,8 @@ fn classify_prints_the_asn() {
             .any(|s| s == "hosting-network"),
         "{line}"
     );
-    assert_eq!(line["action"], "allow");
+    // The shipped policy's answer to a browser user agent from there.
+    assert_eq!(line["action"], "challenge");
 }
 
 #[test]
@@ -271,17 +276,18 @@ fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
         "{network}"
     );
     let proxy = start_watching_browsers(&origin, &network);
-    let get = |path: &str| {
+    let get = |path: &str, status: u16| {
         // A browser's own headers: only the network is in question here.
         let headers = [
             ("User-Agent", CHROME),
-            ("Accept", "text/html"),
-            ("Accept-Language", "fr-FR"),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
             ("X-Forwarded-For", AWS_IP),
         ];
-        assert_eq!(proxy.get(path, &headers).status, 200);
+        assert_eq!(proxy.get(path, &headers).status, status, "{path}");
     };
-    get("/films/before");
+    // A hosting network: the challenge.
+    get("/films/before", 403);
     // Amazon taken off the list: the same address is no longer a hosting network.
     let text = std::fs::read_to_string(&hosting).expect("read");
     let without: String = text
@@ -297,7 +303,7 @@ fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
         code == 200 && (body.contains("loaded") || body.contains("unchanged")),
         "{code} {body}"
     );
-    get("/films/after");
+    get("/films/after", 200);
     let all = proxy.wait_records(2);
     let records = requests(&all);
     let by_path = |p: &str| *records.iter().find(|r| r["path"] == p).expect("record");
@@ -311,7 +317,12 @@ fn a_reload_takes_a_new_hosting_list_and_refuses_a_broken_one() {
     assert_ne!(code, 200, "{body}");
     assert!(body.contains("hosting-asns.csv:1"), "{body}");
     assert_eq!(
-        proxy.get("/films/still", &[("User-Agent", CHROME)]).status,
+        proxy
+            .get(
+                "/films/still",
+                &[("User-Agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .status,
         200
     );
 }

@@ -62,7 +62,13 @@ impl Load {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let url = format!("http://127.0.0.1:{port}/films/{t}-{i}");
-                        match agent.get(&url).set("user-agent", CHROME).call() {
+                        match agent
+                            .get(&url)
+                            .set("user-agent", CHROME)
+                            .set(BROWSER_ACCEPT.0, BROWSER_ACCEPT.1)
+                            .set(BROWSER_LANGUAGE.0, BROWSER_LANGUAGE.1)
+                            .call()
+                        {
                             Ok(r) if r.status() == 200 => {
                                 let _ = r.into_string();
                                 ok.fetch_add(1, Ordering::Relaxed);
@@ -322,7 +328,15 @@ fn access_log_lines_are_json_with_the_decision() {
         &["--log-json"],
     );
     assert_eq!(gpt_status(&proxy), 403);
-    assert_eq!(proxy.get("/films/y", &[("user-agent", CHROME)]).status, 200);
+    assert_eq!(
+        proxy
+            .get(
+                "/films/y",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .status,
+        200
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let lines = loop {
         let log = std::fs::read_to_string(&proxy.log).unwrap();

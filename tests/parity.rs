@@ -119,7 +119,9 @@ fn the_proxy_and_classify_take_the_same_action() {
     let mut input = String::new();
     for s in &steps {
         let mut req = format!(
-            "GET {} HTTP/1.1\r\nHost: catalogue.example\r\nUser-Agent: {}\r\nX-Forwarded-For: {}\r\n",
+            // Every client here sends the Accept headers a browser sends
+            // (a log line has no header set, so `classify` cannot judge them).
+            "GET {} HTTP/1.1\r\nHost: catalogue.example\r\nUser-Agent: {}\r\nAccept: text/html\r\nAccept-Language: fr-FR\r\nX-Forwarded-For: {}\r\n",
             s.path, s.ua, s.ip
         );
         for (k, v) in s.headers {

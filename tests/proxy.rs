@@ -8,7 +8,10 @@ use common::*;
 fn a_browser_gets_the_origin_page() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
-    let r = proxy.get("/films/la-traversee", &[("user-agent", CHROME)]);
+    let r = proxy.get(
+        "/films/la-traversee",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(r.status, 200);
     // The page, with the invisible honeypot link (the origin sends no
     // </body>, so it goes last).
@@ -145,7 +148,12 @@ fn forged_forwarded_for_from_an_untrusted_peer_is_ignored() {
     // The origin gets the forged value with the real peer appended.
     let b = proxy.get(
         "/",
-        &[("user-agent", CHROME), ("x-forwarded-for", "203.0.113.5")],
+        &[
+            ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
+            ("x-forwarded-for", "203.0.113.5"),
+        ],
     );
     assert_eq!(b.status, 200);
     assert_eq!(
@@ -282,7 +290,10 @@ fn an_unreachable_upstream_gives_a_502_page() {
     let closed = free_port();
     let proxy = Proxy::start(&format!("http://127.0.0.1:{closed}"));
     let started = std::time::Instant::now();
-    let r = proxy.get("/", &[("user-agent", CHROME)]);
+    let r = proxy.get(
+        "/",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(r.status, 502);
     assert!(r.body.contains("temporarily unavailable"), "{}", r.body);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -354,7 +365,15 @@ fn hostile_requests_get_defined_answers() {
     );
 
     // The proxy is still up and answering.
-    assert_eq!(proxy.get("/", &[("user-agent", CHROME)]).status, 200);
+    assert_eq!(
+        proxy
+            .get(
+                "/",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .status,
+        200
+    );
     assert_eq!(proxy.get("/", &[("user-agent", GPTBOT)]).status, 402);
 }
 

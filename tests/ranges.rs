@@ -108,7 +108,13 @@ fn a_refresh_swaps_lists_under_load_and_refuses_corrupt_or_shrunk_ones() {
             std::thread::spawn(move || {
                 let agent = ureq::agent();
                 while !stop.load(Ordering::Relaxed) {
-                    match agent.get(&url).set("user-agent", CHROME).call() {
+                    match agent
+                        .get(&url)
+                        .set("user-agent", CHROME)
+                        .set(BROWSER_ACCEPT.0, BROWSER_ACCEPT.1)
+                        .set(BROWSER_LANGUAGE.0, BROWSER_LANGUAGE.1)
+                        .call()
+                    {
                         Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };

@@ -77,6 +77,16 @@ fn alternate(a: &Proxy, b: &Proxy) -> Vec<u16> {
 #[test]
 fn two_replicas_see_one_clients_combined_rate() {
     let origin = Origin::start();
+    // The page rate alone: this client's header fingerprint would show the
+    // combined count first (the test below).
+    let rules = |redis| {
+        let text = rules(redis);
+        assert!(text.contains("[behaviour.fingerprint]\nenabled = true"));
+        text.replace(
+            "[behaviour.fingerprint]\nenabled = true",
+            "[behaviour.fingerprint]\nenabled = false",
+        )
+    };
     // Control: with local state, neither replica sees more than 12 pages
     // (the limit is 20 per window), so nothing is limited.
     let (a, b) = (

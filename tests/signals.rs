@@ -62,7 +62,10 @@ fn proxied_responses_carry_every_header_and_keep_the_origins() {
         ("tdm-reservation", "0"),
     ]);
     let proxy = start(&origin);
-    let r = proxy.get("/films/la-traversee", &[("user-agent", CHROME)]);
+    let r = proxy.get(
+        "/films/la-traversee",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(
         r.values("tdm-reservation"),
@@ -112,7 +115,10 @@ fn headers_are_not_duplicated_when_the_origin_already_sent_them() {
         ("Content-Usage", "train-ai=n, search=y"),
     ]);
     let proxy = start(&origin);
-    let r = proxy.get("/films/x", &[("user-agent", CHROME)]);
+    let r = proxy.get(
+        "/films/x",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(r.values("x-robots-tag"), ["noai, noimageai"]);
     assert_eq!(r.values("link").len(), 1);
     assert_eq!(r.values("content-usage"), ["train-ai=n, search=y"]);
@@ -122,7 +128,10 @@ fn headers_are_not_duplicated_when_the_origin_already_sent_them() {
 fn each_path_gets_its_own_reservation() {
     let origin = Origin::start();
     let proxy = start(&origin);
-    let trailer = proxy.get("/trailers/la-traversee.mp4", &[("user-agent", CHROME)]);
+    let trailer = proxy.get(
+        "/trailers/la-traversee.mp4",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(trailer.values("tdm-reservation"), ["0"]);
     assert!(trailer.values("tdm-policy").is_empty());
     assert!(
@@ -133,7 +142,10 @@ fn each_path_gets_its_own_reservation() {
         dictionary(trailer.values("content-usage")[0]),
         [("search".to_string(), "y".to_string())]
     );
-    let press = proxy.get("/press/kit.html", &[("user-agent", CHROME)]);
+    let press = proxy.get(
+        "/press/kit.html",
+        &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+    );
     assert_eq!(press.values("tdm-reservation"), ["1"]);
     assert_eq!(press.values("x-robots-tag"), ["noai, noimageai"]);
 }

@@ -107,7 +107,15 @@ fn https_with_http2_and_a_certificate_swapped_on_reload() {
         "the same policy over HTTP/2"
     );
     // The plain listener still works beside it.
-    assert_eq!(proxy.get("/films/x", &[("user-agent", CHROME)]).status, 200);
+    assert_eq!(
+        proxy
+            .get(
+                "/films/x",
+                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
+            )
+            .status,
+        200
+    );
 
     // A new certificate lands with a reload; open connections are not cut.
     gen_cert(certs.path(), "second");
@@ -314,7 +322,7 @@ fn the_proxy_protocol_on_plain_http_goes_through_the_relay() {
     }
     let get = |ua: &str, close: bool| {
         format!(
-            "GET /films/x HTTP/1.1\r\nHost: films.example\r\nUser-Agent: {ua}\r\n{}\r\n",
+            "GET /films/x HTTP/1.1\r\nHost: films.example\r\nUser-Agent: {ua}\r\nAccept: text/html\r\nAccept-Language: fr\r\n{}\r\n",
             if close { "Connection: close\r\n" } else { "" }
         )
     };

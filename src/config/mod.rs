@@ -5,6 +5,7 @@
 //! immutable snapshot the proxy serves from. Unknown keys are errors, and every
 //! error names the file, line and key.
 
+pub mod challenge;
 pub mod error;
 pub mod located;
 pub mod network;
@@ -83,6 +84,9 @@ pub struct RawConfig {
     /// The client address's AS and hosting networks.
     #[serde(default)]
     pub network: network::NetworkSection,
+    /// The browser challenge (`challenge` rules).
+    #[serde(default)]
+    pub challenge: challenge::ChallengeSection,
 }
 
 /// Web Bot Auth key directories.
@@ -366,6 +370,7 @@ impl Config {
         if raw.robots.origin_ttl_seconds == 0 {
             return Err(at("robots.origin_ttl_seconds", "must be at least 1".into()));
         }
+        raw.challenge.validate().map_err(|(key, m)| at(key, m))?;
         if raw.catalog.agents.is_empty() {
             return Err(at(
                 "catalog.agents",
@@ -384,12 +389,13 @@ impl Config {
 
     /// Resolves a path written in the config relative to the config's directory.
     /// Puts every file rempart writes under `dir` (`rempart run --state-dir`):
-    /// the evidence ledger and its address key, metering, refreshed range
+    /// the evidence ledger and its address key, the challenge key, metering, refreshed range
     /// lists, and the pid file and upgrade socket unless set.
     pub fn relocate_state(&mut self, dir: &Path) {
         let raw = &mut self.raw;
         raw.evidence.dir = dir.join("evidence");
         raw.evidence.ip_key_file = dir.join("evidence-ip-key");
+        raw.challenge.key_file = dir.join("challenge-key");
         raw.licensing.metering_dir = dir.join("metering");
         raw.ranges.state_dir = dir.join("ipranges");
         raw.server

@@ -146,6 +146,8 @@ pub fn build(
             Document::TdmRep => pages.tdmrep_json.as_ref(),
             Document::TdmPolicy => pages.tdm_policy.as_ref(),
             Document::License => pages.license_xml.as_ref(),
+            // Answered by the challenge step; here only when it is off.
+            Document::ChallengeVerify => None,
         };
         return match page {
             Some(p) => respond(200, p, Extra::none()),
@@ -181,6 +183,8 @@ pub fn build(
             Extra::one("retry-after", snap.behaviour.retry_after.clone()),
         ),
         Action::Block => respond(403, block(), Extra::none()),
+        // Answered by the challenge step, which fills the page per request.
+        Action::Challenge => respond(403, block(), Extra::none()),
         Action::Offer => {
             let extra = price().map_or_else(Extra::none, |(k, v)| Extra::one(k, v));
             respond(snap.offer_status, offer(), extra)

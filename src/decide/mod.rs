@@ -11,6 +11,7 @@
 //! replayed log meets the same rules the proxy applies.
 
 pub mod answer;
+pub mod challenge;
 pub mod policy;
 pub mod steps;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use crate::behaviour::shared::SharedStore;
 use crate::behaviour::{Assessment, Tracker};
+use crate::challenge::{Event, Pass};
 use crate::identify::rdns::ReverseDns;
 use crate::identify::webbotauth::{KeyDirectories, Signature};
 use crate::identify::Identity;
@@ -127,6 +129,11 @@ pub struct Outcome {
     /// Set when the request had no single reading.
     pub malformed: Option<Malformed>,
     pub lang: Lang,
+    /// What the challenge's pass cookie gave.
+    pub pass: Pass,
+    /// The challenge step this request was (issued, passed, failed,
+    /// admitted by a pass).
+    pub challenge: Option<Event>,
     pub answer: Answer,
 }
 
@@ -163,6 +170,9 @@ pub fn decide_read(
 /// The decision for one canonical request.
 pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome {
     let (identity, signature) = steps::identify(snap, state, req);
+    // The challenge's pass is part of who is asking: this client, already
+    // checked as a browser.
+    let pass = snap.challenge.pass(req);
     if signature == Signature::Hostile {
         return refused_outright(snap, identity, signature);
     }
@@ -181,12 +191,15 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         host: req.host,
         path: req.path(),
     };
-    let decision = snap.policy.decide(&place, &identity, &conduct);
+    let credential = steps::credential(snap, req, &identity, &signature);
+    let waive = challenge::waived(snap, req, &identity, credential, pass, document);
+    let decision = snap
+        .policy
+        .decide_waiving(&place, &identity, &conduct, waive);
     let location = snap
         .reservation
         .as_ref()
         .and_then(|r| r.lookup(req.host, req.path()));
-    let credential = steps::credential(snap, req, &identity, &signature);
     let settled = steps::settle(
         snap, req, &identity, &signature, credential, &decision, document, location,
     );
@@ -208,17 +221,28 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         && credential != Credential::Invalid
         && (action != Action::Allow || refused_payment || decision.shadow.is_some());
     let negotiated = answer::Negotiated::of(snap, req, document, action, credential, &settled);
-    let answer = answer::build(
-        snap,
-        &negotiated,
-        document,
-        robots,
-        credential,
-        &settled,
-        over_quota,
-        action,
-        location,
-    );
+    let challenged = (credential != Credential::Invalid && !over_quota)
+        .then(|| challenge::answer(snap, req, document, action, negotiated.lang))
+        .flatten();
+    let challenge = match &challenged {
+        Some((_, event)) => Some(*event),
+        None if pass == Pass::Valid && decision.waived.is_some() => Some(Event::Admitted),
+        None => None,
+    };
+    let answer = match challenged {
+        Some((a, _)) => a,
+        None => answer::build(
+            snap,
+            &negotiated,
+            document,
+            robots,
+            credential,
+            &settled,
+            over_quota,
+            action,
+            location,
+        ),
+    };
     Outcome {
         identity,
         signature,
@@ -243,6 +267,8 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         refused_verified,
         malformed: None,
         lang: negotiated.lang,
+        pass,
+        challenge,
         answer,
     }
 }
@@ -279,6 +305,8 @@ fn refused_outright(snap: &Snapshot, identity: Identity, signature: Signature) -
         refused_verified: false,
         malformed: None,
         lang: snap.default_lang,
+        pass: Pass::Absent,
+        challenge: None,
         answer: Answer::Respond {
             status: 400,
             page: Page::clone(&crate::respond::own::fixed::BAD_SIGNATURE),

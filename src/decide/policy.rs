@@ -132,6 +132,9 @@ pub struct Decision {
     pub rule: Option<RuleId>,
     /// The first log-only rule that matched, with the action it would have taken.
     pub shadow: Option<(RuleId, Action)>,
+    /// The first `challenge` rule that matched and was passed over (the
+    /// client holds a valid pass, or the request is not a page navigation).
+    pub waived: Option<RuleId>,
 }
 
 /// The compiled, ordered rules.
@@ -281,12 +284,30 @@ impl Policy {
 
     /// Runs the rules in order.
     pub fn decide(&self, place: &Place<'_>, identity: &Identity, conduct: &Assessment) -> Decision {
+        self.decide_waiving(place, identity, conduct, false)
+    }
+
+    /// Runs the rules in order; with `waive_challenge`, rules whose action is
+    /// `challenge` are passed over (and the first one that matched is noted),
+    /// so that a client with a valid pass still meets every later rule.
+    pub fn decide_waiving(
+        &self,
+        place: &Place<'_>,
+        identity: &Identity,
+        conduct: &Assessment,
+        waive_challenge: bool,
+    ) -> Decision {
         let mut shadow = None;
+        let mut waived = None;
         for (i, rule) in self.rules.iter().enumerate() {
             if !rule.matches(place, identity, conduct) {
                 continue;
             }
             let id = RuleId(i as u16);
+            if waive_challenge && rule.action == Action::Challenge {
+                waived = waived.or(Some(id));
+                continue;
+            }
             match rule.mode {
                 Mode::LogOnly => {
                     if shadow.is_none() {
@@ -298,6 +319,7 @@ impl Policy {
                         action: rule.action,
                         rule: Some(id),
                         shadow,
+                        waived,
                     }
                 }
             }
@@ -306,6 +328,7 @@ impl Policy {
             action: Action::Allow,
             rule: None,
             shadow,
+            waived,
         }
     }
 

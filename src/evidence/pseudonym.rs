@@ -4,7 +4,6 @@
 //! start. With it, the operator can tell whether a given address is the one
 //! in a record (`rempart evidence pseudonym IP`); without it, nobody can.
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -24,28 +23,7 @@ impl std::fmt::Debug for PseudonymKey {
 impl PseudonymKey {
     /// Reads the key file, creating it (32 random bytes, mode 0600) if absent.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        if let Ok(bytes) = std::fs::read(path) {
-            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                anyhow::anyhow!("{}: the address key must be 32 bytes", path.display())
-            })?;
-            return Ok(Self(key));
-        }
-        let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut key))
-            .map_err(|e| anyhow::anyhow!("no randomness for the address key: {e}"))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path).map_err(|e| {
-            anyhow::anyhow!("{}: cannot create the address key: {e}", path.display())
-        })?;
-        std::io::Write::write_all(&mut f, &key)?;
-        Ok(Self(key))
+        crate::challenge::key::load_or_create(path, "address key").map(Self)
     }
 
     #[cfg(test)]

@@ -325,7 +325,7 @@ pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
         Format::Json => Ok(serde_json::to_string_pretty(report)?),
         Format::Csv => {
             let mut out = String::from(
-                "operator,agent,purpose,verification,requests,offer,block,ratelimit,allow,distinct_paths,clients,first_seen,last_seen,robots_read_before,requests_after_robots,top_path\n",
+                "operator,agent,purpose,verification,requests,offer,block,ratelimit,allow,challenge,distinct_paths,clients,first_seen,last_seen,robots_read_before,requests_after_robots,top_path\n",
             );
             for g in &report.groups {
                 let a = |k: &str| g.actions.get(k).copied().unwrap_or(0);
@@ -339,6 +339,7 @@ pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
                     a("block").to_string(),
                     a("ratelimit").to_string(),
                     a("allow").to_string(),
+                    a("challenge").to_string(),
                     g.distinct_paths.to_string(),
                     g.clients.to_string(),
                     g.first_seen.clone(),

@@ -31,6 +31,12 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
             c.inc();
         }
     }
+    if o.pass == crate::challenge::Pass::Invalid {
+        count_challenge(crate::challenge::Event::InvalidPass);
+    }
+    if let Some(e) = o.challenge {
+        count_challenge(e);
+    }
     if let Some(d) = o.document {
         m.served_documents.with_label_values(&[d.name()]).inc();
     }
@@ -75,5 +81,11 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
         m.log_only
             .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
             .inc();
+    }
+}
+
+fn count_challenge(e: crate::challenge::Event) {
+    if let Some(c) = metrics().challenges.get(e as usize) {
+        c.inc();
     }
 }

@@ -9,6 +9,7 @@
 //! request: the fields borrow from the head.
 
 pub mod client;
+pub mod cookie;
 pub mod fingerprint;
 pub mod target;
 
@@ -154,6 +155,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// A `Signature-Input` header is present: the request may be signed.
     pub signed: bool,
+    /// The challenge's pass cookie, as sent (checked by the decision).
+    pub pass_cookie: Option<&'a [u8]>,
     /// `Accept`, `Accept-Language` and the price bids.
     pub negotiation: Negotiation<'a>,
     /// What the client's HTTP stack looks like, whatever its address.
@@ -232,6 +235,7 @@ impl<'a> Request<'a> {
                 user_agent.unwrap_or_default(),
                 seen.negotiation.accept_language,
             ),
+            pass_cookie: seen.pass_cookie,
             negotiation: seen.negotiation,
             now_ms: r.now_ms,
             replayed: r.replayed,
@@ -322,6 +326,7 @@ struct Seen<'h> {
     host: Option<&'h [u8]>,
     authorization: Option<&'h [u8]>,
     signed: bool,
+    pass_cookie: Option<&'h [u8]>,
     negotiation: Negotiation<'h>,
     shape: fingerprint::Shape<'h>,
     bytes: usize,
@@ -342,13 +347,15 @@ impl<'h> Seen<'h> {
     fn scan(headers: &'h http::HeaderMap) -> Result<Self, Malformed> {
         use fingerprint::Ordered;
         use http::header::{
-            ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONNECTION, HOST, USER_AGENT,
+            ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONNECTION, COOKIE, HOST,
+            USER_AGENT,
         };
         let mut seen = Seen {
             user_agent: None,
             host: None,
             authorization: None,
             signed: false,
+            pass_cookie: None,
             negotiation: Negotiation::default(),
             shape: fingerprint::Shape::default(),
             bytes: 0,
@@ -387,6 +394,9 @@ impl<'h> Seen<'h> {
                 let name = k.as_str();
                 seen.shape.client_hints |= name.starts_with("sec-ch-ua");
                 seen.shape.fetch_metadata |= name.starts_with("sec-fetch-");
+            } else if *k == COOKIE && seen.pass_cookie.is_none() {
+                // HTTP/2 may split cookies over several fields.
+                seen.pass_cookie = cookie::find(value, cookie::PASS_COOKIE.as_bytes());
             } else if *k == names::SIGNATURE_INPUT {
                 seen.signed = true;
             } else if *k == names::CRAWLER_MAX_PRICE {

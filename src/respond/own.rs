@@ -16,6 +16,8 @@ pub enum Document {
     TdmRep,
     TdmPolicy,
     License,
+    /// The browser challenge's verification path.
+    ChallengeVerify,
 }
 
 impl Document {
@@ -27,6 +29,7 @@ impl Document {
             Document::TdmRep => "tdmrep.json",
             Document::TdmPolicy => "tdm-policy",
             Document::License => "license.xml",
+            Document::ChallengeVerify => "challenge",
         }
     }
 
@@ -46,6 +49,7 @@ impl Document {
             TDMREP_PATH if reserved => Some(Document::TdmRep),
             POLICY_PATH if reserved => Some(Document::TdmPolicy),
             LICENSE_PATH if reserved => Some(Document::License),
+            crate::challenge::VERIFY_PATH => Some(Document::ChallengeVerify),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use minijinja::Environment;
 
 use crate::catalog::Catalogue;
+use crate::challenge::page::{Interstitial, Slot};
 use crate::config::RightsHolder;
 use crate::model::Lang;
 use crate::optout::reservation::Reservation;
@@ -27,6 +28,8 @@ pub struct Page {
 pub struct Pages {
     offer_html: [Page; 2],
     block_html: [Page; 2],
+    /// The challenge's interstitial, to be filled per request.
+    challenge_html: [Interstitial; 2],
     pub offer_json: Page,
     pub block_json: Page,
     pub bad_gateway: Page,
@@ -45,6 +48,9 @@ impl Pages {
     }
     pub fn block(&self, lang: Lang) -> &Page {
         &self.block_html[lang as usize]
+    }
+    pub fn challenge(&self, lang: Lang) -> &Interstitial {
+        &self.challenge_html[lang as usize]
     }
 }
 
@@ -100,6 +106,10 @@ pub fn render_pages(
         "offer.fr.html",
         "block.en.html",
         "block.fr.html",
+        "challenge.en.html",
+        "challenge.fr.html",
+        "challenge.head.html",
+        "challenge.js",
         "offer.json",
         "block.json",
         "bad-gateway.html",
@@ -124,6 +134,13 @@ pub fn render_pages(
         rights_holder => holder,
         offer_status => offer_status,
         offer_path => holder.offer_path,
+        challenge => minijinja::context! {
+            nonce => Slot::Nonce.marker(),
+            return_to => Slot::ReturnTo.marker(),
+            difficulty => Slot::Difficulty.marker(),
+            delay => Slot::Delay.marker(),
+            verify_path => crate::challenge::VERIFY_PATH,
+        },
     };
     let render = |name: &str, content_type: &'static str| -> Result<Page, TemplateError> {
         let path = dir.join(name);
@@ -159,6 +176,10 @@ pub fn render_pages(
             render("block.en.html", HTML)?,
             render("block.fr.html", HTML)?,
         ],
+        challenge_html: [
+            interstitial(render("challenge.en.html", HTML)?, dir, "challenge.en.html")?,
+            interstitial(render("challenge.fr.html", HTML)?, dir, "challenge.fr.html")?,
+        ],
         offer_json: render("offer.json", JSON)?,
         block_json: render("block.json", JSON)?,
         bad_gateway: render("bad-gateway.html", HTML)?,
@@ -180,6 +201,20 @@ pub fn render_pages(
             body: Bytes::from(crate::optout::documents::license_xml(r, holder)),
         }),
     })
+}
+
+/// A rendered challenge page split at its slots; it must carry the nonce,
+/// or no browser could pass.
+fn interstitial(page: Page, dir: &Path, name: &str) -> Result<Interstitial, TemplateError> {
+    let text = String::from_utf8_lossy(&page.body);
+    let split = Interstitial::split(&text);
+    if !split.uses(Slot::Nonce) {
+        return Err(TemplateError {
+            path: dir.join(name),
+            message: "the challenge page must use {{ challenge.nonce }}".into(),
+        });
+    }
+    Ok(split)
 }
 
 /// The pieces of robots.txt rempart contributes, kept apart so that they can

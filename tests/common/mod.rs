@@ -13,6 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+/// What a browser sends beside its user agent on every request (a Chrome
+/// user agent without them is another client: `header-mismatch`).
+pub const BROWSER_ACCEPT: (&str, &str) = ("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+pub const BROWSER_LANGUAGE: (&str, &str) = ("accept-language", "fr-FR,fr;q=0.9");
 pub const GPTBOT: &str = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)";
 pub const GOOGLEBOT: &str =
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";

@@ -588,70 +588,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One list imported in memory: the source, the fresh file, its summary and text.
-struct Imported {
-    output: PathBuf,
-    file: rempart::catalog::file::CatalogFile,
-    summary: rempart::catalog::fold::Summary,
-    text: String,
-}
-
-fn import_list(
-    source: &str,
-    path: &std::path::Path,
-    config: &std::path::Path,
-    output: Option<PathBuf>,
-    provenance: Option<String>,
-) -> anyhow::Result<Imported> {
-    use rempart::catalog::{import, sources::Source};
-    let Some(list) = Source::parse_name(source) else {
-        anyhow::bail!(
-            "unknown source {source:?} (one of: {})",
-            Source::ALL.map(Source::name).join(", ")
-        );
-    };
-    let config = Config::load(config)?;
-    let files: Vec<PathBuf> = config
-        .raw
-        .catalog
-        .agents
-        .iter()
-        .map(|p| config.resolve(p))
-        .collect();
-    let output = output
-        .unwrap_or_else(|| config.resolve(std::path::Path::new(&format!("agents/{source}.toml"))));
-    let known = import::known_for(list, &files)?;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let provenance = provenance.unwrap_or_else(|| {
-        format!(
-            "{source} {}",
-            path.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        )
-    });
-    let (file, summary, text) = import::import_source(list, &text, &provenance, &known)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(Imported {
-        output,
-        file,
-        summary,
-        text,
-    })
-}
-
 fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
-    let (imported, diff_against) = match command {
+    use rempart::catalog::refresh;
+    let report = match command {
         CatalogCommand::Import {
             source,
             path,
             config,
             output,
             provenance,
-        } => (
-            import_list(&source, &path, &config, output, provenance)?,
-            None,
-        ),
+        } => refresh::write(&refresh::import(&source, &path, &config, output, provenance)?)?,
         CatalogCommand::ImportAiRobots {
             path,
             output,
@@ -662,10 +608,13 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
                     .map(|n| format!("ai.robots.txt robots.json ({})", n.to_string_lossy()))
             });
             let config = PathBuf::from("config/rempart.toml");
-            (
-                import_list("ai-robots", &path, &config, Some(output), provenance)?,
-                None,
-            )
+            refresh::write(&refresh::import(
+                "ai-robots",
+                &path,
+                &config,
+                Some(output),
+                provenance,
+            )?)?
         }
         CatalogCommand::Diff {
             source,
@@ -673,30 +622,8 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             config,
             against,
             provenance,
-        } => {
-            let imported = import_list(&source, &path, &config, against, provenance)?;
-            let against = imported.output.clone();
-            (imported, Some(against))
-        }
+        } => refresh::diff(&refresh::import(&source, &path, &config, against, provenance)?)?,
     };
-    if let Some(against) = diff_against {
-        let text = std::fs::read_to_string(&against)
-            .with_context(|| format!("{}: cannot read", against.display()))?;
-        let committed: rempart::catalog::file::CatalogFile =
-            rempart::config::located::parse_toml(&against, &text)?;
-        print!(
-            "{}",
-            rempart::catalog::diff::diff(&committed, &imported.file)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    std::fs::write(&imported.output, &imported.text)
-        .with_context(|| format!("{}: cannot write", imported.output.display()))?;
-    println!(
-        "{}: {} agents written",
-        imported.output.display(),
-        imported.summary.agents
-    );
-    println!("{}", imported.summary.line());
+    print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

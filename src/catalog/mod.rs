@@ -10,6 +10,7 @@ pub mod file;
 pub mod fold;
 pub mod import;
 pub mod matcher;
+pub mod refresh;
 pub mod sources;
 pub mod tokens;
 

@@ -399,7 +399,9 @@ fn print_guide(listen: SocketAddr, admin: SocketAddr) {
     let base = format!("http://{listen}");
     println!(
         "\nrempart demo: a film catalogue behind rempart on {base}\n\n\
-         A viewer in a browser gets the site:\n  \
+         A viewer in a browser gets the site (open {base}/ in yours, or send a browser's headers):\n  \
+         curl -i {base}/ -A 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36' -H 'Accept: text/html' -H 'Accept-Language: fr'\n\
+         A script with a browser's user agent and a script's headers gets the challenge, which a browser passes by itself:\n  \
          curl -i {base}/ -A 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'\n\
          An AI crawler gets the licensing offer (402), in French or as JSON:\n  \
          curl -i {base}/films/la-traversee -A 'Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot)' -H 'Accept-Language: fr'\n  \

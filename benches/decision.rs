@@ -77,6 +77,10 @@ fn mix() -> Vec<Sample> {
         sample("browser", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "203.0.113.10", "/films/la-traversee"),
         sample("browser", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "198.51.100.20", "/series/les-veilleurs/saison-1"),
         sample("browser", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "2001:db8::42", "/assets/app.js"),
+        // Each browser loads assets with its pages, as people do (a header
+        // fingerprint that only fetches pages is a fleet: `fingerprint-spike`).
+        sample("browser", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "203.0.113.10", "/assets/app.css"),
+        sample("browser", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "198.51.100.20", "/img/poster.jpg"),
         sample("ai-crawler", "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)", "132.196.86.1", "/films/la-traversee"),
         sample("ai-crawler", "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)", "203.0.113.99", "/films/la-traversee"),
         sample("ai-crawler", "CCBot/2.0 (https://commoncrawl.org/faq/)", "18.97.9.168", "/catalogue?page=12"),
@@ -147,6 +151,16 @@ fn group(c: &mut Criterion, name: &str, behaviour: bool) {
         "mix",
         allocations_per_request(&snap, &local, &everything)
     );
+    // What is measured: a person's browser goes upstream, warm state or not.
+    for s in all.iter().filter(|s| s.kind == "browser") {
+        let action = decide(&snap, &local, s, 7);
+        assert_eq!(
+            action,
+            rempart::model::Action::Allow,
+            "{name}: a browser sample is answered {action:?}: {:?}",
+            s.req.uri
+        );
+    }
     let mut group = c.benchmark_group(name);
     let mut n = 0u32;
     for kind in kinds.into_iter().chain(["mix"]) {
@@ -257,9 +271,41 @@ fn challenge_group(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the signals of the fingerprint and the network table cost: the
+/// whole mix with the shipped behaviour, then without the header
+/// fingerprints, then without the network table.
+fn signals_group(c: &mut Criterion) {
+    let shipped = snapshot(true);
+    let mut no_fingerprint = snapshot(true);
+    no_fingerprint.behaviour.fingerprint.enabled = false;
+    let mut no_network = snapshot(true);
+    no_network.network = std::sync::Arc::new(rempart::identify::network::NetworkTable::empty());
+    let all = mix();
+    let mut group = c.benchmark_group("decision-signals");
+    group.throughput(Throughput::Elements(all.len() as u64));
+    for (name, snap) in [
+        ("shipped", &shipped),
+        ("without-fingerprint", &no_fingerprint),
+        ("without-network", &no_network),
+    ] {
+        let local = LocalState::new(snap);
+        let mut n = 0u32;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                n = n.wrapping_add(1);
+                for s in &all {
+                    black_box(decide(snap, &local, black_box(s), n));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     group(c, "decision", false);
     group(c, "decision-behaviour", true);
+    signals_group(c);
     challenge_group(c);
 }
 

@@ -451,14 +451,19 @@ def criterion_section(smoke):
     for group, block in re.findall(r"^allocations per request \((\S+)\):\n((?:\s{2}\S+\s+[\d.]+\n)+)", text, re.M):
         for kind, n in re.findall(r"^\s{2}(\S+)\s+([\d.]+)$", block, re.M):
             allocs[(group, kind)] = n
-    times = re.findall(r"^(decision(?:-behaviour)?)/(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", text, re.M)
-    per = {"browser": 3, "ai-crawler": 3, "search-engine": 2, "tool": 2, "mix": 10}
+    times = re.findall(r"^(decision(?:-[a-z]+)?)/(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", text, re.M)
+    # Requests in each batch (benches/decision.rs `mix()`); the challenge cases are one each.
+    per = {"browser": 5, "ai-crawler": 3, "search-engine": 2, "tool": 2, "mix": 12,
+           "shipped": 12, "without-fingerprint": 12, "without-network": 12}
     lines = ["## Decision path (criterion)", "",
              "`cargo bench --bench decision`: the canonical request read from the head (`Request::read`), then "
              "`rempart::decide::decide` — the one decision function of the proxy and `classify`: identity, own "
              "documents, policy, licence and payment steps, the answer — against the full shipped catalogue and all "
              "24 range files. `decision`: behaviour off; `decision-behaviour`: the shipped behaviour on, browsers "
-             "from a crowd of 4,096 addresses, crawlers from their own. Median time per request (criterion's "
+             "from a crowd of 4,096 addresses, crawlers from their own; `decision-signals`: the whole mix with the "
+             "shipped behaviour, then without header fingerprints, then without the network table (what those "
+             "signals cost); `decision-challenge`: issuing the interstitial, checking an answer, a page on a valid "
+             "pass, and the same client's asset. Median time per request (criterion's "
              "estimate for a batch, divided by the requests in the batch) and heap allocations per request "
              "(counting allocator).", "",
              "| group | kind | requests in batch | ns per request | allocations per request |", "|---|---|---|---|---|"]

@@ -597,7 +597,9 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             config,
             output,
             provenance,
-        } => refresh::write(&refresh::import(&source, &path, &config, output, provenance)?)?,
+        } => refresh::write(&refresh::import(
+            &source, &path, &config, output, provenance,
+        )?)?,
         CatalogCommand::ImportAiRobots {
             path,
             output,
@@ -622,7 +624,9 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             config,
             against,
             provenance,
-        } => refresh::diff(&refresh::import(&source, &path, &config, against, provenance)?)?,
+        } => refresh::diff(&refresh::import(
+            &source, &path, &config, against, provenance,
+        )?)?,
     };
     print!("{report}");
     Ok(ExitCode::SUCCESS)

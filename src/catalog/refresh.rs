@@ -43,8 +43,8 @@ pub fn import(
         .iter()
         .map(|p| config.resolve(p))
         .collect();
-    let output = output
-        .unwrap_or_else(|| config.resolve(Path::new(&format!("agents/{source}.toml"))));
+    let output =
+        output.unwrap_or_else(|| config.resolve(Path::new(&format!("agents/{source}.toml"))));
     let known = import::known_for(list, &files)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
@@ -64,7 +64,6 @@ pub fn import(
         text,
     })
 }
-
 
 /// Writes an imported list's file and says what was written.
 pub fn write(imported: &Imported) -> anyhow::Result<String> {

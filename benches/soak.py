@@ -170,6 +170,8 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--slow", type=int, default=50, help="slow clients")
     ap.add_argument("--output", default=None)
+    ap.add_argument("--no-evidence", action="store_true",
+                    help="turn the evidence ledger off (to see what it costs the tail)")
     args = ap.parse_args()
 
     b = bench.Bench(argparse.Namespace(rempart=args.rempart, connections=args.connections, duration=10))
@@ -180,6 +182,10 @@ def main():
         with open(os.path.join(www, "file.css"), "w") as f:
             f.write("body{margin:0}\n" * 100)
         cfg = config(b.tmp)
+        if args.no_evidence:
+            text = open(cfg).read().replace("[evidence]\n", "[evidence]\nenabled = false\n", 1)
+            with open(cfg, "w") as f:
+                f.write(text)
         b.start("rempart", [args.rempart, "run", "--config", cfg], 1, PORT)
         pids = b.pids["rempart"]
         script = os.path.join(b.tmp, "mix.lua")

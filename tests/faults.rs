@@ -103,15 +103,7 @@ fn a_slow_origin_gets_the_502_page_and_the_next_request_passes() {
         r.body
     );
     assert!(errors(&proxy) >= 1.0);
-    assert_eq!(
-        proxy
-            .get(
-                "/ok",
-                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
-            )
-            .body,
-        "fine"
-    );
+    assert_eq!(proxy.browse("/ok").body, "fine");
 }
 
 #[test]
@@ -128,15 +120,7 @@ fn an_origin_that_resets_or_truncates_mid_body_never_passes_for_a_whole_page() {
         assert!(body.len() < 10_000, "{path}: {} body bytes", body.len());
     }
     assert!(errors(&proxy) >= 2.0, "{}", errors(&proxy));
-    assert_eq!(
-        proxy
-            .get(
-                "/ok",
-                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
-            )
-            .body,
-        "fine"
-    );
+    assert_eq!(proxy.browse("/ok").body, "fine");
 }
 
 /// Mounts a small tmpfs where the system lets root do it.
@@ -238,13 +222,5 @@ fn a_dns_server_that_never_answers_delays_nothing_and_is_counted() {
     let failed = proxy.metric(r#"rempart_rdns_lookups_total{result="unconfirmed"}"#);
     assert!(failed >= 1.0, "the failed lookup is counted");
     // The proxy keeps serving everyone else.
-    assert_eq!(
-        proxy
-            .get(
-                "/films/a",
-                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
-            )
-            .status,
-        200
-    );
+    assert_eq!(proxy.browse("/films/a").status, 200);
 }

@@ -328,15 +328,7 @@ fn access_log_lines_are_json_with_the_decision() {
         &["--log-json"],
     );
     assert_eq!(gpt_status(&proxy), 403);
-    assert_eq!(
-        proxy
-            .get(
-                "/films/y",
-                &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE]
-            )
-            .status,
-        200
-    );
+    assert_eq!(proxy.browse("/films/y").status, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     let lines = loop {
         let log = std::fs::read_to_string(&proxy.log).unwrap();

@@ -337,6 +337,15 @@ impl Proxy {
         http_get(&self.url(path), headers)
     }
 
+    /// A person's Chrome asking for `path`: its user agent and the Accept
+    /// headers every browser sends.
+    pub fn browse(&self, path: &str) -> Resp {
+        self.get(
+            path,
+            &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
+        )
+    }
+
     /// The value of one metric series, 0 if absent.
     pub fn metric(&self, series: &str) -> f64 {
         let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.admin), &[]).body;

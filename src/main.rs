@@ -1,252 +1,20 @@
 //! The `rempart` command line.
 
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 use rempart::classify::{classify, parse_line, Replay, Sample, Summary};
 use rempart::config::Config;
 use rempart::ops::server::{run, RunOptions};
 use rempart::snapshot::Snapshot;
 
-const DEFAULT_CONFIG: &str = "config/rempart.toml";
+mod args;
 
-/// rempart: an edge reverse proxy that makes a rights holder's AI opt-out stick.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Log as JSON lines instead of text.
-    #[arg(long, global = true)]
-    log_json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the proxy.
-    Run {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// Listen address (overrides server.listen).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Origin URL (overrides server.upstream).
-        #[arg(long)]
-        upstream: Option<String>,
-        /// Admin address for /metrics and /healthz (overrides admin.listen).
-        #[arg(long)]
-        admin: Option<SocketAddr>,
-        /// Take over the listening sockets of a running instance (graceful upgrade).
-        #[arg(long, short)]
-        upgrade: bool,
-        /// Evidence ledger directory (overrides evidence.dir).
-        #[arg(long)]
-        evidence_dir: Option<PathBuf>,
-        /// Put everything rempart writes under this directory (ledger,
-        /// address key, metering, refreshed ranges, pid file, upgrade socket).
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-    },
-    /// Run the shipped config in front of the built-in demo site on 127.0.0.1:8080.
-    Demo {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: SocketAddr,
-    },
-    /// Validate a config and everything it names; exit 0 if good, 1 if not.
-    Check {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
-    /// Print the verdict for a request, or for every line of stdin (JSON lines or combined logs).
-    Classify {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// User agent to classify (without it, requests are read from stdin).
-        #[arg(long)]
-        ua: Option<String>,
-        /// Client address (default 0.0.0.0, which no operator publishes).
-        #[arg(long)]
-        ip: Option<String>,
-        #[arg(long, default_value = "/")]
-        path: String,
-        #[arg(long)]
-        host: Option<String>,
-    },
-    /// Maintain the agent catalogue.
-    Catalog {
-        #[command(subcommand)]
-        command: CatalogCommand,
-    },
-    /// Licence credentials.
-    Licences {
-        #[command(subcommand)]
-        command: LicencesCommand,
-    },
-    /// Check and summarise the evidence ledger.
-    Evidence {
-        #[command(subcommand)]
-        command: EvidenceCommand,
-    },
-    /// The operators' published range lists.
-    Ranges {
-        #[command(subcommand)]
-        command: RangesCommand,
-    },
-    /// The IP-to-ASN data and the hosting-network list (`[network]`).
-    Network {
-        #[command(subcommand)]
-        command: NetworkCommand,
-    },
-    /// Exit 0 if the admin listener answers /healthz (for container health checks).
-    Health {
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        admin: SocketAddr,
-    },
-}
-
-#[derive(Subcommand)]
-enum NetworkCommand {
-    /// Regenerate the shipped data from the @ip-location-db/asn CSV files
-    /// (asn-ipv4.csv, asn-ipv6.csv), offline and deterministically.
-    Import {
-        files: Vec<PathBuf>,
-        #[arg(long, short, default_value = "config/network")]
-        output: PathBuf,
-    },
-    /// Print the AS of addresses, as the proxy sees them, and the load time.
-    Lookup {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        ips: Vec<std::net::IpAddr>,
-    },
-}
-
-#[derive(Subcommand)]
-enum RangesCommand {
-    /// Fetch every list from its vendor once, validate it, and keep the good
-    /// ones in the state directory (a running proxy picks them up).
-    Refresh {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// Overrides the state directory as `run --state-dir` does.
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum EvidenceCommand {
-    /// Check the whole hash chain; exit 0 if intact, 1 at the first break.
-    Verify {
-        /// The ledger directory.
-        dir: PathBuf,
-    },
-    /// Summarise by operator and agent (HTML with charts, CSV or JSON).
-    Report {
-        /// The ledger directory.
-        dir: PathBuf,
-        /// From this date (2026-11-01) or time (RFC 3339), UTC.
-        #[arg(long)]
-        since: Option<String>,
-        /// To this date (inclusive) or time.
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long, value_enum, default_value = "html")]
-        format: rempart::evidence::report::Format,
-        /// Write to this file instead of stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-    },
-    /// Print the pseudonym an address has in the ledger (needs the address key).
-    Pseudonym {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        ip: std::net::IpAddr,
-    },
-}
-
-#[derive(Subcommand)]
-enum LicencesCommand {
-    /// Print the SHA-256 to put in `token_sha256` for a token read from stdin
-    /// (not from the command line, so that it stays out of shell history).
-    HashToken,
-    /// Requests, bytes and charges per licensee, day and path class, for invoicing.
-    Report {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// Metering directory (default: licensing.metering_dir of the config).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// First day, YYYY-MM-DD (UTC).
-        #[arg(long)]
-        since: String,
-        /// Last day, inclusive.
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long, value_enum, default_value = "csv")]
-        format: ReportFormat,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ReportFormat {
-    Csv,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum CatalogCommand {
-    /// Regenerate one list's part of the catalogue (config/agents/<source>.toml).
-    Import {
-        /// The list: ai-robots, crawler-user-agents, device-detector or ai-crawler-index.
-        #[arg(long)]
-        source: String,
-        /// The list's file (robots.json, crawler-user-agents.json, bots.yml, data.json).
-        path: PathBuf,
-        /// The configuration whose `catalog.agents` the list is merged into.
-        #[arg(long, default_value = "config/rempart.toml")]
-        config: PathBuf,
-        /// Output catalogue file (default: agents/<source>.toml beside the configuration).
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Provenance recorded in each entry (default: the list and file name).
-        #[arg(long)]
-        provenance: Option<String>,
-    },
-    /// Show what importing a list would add, remove or change in its generated file.
-    Diff {
-        #[arg(long)]
-        source: String,
-        path: PathBuf,
-        #[arg(long, default_value = "config/rempart.toml")]
-        config: PathBuf,
-        /// The generated file to compare with (default: agents/<source>.toml beside the configuration).
-        #[arg(long)]
-        against: Option<PathBuf>,
-        #[arg(long)]
-        provenance: Option<String>,
-    },
-    /// Same as `import --source ai-robots` (kept for existing scripts).
-    ImportAiRobots {
-        /// Path to robots.json.
-        path: PathBuf,
-        /// Output catalogue file.
-        #[arg(long, short, default_value = "config/agents/ai-robots.toml")]
-        output: PathBuf,
-        /// Provenance recorded in each entry (default: the file name).
-        #[arg(long)]
-        source: Option<String>,
-    },
-}
+use args::*;
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -351,45 +119,82 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             ip,
             path,
             host,
-        } => {
-            let snap = offline_snapshot(&config)?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            if let Some(ua) = ua {
-                let sample = Sample {
-                    ua,
-                    ip,
-                    path: Some(path),
-                    host,
-                    ..Sample::default()
-                };
-                let mut replay = replay_for(&snap, &config)?;
-                serde_json::to_writer(&mut out, &classify(&snap, &sample, &mut replay))?;
-                writeln!(out)?;
-                return Ok(ExitCode::SUCCESS);
+        } => classify_command(&config, ua, ip, path, host),
+        Command::Health { admin } => health(admin),
+        Command::Catalog { command } => catalog_command(command),
+        Command::Licences { command } => licences_command(command),
+        Command::Ranges { command } => ranges_command(command),
+        Command::Evidence { command } => evidence_command(command),
+        Command::Network { command } => network_command(command),
+    }
+}
+
+/// `rempart classify`: one request from the arguments, or a log on stdin,
+/// through the decision, with behaviour carried across the lines.
+fn classify_command(
+    config: &std::path::Path,
+    ua: Option<String>,
+    ip: Option<String>,
+    path: String,
+    host: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let snap = offline_snapshot(config)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Some(ua) = ua {
+        let sample = Sample {
+            ua,
+            ip,
+            path: Some(path),
+            host,
+            ..Sample::default()
+        };
+        let mut replay = replay_for(&snap, config)?;
+        serde_json::to_writer(&mut out, &classify(&snap, &sample, &mut replay))?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut summary = Summary::default();
+    // Behaviour state carries across the lines, as in the proxy.
+    let mut replay = replay_for(&snap, config)?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading stdin")?;
+        let Some(sample) = parse_line(&line) else {
+            if !line.trim().is_empty() {
+                summary.unparsed += 1;
             }
-            let mut summary = Summary::default();
-            // Behaviour state carries across the lines, as in the proxy.
-            let mut replay = replay_for(&snap, &config)?;
-            for line in std::io::stdin().lock().lines() {
-                let line = line.context("reading stdin")?;
-                let Some(sample) = parse_line(&line) else {
-                    if !line.trim().is_empty() {
-                        summary.unparsed += 1;
-                    }
-                    continue;
-                };
-                let verdict = classify(&snap, &sample, &mut replay);
-                *summary.by_action.entry(verdict.action).or_default() += 1;
-                serde_json::to_writer(&mut out, &verdict)?;
-                writeln!(out)?;
-            }
-            eprintln!("{}", summary.render());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Licences {
-            command: LicencesCommand::HashToken,
-        } => {
+            continue;
+        };
+        let verdict = classify(&snap, &sample, &mut replay);
+        *summary.by_action.entry(verdict.action).or_default() += 1;
+        serde_json::to_writer(&mut out, &verdict)?;
+        writeln!(out)?;
+    }
+    eprintln!("{}", summary.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rempart health`: the admin listener's `/healthz`, for container health checks.
+fn health(admin: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(2))
+            .with_context(|| format!("{admin}: not answering"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{admin}: {}", answer.lines().next().unwrap_or("no answer"));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn licences_command(command: LicencesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LicencesCommand::HashToken => {
             let mut token = String::new();
             std::io::stdin()
                 .read_line(&mut token)
@@ -401,15 +206,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", rempart::licensing::licence::hash_token(token));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Licences {
-            command:
-                LicencesCommand::Report {
-                    config,
-                    dir,
-                    since,
-                    until,
-                    format,
-                },
+        LicencesCommand::Report {
+            config,
+            dir,
+            since,
+            until,
+            format,
         } => {
             let valid =
                 |d: &str| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-';
@@ -430,9 +232,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ranges {
-            command: RangesCommand::Refresh { config, state_dir },
-        } => {
+    }
+}
+
+fn ranges_command(command: RangesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RangesCommand::Refresh { config, state_dir } => {
             use rempart::ops::refresh::{read_sources, refresh_all, Dirs, Outcome};
             let mut config = Config::load(&config)?;
             if let Some(d) = &state_dir {
@@ -480,27 +285,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Health { admin } => {
-            use std::io::Read;
-            let mut stream =
-                std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(2))
-                    .with_context(|| format!("{admin}: not answering"))?;
-            stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-            stream.write_all(
-                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            )?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer)?;
-            if answer.starts_with("HTTP/1.1 200") {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("{admin}: {}", answer.lines().next().unwrap_or("no answer"));
-                Ok(ExitCode::FAILURE)
-            }
-        }
-        Command::Evidence {
-            command: EvidenceCommand::Verify { dir },
-        } => {
+    }
+}
+
+fn evidence_command(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EvidenceCommand::Verify { dir } => {
             let v = rempart::evidence::verify::verify(&dir)?;
             for w in &v.warnings {
                 println!("note: {w}");
@@ -524,15 +314,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Evidence {
-            command:
-                EvidenceCommand::Report {
-                    dir,
-                    since,
-                    until,
-                    format,
-                    output,
-                },
+        EvidenceCommand::Report {
+            dir,
+            since,
+            until,
+            format,
+            output,
         } => {
             use rempart::evidence::report;
             let since = since
@@ -557,9 +344,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Evidence {
-            command: EvidenceCommand::Pseudonym { config, ip },
-        } => {
+        EvidenceCommand::Pseudonym { config, ip } => {
             let config = Config::load(&config)?;
             let path = config.resolve(&config.raw.evidence.ip_key_file);
             if !path.exists() {
@@ -572,16 +357,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", key.pseudonym(ip));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Catalog { command } => catalog_command(command),
-        Command::Network {
-            command: NetworkCommand::Import { files, output },
-        } => {
+    }
+}
+
+fn network_command(command: NetworkCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NetworkCommand::Import { files, output } => {
             print!("{}", rempart::ops::network::import_files(&files, &output)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Network {
-            command: NetworkCommand::Lookup { config, ips },
-        } => {
+        NetworkCommand::Lookup { config, ips } => {
             print!("{}", rempart::ops::network::lookup(&config, &ips)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -133,6 +133,40 @@ struct ClientState {
     robots_version: u32,
 }
 
+impl ClientState {
+    /// Counts one request of this client and returns the state after it.
+    fn count(&mut self, s: &Settings, o: &Observation<'_>, shared_on: bool) -> Self {
+        let now = o.clock.now_secs;
+        self.rate.roll(o.clock.window);
+        if o.class == PathClass::Page {
+            self.rate.add_page(shared_on);
+            self.pages = self.pages.saturating_add(1);
+        } else if matches!(
+            o.class,
+            PathClass::Asset | PathClass::Manifest | PathClass::Segment
+        ) {
+            self.assets = self.assets.saturating_add(1);
+        }
+        // Recent behaviour weighs more: halve old counts.
+        if self.pages >= 1024 || self.assets >= 1024 {
+            self.pages /= 2;
+            self.assets /= 2;
+        }
+        if self.flags != 0 && now.saturating_sub(self.flag_at) > s.memory_seconds {
+            self.flags = 0;
+        }
+        if o.honeypot {
+            self.flags |= FLAG_HONEYPOT;
+            self.flag_at = now;
+        }
+        if let Some(v) = o.robots_served {
+            self.robots_at = now;
+            self.robots_version = v;
+        }
+        *self
+    }
+}
+
 /// Where a request sits in the time windows.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -298,6 +332,52 @@ impl Tracker {
         }
     }
 
+    /// Counts a page in its address's and network's rates (and, with the
+    /// shared store, in the client's, address's and network's shared counts);
+    /// returns the rate signals.
+    fn count_addresses<'f>(
+        &self,
+        s: &Settings,
+        o: &Observation<'_>,
+        client: u64,
+        shared: Option<&mut (dyn FnMut(SharedIncrement) + 'f)>,
+    ) -> SignalSet {
+        let shared_on = shared.is_some();
+        let mut set = SignalSet::EMPTY;
+        let subnet = subnet_of(o.ip);
+        let ip_key = self.key(1, o.ip, b"");
+        let net_key = self.key(2, subnet, b"");
+        let ip_rate = self.update_rate(ip_key, o.clock, true, shared_on);
+        let net_rate = self.update_rate(net_key, o.clock, true, shared_on);
+        if ip_rate > s.ip_page_limit {
+            set.insert(Signal::IpRate);
+        }
+        if net_rate > s.subnet_page_limit {
+            set.insert(Signal::SubnetRate);
+        }
+        if let Some(send) = shared {
+            let ua = stable_hash(o.user_agent);
+            for (kind, key, id) in [
+                (RateKind::Client, client, format!("{}:{ua:016x}", o.ip)),
+                (RateKind::Ip, ip_key, o.ip.to_string()),
+                (RateKind::Subnet, net_key, subnet.to_string()),
+            ] {
+                send(SharedIncrement {
+                    kind,
+                    local_key: key,
+                    shared_key: format!(
+                        "rempart:{}:{}:{}:{id}",
+                        s.window_ms,
+                        o.clock.window,
+                        kind.as_str()
+                    ),
+                    window: o.clock.window,
+                });
+            }
+        }
+        set
+    }
+
     /// Counts one request and returns the signals its client shows now.
     /// `shared` receives the page increments for the shared store, if any.
     pub fn observe(
@@ -315,70 +395,14 @@ impl Tracker {
         let client = self.key(0, o.ip, o.user_agent);
         let mut signals = o.header_signals;
         if page {
-            let subnet = subnet_of(o.ip);
-            let ip_key = self.key(1, o.ip, b"");
-            let net_key = self.key(2, subnet, b"");
-            let ip_rate = self.update_rate(ip_key, o.clock, true, shared_on);
-            let net_rate = self.update_rate(net_key, o.clock, true, shared_on);
-            if ip_rate > s.ip_page_limit {
-                signals.insert(Signal::IpRate);
-            }
-            if net_rate > s.subnet_page_limit {
-                signals.insert(Signal::SubnetRate);
-            }
-            if let Some(send) = shared.as_mut() {
-                let ua = stable_hash(o.user_agent);
-                for (kind, key, id) in [
-                    (RateKind::Client, client, format!("{}:{ua:016x}", o.ip)),
-                    (RateKind::Ip, ip_key, o.ip.to_string()),
-                    (RateKind::Subnet, net_key, subnet.to_string()),
-                ] {
-                    send(SharedIncrement {
-                        kind,
-                        local_key: key,
-                        shared_key: format!(
-                            "rempart:{}:{}:{}:{id}",
-                            s.window_ms,
-                            o.clock.window,
-                            kind.as_str()
-                        ),
-                        window: o.clock.window,
-                    });
-                }
-            }
+            signals = signals.union(self.count_addresses(s, o, client, shared.as_deref_mut()));
         }
         if let Some(fp) = o.fingerprint.filter(|_| s.fingerprint.enabled) {
             if self.fingerprint_spikes(s, o, fp, page, media_or_asset, shared.as_deref_mut()) {
                 signals.insert(Signal::FingerprintSpike);
             }
         }
-        let now = o.clock.now_secs;
-        let step = |c: &mut ClientState| {
-            c.rate.roll(o.clock.window);
-            if page {
-                c.rate.add_page(shared_on);
-                c.pages = c.pages.saturating_add(1);
-            } else if media_or_asset {
-                c.assets = c.assets.saturating_add(1);
-            }
-            // Recent behaviour weighs more: halve old counts.
-            if c.pages >= 1024 || c.assets >= 1024 {
-                c.pages /= 2;
-                c.assets /= 2;
-            }
-            if c.flags != 0 && now.saturating_sub(c.flag_at) > s.memory_seconds {
-                c.flags = 0;
-            }
-            if o.honeypot {
-                c.flags |= FLAG_HONEYPOT;
-                c.flag_at = now;
-            }
-            if let Some(v) = o.robots_served {
-                c.robots_at = now;
-                c.robots_version = v;
-            }
-            *c
-        };
+        let step = |c: &mut ClientState| c.count(s, o, shared_on);
         let state = match self
             .clients
             .entry(&client, None, |_, c| EntryAction::Retain(step(c)))

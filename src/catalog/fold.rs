@@ -131,24 +131,15 @@ pub fn fold(read: Read, known: &Known, provenance: &str) -> (CatalogFile, Summar
                 }
             },
         };
-        for t in &c.tokens {
-            let lower = t.to_ascii_lowercase();
-            let owned_elsewhere = known
-                .get(t)
-                .is_some_and(|(n, _)| !n.eq_ignore_ascii_case(&target_name))
-                || here.get(&lower).is_some_and(|&j| j != index);
-            if owned_elsewhere {
-                summary.tokens_owned_elsewhere += 1;
-                continue;
-            }
-            // A token a file before already gives this agent needs no repeating.
-            if known.get(t).is_some_and(|(_, side)| *side == Side::Before) {
-                continue;
-            }
-            here.insert(lower, index);
-            let tokens = out[index].tokens.get_or_insert_with(Vec::new);
-            super::tokens::push_unique(tokens, t);
-        }
+        give_tokens(
+            &c.tokens,
+            index,
+            &target_name,
+            known,
+            &mut here,
+            &mut out,
+            &mut summary,
+        );
     }
     // A new agent left with no token of its own would default to its name,
     // which another agent may own: drop it.
@@ -172,6 +163,37 @@ pub fn fold(read: Read, known: &Known, provenance: &str) -> (CatalogFile, Summar
     }
     summary.agents = out.len();
     (CatalogFile { agents: out }, summary)
+}
+
+/// Gives agent `index` (named `target_name`) the tokens of one candidate
+/// that no other agent, here or in a file before, already owns.
+fn give_tokens(
+    tokens: &[String],
+    index: usize,
+    target_name: &str,
+    known: &Known,
+    here: &mut HashMap<String, usize>,
+    out: &mut [AgentEntry],
+    summary: &mut Summary,
+) {
+    for t in tokens {
+        let lower = t.to_ascii_lowercase();
+        let owned_elsewhere = known
+            .get(t)
+            .is_some_and(|(n, _)| !n.eq_ignore_ascii_case(&target_name))
+            || here.get(&lower).is_some_and(|&j| j != index);
+        if owned_elsewhere {
+            summary.tokens_owned_elsewhere += 1;
+            continue;
+        }
+        // A token a file before already gives this agent needs no repeating.
+        if known.get(t).is_some_and(|(_, side)| *side == Side::Before) {
+            continue;
+        }
+        here.insert(lower, index);
+        let tokens = out[index].tokens.get_or_insert_with(Vec::new);
+        super::tokens::push_unique(tokens, t);
+    }
 }
 
 fn source_of(provenance: &str, said: &str) -> String {

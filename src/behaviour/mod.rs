@@ -207,47 +207,7 @@ impl Settings {
         for (s, w) in &spec.weights {
             weights.set(*s, *w);
         }
-        let p = &spec.paths;
-        let pick =
-            |v: &Option<Vec<String>>, d: Vec<String>, key: &str| -> Result<_, SettingsError> {
-                let v = v.clone().unwrap_or(d);
-                for (i, e) in v.iter().enumerate() {
-                    if e.is_empty() || e.contains(['.', '/', ' ']) {
-                        return Err(err(
-                            &format!("paths.{key}[{i}]"),
-                            format!("{e:?}: write an extension without the dot, like \"css\""),
-                        ));
-                    }
-                }
-                Ok(v)
-            };
-        let mut segments = list(&["ts", "m4s", "mp4", "m4a", "m4v", "aac", "vtt", "webm"]);
-        if vod {
-            segments.extend(list(&[
-                "cmfv", "cmfa", "cmft", "mp3", "webvtt", "ttml", "dfxp", "key", "init", "mkv",
-            ]));
-        }
-        let classes = PathClasses {
-            pages: pick(
-                &p.pages,
-                list(&["html", "htm", "php", "asp", "aspx", "jsp", "shtml"]),
-                "pages",
-            )?,
-            assets: pick(
-                &p.assets,
-                list(&[
-                    "css", "js", "mjs", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico",
-                    "woff", "woff2", "ttf", "otf", "eot", "map",
-                ]),
-                "assets",
-            )?,
-            manifests: pick(
-                &p.manifests,
-                list(&["m3u8", "mpd", "ism", "f4m"]),
-                "manifests",
-            )?,
-            segments: pick(&p.segments, segments, "segments")?,
-        };
+        let classes = path_classes(&spec.paths, vod)?;
         let trap = spec.honeypot.path.trim();
         let honeypot = if trap.is_empty() {
             None
@@ -299,6 +259,53 @@ impl Settings {
             .as_deref()
             .is_some_and(|t| path.starts_with(t) || path == t.trim_end_matches('/'))
     }
+}
+
+/// `[behaviour.paths]`: each class's extensions, the preset's where unset.
+fn path_classes(p: &PathsSpec, vod: bool) -> Result<PathClasses, SettingsError> {
+    let err = |key: &str, message: String| SettingsError {
+        key: key.to_owned(),
+        message,
+    };
+    let pick = |v: &Option<Vec<String>>, d: Vec<String>, key: &str| -> Result<_, SettingsError> {
+        let v = v.clone().unwrap_or(d);
+        for (i, e) in v.iter().enumerate() {
+            if e.is_empty() || e.contains(['.', '/', ' ']) {
+                return Err(err(
+                    &format!("paths.{key}[{i}]"),
+                    format!("{e:?}: write an extension without the dot, like \"css\""),
+                ));
+            }
+        }
+        Ok(v)
+    };
+    let mut segments = list(&["ts", "m4s", "mp4", "m4a", "m4v", "aac", "vtt", "webm"]);
+    if vod {
+        segments.extend(list(&[
+            "cmfv", "cmfa", "cmft", "mp3", "webvtt", "ttml", "dfxp", "key", "init", "mkv",
+        ]));
+    }
+    Ok(PathClasses {
+        pages: pick(
+            &p.pages,
+            list(&["html", "htm", "php", "asp", "aspx", "jsp", "shtml"]),
+            "pages",
+        )?,
+        assets: pick(
+            &p.assets,
+            list(&[
+                "css", "js", "mjs", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico",
+                "woff", "woff2", "ttf", "otf", "eot", "map",
+            ]),
+            "assets",
+        )?,
+        manifests: pick(
+            &p.manifests,
+            list(&["m3u8", "mpd", "ism", "f4m"]),
+            "manifests",
+        )?,
+        segments: pick(&p.segments, segments, "segments")?,
+    })
 }
 
 #[cfg(test)]

@@ -153,6 +153,22 @@ def slow_clients(stop, count):
     return threads
 
 
+def core_ticks(core):
+    """The core's (busy, steal) ticks from /proc/stat: steal is time the
+    machine under this one gave to someone else while we wanted the core."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                v = [int(x) for x in line.split()[1:]]
+                return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
+    return 0, 0
+
+
+def involuntary_switches(pids):
+    """How often the proxy's threads were taken off the core against their will."""
+    return bench.status_kb(pids, "nonvoluntary_ctxt_switches")
+
+
 def wrk(script, seconds, connections):
     done = bench.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
                       "-s", script, f"http://127.0.0.1:{PORT}/"])
@@ -207,11 +223,19 @@ def main():
         rows = []
         for minute in range(args.minutes):
             before = bench.cpu_ticks(pids)
+            busy0, steal0 = core_ticks(1)
+            switches0 = involuntary_switches(pids)
             r = wrk(script, args.slice, args.connections)
             r["cpu_us"] = (bench.cpu_ticks(pids) - before) * 1e6 / bench.CLK_TCK / max(r["requests"], 1)
+            busy1, steal1 = core_ticks(1)
+            r["core_busy"] = (busy1 - busy0) * 100 / bench.CLK_TCK / args.slice
+            r["steal"] = (steal1 - steal0) * 100 / bench.CLK_TCK / args.slice
+            r["switches"] = (involuntary_switches(pids) - switches0) / args.slice
             r["rss_mb"] = bench.status_kb(pids, "VmRSS") / 1024
             rows.append(r)
             print(f"minute {minute + 1}: {r['rps']:,.0f} rps, p99 {r['p99']:.2f} ms, "
+                  f"CPU {r['cpu_us']:.1f} µs/req, proxy core busy {r['core_busy']:.1f} % steal {r['steal']:.2f} %, "
+                  f"{r['switches']:.0f} involuntary switches/s, "
                   f"RSS {r['rss_mb']:.1f} MiB, {r['socket_errors'] or 'no socket errors'}", flush=True)
         stop.set()
         # The soak measures what it means to: people served, crawlers offered.
@@ -230,6 +254,16 @@ def main():
         worst = max(r["p99"] for r in rows)
         p99_drift = (worst - first["p99"]) / first["p99"] * 100
         ok = growth <= 5 and p99_drift <= 20
+
+        def correlation(xs, ys):
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+            sxx = sum((x - mx) ** 2 for x in xs) ** 0.5
+            syy = sum((y - my) ** 2 for y in ys) ** 0.5
+            return sxy / (sxx * syy) if sxx and syy else 0.0
+        steal = [r["steal"] for r in rows]
+        r_cpu = correlation(steal, [r["cpu_us"] for r in rows])
+        r_p99 = correlation(steal, [r["p99"] for r in rows])
         lines = [
             "## Soak", "",
             f"`benches/soak.sh`: {args.minutes} minutes ({args.slice} s slices) with the shipped policy, "
@@ -239,13 +273,17 @@ def main():
             "generator; the mix: 40 % browser pages, 30 % their assets, 10 % GPTBot (offer), 10 % ClaudeBot (offer), "
             f"10 % a licensed crawler; and {args.slow} slow clients trickling a header line every 2 s (each cut "
             "by the 10 s header deadline, then again). Proxy on one core, wrk and the origin on the other.", "",
-            "| minute | rps | p99 ms | CPU µs/req | RSS MiB |", "|---|---|---|---|---|",
+            "| minute | rps | p99 ms | CPU µs/req | core steal % | involuntary switches/s | RSS MiB |",
+            "|---|---|---|---|---|---|---|",
         ]
         for i, r in enumerate(rows):
-            lines.append(f"| {i + 1} | {r['rps']:,.0f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {r['rss_mb']:.1f} |")
+            lines.append(f"| {i + 1} | {r['rps']:,.0f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {r['steal']:.2f} "
+                         f"| {r['switches']:.0f} | {r['rss_mb']:.1f} |")
         lines += ["", f"RSS growth first → last minute: {growth:+.1f} % (bound: ≤ 5 %). "
                       f"Worst p99 against the first minute's: {p99_drift:+.1f} % (bound: ≤ 20 %). "
-                      f"{'Both bounds hold.' if ok else 'A bound is NOT met.'}", ""]
+                      f"{'Both bounds hold.' if ok else 'A bound is NOT met.'}",
+                  "", f"Correlation, minute by minute, of the proxy core's steal time (what the machine under this "
+                      f"one took) with the CPU per request: {r_cpu:+.2f}; with the p99: {r_p99:+.2f}.", ""]
         text = "\n".join(lines)
         print(text)
         if args.output:

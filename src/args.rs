@@ -68,11 +68,17 @@ pub enum Command {
         ua: Option<String>,
         /// Client address (default 0.0.0.0, which no operator publishes).
         #[arg(long)]
-        ip: Option<String>,
-        #[arg(long, default_value = "/")]
+        ip: Option<std::net::IpAddr>,
+        /// The request target (path and query), as the client sent it.
+        #[arg(long, default_value = "/", value_parser = request_target)]
         path: String,
         #[arg(long)]
         host: Option<String>,
+        /// Where a log line's client is: its first field (`peer`, for a log
+        /// written at the edge), or the last address of its X-Forwarded-For
+        /// field (`xff`: the one a CDN in front appended).
+        #[arg(long, value_enum, default_value = "peer")]
+        client_from: rempart::classify::ClientFrom,
     },
     /// Maintain the agent catalogue.
     Catalog {
@@ -148,11 +154,11 @@ pub enum EvidenceCommand {
         /// The ledger directory.
         dir: PathBuf,
         /// From this date (2026-11-01) or time (RFC 3339), UTC.
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = from_bound)]
+        since: Option<time::OffsetDateTime>,
         /// To this date (inclusive) or time.
-        #[arg(long)]
-        until: Option<String>,
+        #[arg(long, value_parser = until_bound)]
+        until: Option<time::OffsetDateTime>,
         #[arg(long, value_enum, default_value = "html")]
         format: rempart::evidence::report::Format,
         /// Write to this file instead of stdout.
@@ -181,10 +187,10 @@ pub enum LicencesCommand {
         dir: Option<PathBuf>,
         /// First day, YYYY-MM-DD (UTC).
         #[arg(long)]
-        since: String,
+        since: rempart::day::Day,
         /// Last day, inclusive.
         #[arg(long)]
-        until: Option<String>,
+        until: Option<rempart::day::Day>,
         #[arg(long, value_enum, default_value = "csv")]
         format: ReportFormat,
     },
@@ -239,4 +245,23 @@ pub enum CatalogCommand {
         #[arg(long)]
         source: Option<String>,
     },
+}
+
+/// `--since` of the evidence report: a date's start, or an RFC 3339 time.
+fn from_bound(s: &str) -> anyhow::Result<time::OffsetDateTime> {
+    rempart::evidence::report::parse_bound(s, false)
+}
+
+/// `--until` of the evidence report: a date's end, or an RFC 3339 time.
+fn until_bound(s: &str) -> anyhow::Result<time::OffsetDateTime> {
+    rempart::evidence::report::parse_bound(s, true)
+}
+
+/// A request target as a log writes it: origin form, `/` first.
+fn request_target(s: &str) -> Result<String, String> {
+    if s.starts_with('/') {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a request target: it starts with '/'"))
+    }
 }

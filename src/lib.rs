@@ -41,6 +41,7 @@ pub mod catalog;
 pub mod challenge;
 pub mod classify;
 pub mod config;
+pub mod day;
 pub mod decide;
 pub mod evidence;
 pub mod identify;

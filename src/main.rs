@@ -119,7 +119,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             ip,
             path,
             host,
-        } => classify_command(&config, ua, ip, path, host),
+            client_from,
+        } => classify_command(&config, ua, ip, path, host, client_from),
         Command::Health { admin } => health(admin),
         Command::Catalog { command } => catalog_command(command),
         Command::Licences { command } => licences_command(command),
@@ -134,9 +135,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn classify_command(
     config: &std::path::Path,
     ua: Option<String>,
-    ip: Option<String>,
+    ip: Option<std::net::IpAddr>,
     path: String,
     host: Option<String>,
+    client_from: rempart::classify::ClientFrom,
 ) -> anyhow::Result<ExitCode> {
     let snap = offline_snapshot(config)?;
     let stdout = std::io::stdout();
@@ -144,7 +146,7 @@ fn classify_command(
     if let Some(ua) = ua {
         let sample = Sample {
             ua,
-            ip,
+            ip: ip.map(|ip| ip.to_string()),
             path: Some(path),
             host,
             ..Sample::default()
@@ -159,9 +161,13 @@ fn classify_command(
     let mut replay = replay_for(&snap, config)?;
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading stdin")?;
-        let Some(sample) = parse_line(&line) else {
-            if !line.trim().is_empty() {
-                summary.unparsed += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(sample) = parse_line(&line, client_from) else {
+            summary.unparsed += 1;
+            if summary.unparsed <= 3 {
+                eprintln!("line not understood: {}", shorten(&line));
             }
             continue;
         };
@@ -172,6 +178,14 @@ fn classify_command(
     }
     eprintln!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A log line as shown in an error: its first 120 characters.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
 }
 
 /// `rempart health`: the admin listener's `/healthz`, for container health checks.
@@ -213,10 +227,12 @@ fn licences_command(command: LicencesCommand) -> anyhow::Result<ExitCode> {
             until,
             format,
         } => {
-            let valid =
-                |d: &str| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-';
-            if !valid(&since) || until.as_deref().is_some_and(|u| !valid(u)) {
-                anyhow::bail!("--since and --until take YYYY-MM-DD dates");
+            if until.is_some_and(|u| u < since) {
+                eprintln!(
+                    "error: --until {} is before --since {since}",
+                    until.map_or_else(String::new, |u| u.to_string())
+                );
+                return Ok(ExitCode::from(2));
             }
             let dir = match dir {
                 Some(d) => d,
@@ -225,7 +241,9 @@ fn licences_command(command: LicencesCommand) -> anyhow::Result<ExitCode> {
                     config.resolve(&config.raw.licensing.metering_dir)
                 }
             };
-            let rows = rempart::licensing::metering::report(&dir, &since, until.as_deref())?;
+            let until = until.map(|u| u.to_string());
+            let rows =
+                rempart::licensing::metering::report(&dir, &since.to_string(), until.as_deref())?;
             match format {
                 ReportFormat::Csv => print!("{}", rempart::licensing::metering::to_csv(&rows)),
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -322,16 +340,6 @@ fn evidence_command(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
             output,
         } => {
             use rempart::evidence::report;
-            let since = since
-                .as_deref()
-                .map(|s| report::parse_bound(s, false))
-                .transpose()
-                .context("--since")?;
-            let until = until
-                .as_deref()
-                .map(|s| report::parse_bound(s, true))
-                .transpose()
-                .context("--until")?;
             let r = report::build(&dir, since, until)?;
             let text = report::render(&r, format)?;
             match output {

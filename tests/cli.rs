@@ -486,3 +486,139 @@ fn classify_shows_a_self_declared_bot_as_unknown_bot() {
     assert_eq!(v["verification"], "unverifiable");
     assert_eq!(v["action"], "offer");
 }
+
+#[test]
+fn classify_reads_an_nginx_json_log_and_counts_what_it_cannot_read() {
+    let line = |addr: &str, ua: &str, uri: &str| {
+        serde_json::json!({
+            "time_iso8601": "2026-11-23T10:00:00+01:00", "remote_addr": addr,
+            "request_method": "GET", "request_uri": uri, "status": "200",
+            "body_bytes_sent": "512", "http_referer": "-", "http_user_agent": ua,
+            "http_x_forwarded_for": "-", "http_host": "www.example.com",
+        })
+        .to_string()
+    };
+    let input = [
+        line(GOOGLEBOT_IP, GOOGLEBOT, "/films/a?x=1"),
+        line("203.0.113.7", GOOGLEBOT, "/films/b"),
+        line("203.0.113.8", CHROME, "/"),
+        line(GPTBOT_IP, GPTBOT, "/films/c"),
+        r#"{"status":"200","body_bytes_sent":"512"}"#.to_owned(),
+        line("notanip", CHROME, "/"),
+    ]
+    .join("\n");
+    let (code, out, err) = run_cli(&["classify", "--config", &shipped()], Some(&input));
+    assert_eq!(code, 0, "{err}");
+    let verdicts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = verdicts
+        .iter()
+        .map(|v| {
+            (
+                v["ip"].as_str().unwrap(),
+                v["verification"].as_str().unwrap(),
+                v["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (GOOGLEBOT_IP, "verified", "allow"),
+            ("203.0.113.7", "spoofed", "block"),
+            ("203.0.113.8", "none", "allow"),
+            (GPTBOT_IP, "verified", "offer"),
+        ]
+    );
+    assert_eq!(verdicts[0]["path"], "/films/a");
+    assert!(
+        err.contains("4 requests classified, allow: 2, block: 1, offer: 1, 2 lines not understood"),
+        "{err}"
+    );
+    assert!(err.contains("line not understood: {\"status\""), "{err}");
+}
+
+#[test]
+fn classify_behind_a_cdn_takes_the_client_from_the_forwarded_field() {
+    // nginx behind a CDN: the peer is the CDN's address, the client is the
+    // last X-Forwarded-For address (the one the CDN appended; the first is
+    // whatever the client claimed).
+    let input = format!(
+        "10.0.0.5 - - [23/Nov/2026:10:00:00 +0100] \"GET /films/a HTTP/1.1\" 200 512 \"-\" \"{GOOGLEBOT}\" \"203.0.113.50, {GOOGLEBOT_IP}\"\n\
+         10.0.0.5 - - [23/Nov/2026:10:00:01 +0100] \"GET /films/b HTTP/1.1\" 200 512 \"-\" \"{GOOGLEBOT}\" \"{GOOGLEBOT_IP}, 203.0.113.51\"\n"
+    );
+    let run = |from: &str| {
+        let (code, out, err) = run_cli(
+            &["classify", "--config", &shipped(), "--client-from", from],
+            Some(&input),
+        );
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["ip"].as_str().unwrap().to_owned(),
+                    v["verification"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let pair = |ip: &str, v: &str| (ip.to_owned(), v.to_owned());
+    assert_eq!(
+        run("xff"),
+        [
+            pair(GOOGLEBOT_IP, "verified"),
+            pair("203.0.113.51", "spoofed")
+        ]
+    );
+    assert_eq!(
+        run("peer"),
+        [pair("10.0.0.5", "spoofed"), pair("10.0.0.5", "spoofed")],
+        "read at the edge, the CDN's address is no Googlebot"
+    );
+}
+
+#[test]
+fn every_bad_argument_is_an_error_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().display().to_string();
+    for (args, says) in [
+        (vec!["classify", "--ua", "x", "--ip", "notanip"], "notanip"),
+        (vec!["classify", "--ua", "x", "--path", "films"], "films"),
+        (vec!["classify", "--client-from", "cdn"], "cdn"),
+        (
+            vec!["licences", "report", "--since", "2026-13-99"],
+            "2026-13-99",
+        ),
+        (
+            vec!["licences", "report", "--since", "2026-02-31"],
+            "2026-02-31",
+        ),
+        (
+            vec![
+                "licences",
+                "report",
+                "--since",
+                "2026-03-02",
+                "--until",
+                "2026-03-01",
+            ],
+            "before",
+        ),
+        (
+            vec!["evidence", "report", &ledger, "--since", "2026-02-31"],
+            "2026-02-31",
+        ),
+        (
+            vec!["evidence", "report", &ledger, "--until", "yesterday"],
+            "yesterday",
+        ),
+        (vec!["evidence", "pseudonym", "999.1.1.1"], "999.1.1.1"),
+    ] {
+        let (code, _, err) = run_cli(&args, None);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -398,7 +398,7 @@ impl Tracker {
             signals = signals.union(self.count_addresses(s, o, client, shared.as_deref_mut()));
         }
         if let Some(fp) = o.fingerprint.filter(|_| s.fingerprint.enabled) {
-            if self.fingerprint_spikes(s, o, fp, page, media_or_asset, shared.as_deref_mut()) {
+            if self.fingerprint_spikes(s, o, fp, page, media_or_asset, shared) {
                 signals.insert(Signal::FingerprintSpike);
             }
         }

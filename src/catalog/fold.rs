@@ -180,7 +180,7 @@ fn give_tokens(
         let lower = t.to_ascii_lowercase();
         let owned_elsewhere = known
             .get(t)
-            .is_some_and(|(n, _)| !n.eq_ignore_ascii_case(&target_name))
+            .is_some_and(|(n, _)| !n.eq_ignore_ascii_case(target_name))
             || here.get(&lower).is_some_and(|&j| j != index);
         if owned_elsewhere {
             summary.tokens_owned_elsewhere += 1;

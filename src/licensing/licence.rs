@@ -134,30 +134,6 @@ pub struct Licensees {
     usage: std::sync::Arc<Vec<QuotaCounter>>,
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DD` → seconds at the end of that day (UTC).
-fn end_of_day(date: &str) -> Option<u64> {
-    let mut it = date.splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    u64::try_from((days + 1) * 86_400).ok()
-}
-
 /// The SHA-256 of a token, as stored in the config.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -209,8 +185,9 @@ impl Licensees {
             }
             let expires_at = match &s.expires {
                 Some(d) => Some(
-                    end_of_day(d)
-                        .ok_or_else(|| err("expires", format!("{d:?} is not a YYYY-MM-DD date")))?,
+                    d.parse::<crate::day::Day>()
+                        .map_err(|e| err("expires", e.to_string()))?
+                        .end_unix(),
                 ),
                 None => None,
             };
@@ -405,6 +382,10 @@ mod tests {
     }
 
     fn licensees(extra: &str) -> Licensees {
+        try_licensees(extra).unwrap()
+    }
+
+    fn try_licensees(extra: &str) -> Result<Licensees, LicenceError> {
         #[derive(Deserialize)]
         struct F {
             licensees: Vec<LicenseeSpec>,
@@ -414,20 +395,20 @@ mod tests {
             hash_token("s3cret-token")
         );
         let f: F = toml::from_str(&text).unwrap();
-        Licensees::compile(&f.licensees, &catalogue()).unwrap()
-    }
-
-    fn at(date: &str) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(end_of_day(date).unwrap() - 3600)
+        Licensees::compile(&f.licensees, &catalogue())
     }
 
     #[test]
-    fn dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(end_of_day("1970-01-01"), Some(86_400));
-        assert_eq!(end_of_day("2026-13-01"), None);
-        assert_eq!(end_of_day("tomorrow"), None);
+    fn an_expiry_day_that_does_not_exist_is_refused() {
+        for bad in ["2026-02-31", "2026-13-99", "31/12/2026"] {
+            let e = try_licensees(&format!("expires='{bad}'\n")).unwrap_err();
+            assert_eq!(e.field, "expires", "{bad}");
+            assert!(e.message.contains(bad), "{}", e.message);
+        }
+    }
+
+    fn at(date: &str) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(date.parse::<crate::day::Day>().unwrap().end_unix() - 3600)
     }
 
     #[test]

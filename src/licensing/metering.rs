@@ -52,23 +52,9 @@ pub fn path_class(path: &str) -> &'static str {
     }
 }
 
-/// `YYYY-MM-DD` of a day number since the epoch.
-pub fn civil_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// The day (`YYYY-MM-DD`, UTC) of a timestamp.
 pub fn day_of(ts: u64) -> String {
-    civil_date((ts / 86_400) as i64)
+    crate::day::Day::of_unix(ts).to_string()
 }
 
 /// The sending side, held by the proxy.
@@ -251,8 +237,6 @@ mod tests {
 
     #[test]
     fn dates_and_classes() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(20_415), "2025-11-23");
         assert_eq!(day_of(1_795_392_000), "2026-11-23");
         assert_eq!(path_class("/films/la-traversee"), "page");
         assert_eq!(path_class("/v/master.m3u8"), "media-manifest");

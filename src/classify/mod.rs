@@ -1,15 +1,16 @@
 //! `rempart classify`: what the policy would do with a request, or with a
 //! whole replayed access log, without sending anything anywhere.
 //!
-//! Input lines are JSON (`{"ua": …, "ip": …, "path": …}`) or nginx/Apache
-//! combined log lines; each gives one JSON verdict line.
+//! Input lines are JSON or nginx/Apache combined log lines (see [`log`]);
+//! each gives one JSON verdict line.
 
+mod log;
+
+pub use log::{parse_line, ClientFrom};
+
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::LazyLock;
-
-use regex::Regex;
-use serde::{Deserialize, Serialize};
 
 use crate::behaviour::SignalSet;
 use crate::decide::{decide_read, LocalState};
@@ -19,31 +20,23 @@ use crate::request::{canonical, Malformed, Received, Request};
 use crate::snapshot::Snapshot;
 
 /// One request to classify.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sample {
-    #[serde(default)]
     pub ua: String,
-    #[serde(default)]
     pub ip: Option<String>,
     /// The request-target as logged (path and query).
-    #[serde(default)]
     pub path: Option<String>,
-    #[serde(default)]
     pub host: Option<String>,
-    #[serde(default)]
     pub method: Option<String>,
     /// Further request headers (`authorization`, `accept`, price bids …).
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// When the request was made: RFC 3339, or unix seconds. Combined log
     /// lines carry it; without it, each line is taken 100 ms after the last.
-    #[serde(default)]
     pub ts: Option<TimeField>,
 }
 
 /// A timestamp in a JSON line.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TimeField {
     Unix(f64),
     Text(String),
@@ -136,36 +129,6 @@ pub struct VerdictLine<'a> {
 pub struct LogOnly<'a> {
     pub rule: &'a str,
     pub action: &'static str,
-}
-
-static COMBINED: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::expect_used)]
-    Regex::new(
-        r#"^(\S+) \S+ \S+ \[([^\]]*)\] "(?:[A-Z]+ )?(\S*)[^"]*" \d{3} \S+(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?"#,
-    )
-    .expect("static regex")
-});
-
-/// Parses one input line: JSON first, then combined log format.
-pub fn parse_line(line: &str) -> Option<Sample> {
-    let line = line.trim();
-    if line.is_empty() {
-        return None;
-    }
-    if line.starts_with('{') {
-        return serde_json::from_str(line).ok();
-    }
-    let caps = COMBINED.captures(line)?;
-    let path = caps.get(3).map(|m| m.as_str().to_owned());
-    Some(Sample {
-        ip: caps.get(1).map(|m| m.as_str().to_owned()),
-        path,
-        ua: caps
-            .get(4)
-            .map_or(String::new(), |m| m.as_str().replace("\\\"", "\"")),
-        ts: caps.get(2).map(|m| TimeField::Text(m.as_str().to_owned())),
-        ..Sample::default()
-    })
 }
 
 /// The sample as the request the proxy would have received.
@@ -292,28 +255,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_json_lines() {
-        let s = parse_line(r#"{"ua":"GPTBot/1.2","ip":"1.2.3.4","path":"/x"}"#).unwrap();
-        assert_eq!(
-            (s.ua.as_str(), s.ip.as_deref(), s.path.as_deref()),
-            ("GPTBot/1.2", Some("1.2.3.4"), Some("/x"))
-        );
-        assert!(parse_line("{not json").is_none());
-        assert!(parse_line("   ").is_none());
-    }
-
-    #[test]
-    fn parses_combined_log_lines() {
-        let line = r#"66.249.66.1 - - [23/Nov/2026:10:00:00 +0100] "GET /films/1?x=2 HTTP/1.1" 200 5120 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)""#;
-        let s = parse_line(line).unwrap();
-        assert_eq!(s.ip.as_deref(), Some("66.249.66.1"));
-        assert_eq!(s.path.as_deref(), Some("/films/1?x=2"));
-        assert!(s.ua.contains("Googlebot/2.1"));
-        let common = r#"10.0.0.1 - - [23/Nov/2026:10:00:00 +0100] "GET / HTTP/1.0" 304 -"#;
-        let s = parse_line(common).unwrap();
-        assert_eq!((s.ua.as_str(), s.path.as_deref()), ("", Some("/")));
-        let escaped = r#"1.1.1.1 - - [x] "GET / HTTP/1.1" 200 1 "-" "say \"hi\" bot""#;
-        assert_eq!(parse_line(escaped).unwrap().ua, "say \"hi\" bot");
-        assert!(parse_line("garbage line").is_none());
+    fn a_day_in_a_log_line_is_read_as_a_time() {
+        let t = TimeField::Text("23/Nov/2026:10:00:00 +0100".into());
+        assert_eq!(t.millis(), Some(1_795_424_400_000));
+        assert_eq!(TimeField::Unix(1.5).millis(), Some(1_500));
     }
 }

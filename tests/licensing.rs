@@ -391,8 +391,8 @@ fn licensed_traffic_is_reported_for_invoicing() {
         ],
         None,
     );
-    assert_eq!(code, 1);
-    assert!(err.contains("YYYY-MM-DD"), "{err}");
+    assert_eq!(code, 2, "a bad argument");
+    assert!(err.contains("\"yesterday\" is not a date"), "{err}");
 }
 
 #[test]

@@ -105,6 +105,15 @@ pub enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Ask the running proxy to reload its config; exit 1 with its error when it refuses.
+    Reload {
+        /// The config whose `[admin]` names the listener and its token.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The admin listener, when it is not the config's (`run --admin`).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+    },
     /// Exit 0 if the admin listener answers /healthz (for container health checks).
     Health {
         #[arg(long, default_value = "127.0.0.1:9090")]

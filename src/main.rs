@@ -122,6 +122,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             client_from,
         } => classify_command(&config, ua, ip, path, host, client_from),
         Command::Health { admin } => health(admin),
+        Command::Reload { config, admin } => reload_command(&config, admin),
         Command::Catalog { command } => catalog_command(command),
         Command::Licences { command } => licences_command(command),
         Command::Ranges { command } => ranges_command(command),
@@ -190,18 +191,53 @@ fn shorten(line: &str) -> String {
 
 /// `rempart health`: the admin listener's `/healthz`, for container health checks.
 fn health(admin: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
-    use std::io::Read;
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(2))
-            .with_context(|| format!("{admin}: not answering"))?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    if answer.starts_with("HTTP/1.1 200") {
+    use rempart::ops::admin_client::request;
+    let answer = request(
+        admin,
+        "GET",
+        "/healthz",
+        None,
+        std::time::Duration::from_secs(2),
+    )?;
+    if answer.status == 200 {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{admin}: {}", answer.lines().next().unwrap_or("no answer"));
+        eprintln!("{admin}: {} {}", answer.status, answer.body.trim());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `rempart reload`: `POST /reload` to the running proxy, with the admin
+/// token when the config names one; the proxy's refusal (file, line, key)
+/// is printed and the exit status is 1, so that `systemctl reload` fails.
+fn reload_command(
+    config: &std::path::Path,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    use rempart::ops::admin_client::{admin_of, request};
+    let (mut addr, token) = admin_of(config)?;
+    if let Some(a) = admin {
+        addr = a;
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    // A reload compiles the whole catalogue: give it time.
+    let answer = request(
+        addr,
+        "POST",
+        "/reload",
+        token.as_deref(),
+        std::time::Duration::from_secs(60),
+    )?;
+    if answer.status == 200 {
+        println!("{}", answer.body.trim());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("reload refused ({}): {}", answer.status, answer.body.trim());
         Ok(ExitCode::FAILURE)
     }
 }

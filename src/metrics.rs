@@ -70,6 +70,7 @@ pub struct Metrics {
     /// `challenge::Event as usize`).
     pub challenges: Vec<IntCounter>,
     pub config_reloads: IntCounterVec,
+    pub config_last_reload_success: IntGauge,
     pub rdns: IntCounterVec,
     pub config_info: IntGaugeVec,
     pub ipranges_refreshes: IntCounterVec,
@@ -299,6 +300,11 @@ impl Metrics {
                 &["result"]
             )
             .expect("register rempart_config_reload_total"),
+            config_last_reload_success: register_int_gauge!(
+                "rempart_config_last_reload_success",
+                "1 when the last config load (start or reload) succeeded, 0 while the last reload was refused."
+            )
+            .expect("register rempart_config_last_reload_success"),
             config_info: register_int_gauge_vec!(
                 "rempart_config_info",
                 "1 for the live configuration, labelled with its hash (config and data files).",

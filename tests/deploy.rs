@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -288,4 +288,146 @@ fn the_container_files_hang_together() {
         None,
     );
     assert_eq!(code, 1);
+}
+
+/// The system calls of a syscall-filter group, its nested groups expanded,
+/// as `systemd-analyze syscall-filter` lists them.
+fn syscall_group(groups: &BTreeMap<String, Vec<String>>, name: &str, out: &mut BTreeSet<String>) {
+    for member in groups.get(name).into_iter().flatten() {
+        if member.starts_with('@') {
+            syscall_group(groups, member, out);
+        } else {
+            out.insert(member.clone());
+        }
+    }
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_allows_every_system_call_the_proxy_makes() {
+    let unit = std::fs::read_to_string(deploy("systemd/rempart.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rempart.service");
+    std::fs::write(&path, &unit).unwrap();
+    // Exposure: systemd's own score of the unit's sandbox (10 = none).
+    let out = tool("systemd-analyze", "apt-get install systemd")
+        .args(["security", "--offline=true"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for rempart.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score: {text}"));
+    assert!(score <= 2.0, "exposure {score}: {text}");
+    eprintln!("systemd-analyze security: exposure {score}");
+
+    // The calls the filter leaves: @system-service minus the denied groups.
+    let listing = tool("systemd-analyze", "apt-get install systemd")
+        .arg("syscall-filter")
+        .output()
+        .unwrap();
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        let item = line.trim();
+        if item.is_empty() || item.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('@') {
+            current = item.to_owned();
+        } else {
+            groups
+                .entry(current.clone())
+                .or_default()
+                .push(item.to_owned());
+        }
+    }
+    let mut allowed = BTreeSet::new();
+    let mut denied = BTreeSet::new();
+    for line in unit.lines() {
+        let Some(value) = line.strip_prefix("SystemCallFilter=") else {
+            continue;
+        };
+        let (set, names) = match value.strip_prefix('~') {
+            Some(names) => (&mut denied, names),
+            None => (&mut allowed, value),
+        };
+        for name in names.split_whitespace() {
+            if name.starts_with('@') {
+                syscall_group(&groups, name, set);
+            } else {
+                set.insert(name.to_owned());
+            }
+        }
+    }
+    assert!(allowed.len() > 100, "{} calls allowed", allowed.len());
+    let allowed: BTreeSet<String> = allowed.difference(&denied).cloned().collect();
+
+    // The calls the proxy makes: the real binary under strace, serving a
+    // browser, a crawler, its own documents, metrics and a reload, then
+    // stopped as systemd stops it.
+    let calls = dir.path().join("calls");
+    let calls_arg = calls.display().to_string();
+    tool("strace", "apt-get install strace");
+    let origin = Origin::start();
+    let mut proxy = Proxy::start_wrapped(
+        &["strace", "-f", "-qq", "-c", "-o", &calls_arg],
+        &origin.url(),
+        "",
+        "[[rules]]\nname = \"gpt\"\nagent = [\"GPTBot\"]\naction = \"offer\"\n",
+        &[],
+        &|t| t,
+    );
+    assert_eq!(proxy.browse("/").status, 200);
+    assert_eq!(proxy.get("/films/x", &[("user-agent", GPTBOT)]).status, 402);
+    assert_eq!(proxy.get("/robots.txt", &[]).status, 200);
+    assert!(proxy.metrics_text().contains("rempart_requests_total"));
+    let config = proxy.dir.path().join("rempart.toml");
+    let admin = format!("127.0.0.1:{}", proxy.admin);
+    let (code, _, err) = run_cli(
+        &[
+            "reload",
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let pid = std::fs::read_to_string(proxy.dir.path().join("rempart.pid")).unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap()
+        .success());
+    let _ = proxy.child.wait();
+    let summary = std::fs::read_to_string(&calls).unwrap();
+    let used: BTreeSet<String> = summary
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .filter(|name| *name != "total" && *name != "syscall")
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        used.len() > 20,
+        "strace saw {} calls: {summary}",
+        used.len()
+    );
+    let refused: Vec<&String> = used.difference(&allowed).collect();
+    assert!(
+        refused.is_empty(),
+        "the unit's filter would refuse {refused:?}"
+    );
+    eprintln!(
+        "the proxy made {} distinct system calls, all allowed by the unit",
+        used.len()
+    );
 }

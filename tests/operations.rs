@@ -269,15 +269,35 @@ fn a_graceful_upgrade_under_load_fails_no_request() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    // ...and the old one hands them over and drains.
-    let pid = old.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-QUIT", &pid])
+    // ...and the old one, named by the pid file as docs/operations.md says
+    // (`kill -QUIT $(cat …/rempart.pid)`), hands them over and drains.
+    let pid_file = old.dir.path().join("rempart.pid");
+    let named = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(
+        named.trim(),
+        old.child.id().to_string(),
+        "the pid file names the running process"
+    );
+    assert!(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -QUIT $(cat {})", pid_file.display()))
         .status()
         .unwrap()
         .success());
     let status = old.child.wait().unwrap();
     assert!(new.try_wait().unwrap().is_none(), "the new process runs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&pid_file)
+        .unwrap_or_default()
+        .trim()
+        != new.id().to_string()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pid file never named the new process"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_secs(3));
     let (ok, failed, errors) = load.finish();
     let upgraded = http_get(
@@ -355,4 +375,80 @@ fn access_log_lines_are_json_with_the_decision() {
     assert_eq!(f["agent"], "GPTBot");
     assert_eq!(f["path"], "/films/x");
     assert_eq!(lines[1]["fields"]["action"], "allow");
+}
+
+#[test]
+fn rempart_reload_reports_the_refusal_and_the_pid_file_follows_the_process() {
+    let origin = Origin::start();
+    let mut proxy = Proxy::start_with(&origin.url(), "", &policy("offer", ""));
+    let config = proxy.dir.path().join("rempart.toml");
+    let pid_file = proxy.dir.path().join("rempart.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        proxy.child.id().to_string()
+    );
+    assert_eq!(proxy.metric("rempart_config_last_reload_success"), 1.0);
+    let admin = format!("127.0.0.1:{}", proxy.admin);
+    let reload = |extra: &[&str]| {
+        let mut args = vec![
+            "reload",
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ];
+        args.extend_from_slice(extra);
+        run_cli(&args, None)
+    };
+    let (code, out, err) = reload(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("unchanged "), "{out}");
+    rewrite(&proxy, &origin.url(), &policy("block", ""));
+    let (code, out, err) = reload(&[]);
+    assert_eq!((code, out.starts_with("loaded ")), (0, true), "{out}{err}");
+    assert_eq!(gpt_status(&proxy), 403);
+    // A broken file: the command fails with the proxy's own words (file,
+    // line, key), the gauge stays at 0 while the bad file is there.
+    rewrite(
+        &proxy,
+        &origin.url(),
+        "[[rules]]\nname = \"x\"\naction = \"teleport\"\n",
+    );
+    let (code, _, err) = reload(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("reload refused (400)")
+            && err.contains("rempart.toml:")
+            && err.contains("rules[0].action"),
+        "{err}"
+    );
+    assert_eq!(proxy.metric("rempart_config_last_reload_success"), 0.0);
+    assert_eq!(gpt_status(&proxy), 403, "the previous config serves");
+    rewrite(&proxy, &origin.url(), &policy("offer", ""));
+    let (code, _, err) = reload(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(proxy.metric("rempart_config_last_reload_success"), 1.0);
+    assert_eq!(gpt_status(&proxy), 402);
+    // Nobody listening: an error, not a success.
+    let (code, _, err) = run_cli(
+        &[
+            "reload",
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            "127.0.0.1:1",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not answering"), "{err}");
+    // SIGTERM: the pid file goes with the process.
+    let pid = proxy.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let _ = proxy.child.wait();
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
 }

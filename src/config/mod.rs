@@ -238,6 +238,9 @@ impl Default for ServerSection {
 }
 
 /// The admin listener (metrics, health).
+/// The admin listener's address when the config names none: loopback.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
@@ -256,7 +259,7 @@ pub struct AdminSection {
 impl Default for AdminSection {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:9090".into(),
+            listen: DEFAULT_ADMIN.into(),
             token_file: None,
             allowed_hosts: Vec::new(),
         }

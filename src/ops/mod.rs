@@ -3,10 +3,12 @@
 //! Nothing here is on the request path but the PROXY-protocol hand-over.
 
 pub mod admin;
+pub mod admin_client;
 pub mod demo;
 pub mod fetch;
 pub mod guard;
 pub mod network;
+pub mod pidfile;
 pub mod proxy_protocol;
 pub mod refresh;
 pub mod reload;

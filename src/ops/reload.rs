@@ -80,6 +80,7 @@ pub fn publish_info(hash: &str) {
     let m = metrics();
     m.config_info.reset();
     m.config_info.with_label_values(&[short_hash(hash)]).set(1);
+    m.config_last_reload_success.set(1);
 }
 
 impl Reloader {
@@ -116,6 +117,7 @@ impl Reloader {
                 let hash = snap.hash.clone();
                 if hash == self.shared.load().hash {
                     m.config_reloads.with_label_values(&["unchanged"]).inc();
+                    m.config_last_reload_success.set(1);
                     tracing::info!(trigger, hash = short_hash(&hash), "config unchanged");
                     return Ok(Outcome::Unchanged { hash });
                 }
@@ -133,6 +135,7 @@ impl Reloader {
             }
             Err(e) => {
                 m.config_reloads.with_label_values(&["error"]).inc();
+                m.config_last_reload_success.set(0);
                 tracing::error!(trigger, error = %e, "config reload refused; the previous configuration keeps serving");
                 Err(e)
             }

@@ -136,8 +136,17 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         upgrade: opts.upgrade,
         ..Opt::default()
     };
+    let pid_path = PathBuf::from(&conf.pid_file);
     let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // In upgrade mode this returns once the old process has handed over its
+    // sockets: only then may the pid file name this process.
     server.bootstrap();
+    let mut service = background_service(
+        "rempart pid file",
+        crate::ops::pidfile::PidFile::write(&pid_path)?,
+    );
+    service.threads = Some(1);
+    server.add_service(service);
 
     let metering_dir = config.resolve(&config.raw.licensing.metering_dir);
     let meter = Arc::new(Meter::start(metering_dir.clone()).with_context(|| {

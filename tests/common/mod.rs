@@ -276,13 +276,34 @@ impl Proxy {
         args: &[&str],
         edit: &dyn Fn(String) -> String,
     ) -> Self {
+        Self::start_wrapped(&[], upstream, extra_server, rules, args, edit)
+    }
+
+    /// [`Proxy::start_edited`] with the binary run under another program
+    /// (`wrapper` is its command line, the proxy's follows).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        upstream: &str,
+        extra_server: &str,
+        rules: &str,
+        args: &[&str],
+        edit: &dyn Fn(String) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, admin) = (free_port(), free_port());
         let config = write_config(dir.path(), upstream, port, admin, extra_server, rules);
         let text = std::fs::read_to_string(&config).expect("config");
         std::fs::write(&config, edit(text)).expect("edited config");
         let log = dir.path().join("rempart.log");
-        let child = Command::new(bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config)
             .args(args)

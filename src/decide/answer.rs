@@ -5,7 +5,8 @@
 use crate::licensing::licence::Credential;
 use crate::model::{Action, Lang};
 use crate::request::Request;
-use crate::respond::negotiate::{choose_lang, prefers_json};
+use crate::respond::clause::Format;
+use crate::respond::negotiate::{choose_lang, choose_text_format, prefers_json};
 use crate::respond::own::{fixed, Document};
 use crate::respond::pages::Page;
 use crate::snapshot::Snapshot;
@@ -49,6 +50,8 @@ pub enum Answer {
 pub struct Negotiated {
     pub lang: Lang,
     pub json: bool,
+    /// The clause's format (HTML unless `Accept` asks for text or Markdown).
+    pub format: Format,
 }
 
 impl Negotiated {
@@ -69,11 +72,17 @@ impl Negotiated {
             return Self {
                 lang: snap.default_lang,
                 json: false,
+                format: Format::Html,
             };
         }
+        let format = match document {
+            Some(Document::Clause) => choose_text_format(req.negotiation.accept),
+            _ => Format::Html,
+        };
         Self {
             lang: choose_lang(req.negotiation.accept_language, snap.default_lang),
             json: prefers_json(req.negotiation.accept),
+            format,
         }
     }
 }
@@ -146,6 +155,7 @@ pub fn build(
             Document::TdmRep => pages.tdmrep_json.as_ref(),
             Document::TdmPolicy => pages.tdm_policy.as_ref(),
             Document::License => pages.license_xml.as_ref(),
+            Document::Clause => pages.clause.as_ref().map(|c| c.get(n.lang, n.format)),
             // Answered by the challenge step; here only when it is off.
             Document::ChallengeVerify => None,
         };

@@ -179,7 +179,7 @@ fn render_one(
 /// The clause in both languages: its Markdown templates filled with the
 /// reservation's facts (blocks trimmed, so that a `{% for %}` line leaves no
 /// blank line inside a list), then every format.
-fn render_clause(
+pub(crate) fn render_clause(
     dir: &Path,
     holder: &RightsHolder,
     reservation: &Reservation,

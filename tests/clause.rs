@@ -40,26 +40,47 @@ fn the_clause_is_served_in_the_clients_language_and_never_reaches_the_origin() {
     let proxy = proxy(&origin);
     let fr = proxy.get(
         "/tdm-reservation",
-        &[("user-agent", CHROME), BROWSER_ACCEPT, ("accept-language", "fr-FR,fr;q=0.9")],
+        &[
+            ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            ("accept-language", "fr-FR,fr;q=0.9"),
+        ],
     );
     assert_eq!(fr.status, 200, "{}", fr.body);
     assert_eq!(fr.headers["content-type"], "text/html; charset=utf-8");
     assert!(fr.body.contains("<html lang=\"fr\">"), "{}", fr.body);
     assert!(
-        fr.body.contains("article L.122-5-3 du code de la propriété intellectuelle"),
+        fr.body
+            .contains("article L.122-5-3 du code de la propriété intellectuelle"),
         "{}",
         fr.body
     );
-    assert!(fr.body.contains("<strong>Test Rights SAS</strong>"), "{}", fr.body);
-    assert!(fr.body.contains("<li><strong>/films/*</strong></li>"), "{}", fr.body);
+    assert!(
+        fr.body.contains("<strong>Test Rights SAS</strong>"),
+        "{}",
+        fr.body
+    );
+    assert!(
+        fr.body.contains("<li><strong>/films/*</strong></li>"),
+        "{}",
+        fr.body
+    );
 
     let en = proxy.get(
         "/tdm-reservation",
-        &[("user-agent", CHROME), ("accept", "text/plain"), ("accept-language", "en-GB")],
+        &[
+            ("user-agent", CHROME),
+            ("accept", "text/plain"),
+            ("accept-language", "en-GB"),
+        ],
     );
     assert_eq!(en.status, 200, "{}", en.body);
     assert_eq!(en.headers["content-type"], "text/plain; charset=utf-8");
-    assert!(en.body.contains("article 4 (3) of Directive (EU) 2019/790"), "{}", en.body);
+    assert!(
+        en.body.contains("article 4 (3) of Directive (EU) 2019/790"),
+        "{}",
+        en.body
+    );
     assert!(en.body.contains("Regulation (EU) 2024/1689"), "{}", en.body);
     assert!(en.body.contains("- /trailers/*"), "{}", en.body);
     assert!(en.body.contains("EUR 0.02"), "{}", en.body);
@@ -98,13 +119,23 @@ fn the_offer_and_robots_txt_link_to_the_clause_and_the_ledger_archives_it() {
     );
     let policy = proxy.get("/.well-known/tdm-policy.json", &[("user-agent", GPTBOT)]);
     let p: serde_json::Value = serde_json::from_str(&policy.body).expect("policy JSON");
-    assert_eq!(p["dct:source"]["@id"], "https://films.example/tdm-reservation");
+    assert_eq!(
+        p["dct:source"]["@id"],
+        "https://films.example/tdm-reservation"
+    );
 
     let served = proxy.get(
         "/tdm-reservation",
-        &[("user-agent", CHROME), BROWSER_ACCEPT, ("accept-language", "fr")],
+        &[
+            ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            ("accept-language", "fr"),
+        ],
     );
-    for (document, format_marker) in [("clause.fr.html", "<html lang=\"fr\">"), ("clause.en.md", "# Reservation")] {
+    for (document, format_marker) in [
+        ("clause.fr.html", "<html lang=\"fr\">"),
+        ("clause.en.md", "# Reservation"),
+    ] {
         let record = published(&proxy, document)
             .unwrap_or_else(|| panic!("no published record of {document}"));
         let content = record["content"].as_str().unwrap_or_default();
@@ -121,6 +152,10 @@ fn the_offer_and_robots_txt_link_to_the_clause_and_the_ledger_archives_it() {
         .filter(|r| r["type"] == "published" && r["document"] == "clause.fr.html")
         .collect::<Vec<_>>();
     assert_eq!(archived.len(), 1, "archived once");
-    assert_eq!(archived[0]["content"], served.body.as_str(), "the very text served");
+    assert_eq!(
+        archived[0]["content"],
+        served.body.as_str(),
+        "the very text served"
+    );
     assert_eq!(origin.count(), 0);
 }

@@ -490,21 +490,48 @@ fn classify_shows_a_self_declared_bot_as_unknown_bot() {
 #[test]
 fn optout_clause_prints_the_french_clause_in_markdown() {
     let (code, out, err) = run_cli(
-        &["optout", "clause", "--lang", "fr", "--format", "markdown", "--config", &shipped()],
+        &[
+            "optout",
+            "clause",
+            "--lang",
+            "fr",
+            "--format",
+            "markdown",
+            "--config",
+            &shipped(),
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("# Réserve des droits de fouille de textes et de données\n"), "{out}");
-    assert!(out.contains("article L.122-5-3 du code de la propriété intellectuelle"), "{out}");
+    assert!(
+        out.starts_with("# Réserve des droits de fouille de textes et de données\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("article L.122-5-3 du code de la propriété intellectuelle"),
+        "{out}"
+    );
     assert!(out.contains("**Catalogue Démo SAS**"), "{out}");
     assert!(out.contains("- **/\\***"), "{out}");
-    assert!(out.contains("[licences@catalogue-demo.example](mailto:licences@catalogue-demo.example)"), "{out}");
+    assert!(
+        out.contains("[licences@catalogue-demo.example](mailto:licences@catalogue-demo.example)"),
+        "{out}"
+    );
 }
 
 #[test]
 fn optout_clause_refuses_an_unknown_language() {
     let (code, out, err) = run_cli(
-        &["optout", "clause", "--lang", "de", "--format", "text", "--config", &shipped()],
+        &[
+            "optout",
+            "clause",
+            "--lang",
+            "de",
+            "--format",
+            "text",
+            "--config",
+            &shipped(),
+        ],
         None,
     );
     assert_eq!(code, 2, "{out}{err}");

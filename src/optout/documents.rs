@@ -123,7 +123,8 @@ pub fn license_xml(r: &Reservation, holder: &RightsHolder) -> String {
             xml_escape(&holder.terms_url),
             xml_escape(&holder.contact)
         ));
-        out.push_str(&format!("      <legal type=\"terms\">{}</legal>\n", xml_escape(&r.clause_url)));
+        let clause = xml_escape(&r.clause_url);
+        out.push_str(&format!("      <legal type=\"terms\">{clause}</legal>\n"));
         out.push_str("    </license>\n  </content>\n");
     }
     out.push_str("</rsl>\n");

@@ -153,7 +153,9 @@ fn check_clause_path(path: &str) -> Result<(), ReservationError> {
     let problem = if !path.starts_with('/') {
         Some("must start with '/'".to_owned())
     } else if path.contains(['*', '?', '#', ' ', '%']) || path.chars().any(char::is_control) {
-        Some(format!("{path:?} must be a plain path (no '*', '?', '#', '%' or spaces)"))
+        Some(format!(
+            "{path:?} must be a plain path (no '*', '?', '#', '%' or spaces)"
+        ))
     } else if TAKEN.contains(&path) {
         Some(format!("{path:?} is already another document of rempart's"))
     } else {

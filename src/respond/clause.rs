@@ -154,8 +154,14 @@ mod tests {
             assert!(t.contains(needle), "{needle:?} missing from:\n{t}");
         }
         let md = text(&c, Lang::En, Format::Markdown);
-        assert!(md.starts_with("# Reservation of text and data mining rights\n"), "{md}");
-        assert!(md.contains("- **/\\***"), "the path is escaped, not emphasis: {md}");
+        assert!(
+            md.starts_with("# Reservation of text and data mining rights\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **/\\***"),
+            "the path is escaped, not emphasis: {md}"
+        );
         let html = text(&c, Lang::En, Format::Html);
         assert!(html.contains("<html lang=\"en\">"), "{html}");
         assert!(html.contains("<li><strong>/*</strong></li>"), "{html}");
@@ -182,8 +188,14 @@ mod tests {
             "{html}"
         );
         let md = text(&c, Lang::Fr, Format::Markdown);
-        assert!(md.contains("A \\& B \\<script\\>alert\\(1\\)\\</script\\> \\*\\*Films\\*\\*"), "{md}");
+        assert!(
+            md.contains("A \\& B \\<script\\>alert\\(1\\)\\</script\\> \\*\\*Films\\*\\*"),
+            "{md}"
+        );
         let t = text(&c, Lang::Fr, Format::Text);
-        assert!(t.contains("A & B <script>alert(1)</script> **Films** s'oppose"), "{t}");
+        assert!(
+            t.contains("A & B <script>alert(1)</script> **Films** s'oppose"),
+            "{t}"
+        );
     }
 }

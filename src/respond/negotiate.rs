@@ -137,11 +137,20 @@ mod tests {
 
     #[test]
     fn clause_format_by_accept() {
-        assert_eq!(choose_text_format(b"text/html,application/xhtml+xml,*/*;q=0.8"), Format::Html);
+        assert_eq!(
+            choose_text_format(b"text/html,application/xhtml+xml,*/*;q=0.8"),
+            Format::Html
+        );
         assert_eq!(choose_text_format(b""), Format::Html);
         assert_eq!(choose_text_format(b"*/*"), Format::Html);
         assert_eq!(choose_text_format(b"text/plain"), Format::Text);
-        assert_eq!(choose_text_format(b"text/markdown, text/plain;q=0.5"), Format::Markdown);
-        assert_eq!(choose_text_format(b"text/html, text/markdown;q=0.9"), Format::Html);
+        assert_eq!(
+            choose_text_format(b"text/markdown, text/plain;q=0.5"),
+            Format::Markdown
+        );
+        assert_eq!(
+            choose_text_format(b"text/html, text/markdown;q=0.9"),
+            Format::Html
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use minijinja::Environment;
 
-use crate::catalog::Catalogue;
 use super::clause::ClausePages;
+use crate::catalog::Catalogue;
 use crate::challenge::page::{Interstitial, Slot};
 use crate::config::RightsHolder;
 use crate::model::Lang;
@@ -196,7 +196,10 @@ pub(crate) fn render_clause(
         let page = render_one(&env, dir, &ctx, name, "text/markdown")?;
         Ok(String::from_utf8_lossy(&page.body).into_owned())
     };
-    Ok(ClausePages::new([source(CLAUSE_NAMES[0])?, source(CLAUSE_NAMES[1])?]))
+    Ok(ClausePages::new([
+        source(CLAUSE_NAMES[0])?,
+        source(CLAUSE_NAMES[1])?,
+    ]))
 }
 
 /// Renders every page from the templates in `dir`.
@@ -223,9 +226,8 @@ pub fn render_pages(
             verify_path => crate::challenge::VERIFY_PATH,
         },
     };
-    let render = |name: &str, content_type: &'static str| {
-        render_one(&env, dir, &ctx, name, content_type)
-    };
+    let render =
+        |name: &str, content_type: &'static str| render_one(&env, dir, &ctx, name, content_type);
     let mut robots = robots_parts(catalogue, holder, reservation);
     if let Some(t) = trap {
         robots.trap_line = format!("Disallow: {t}\n");

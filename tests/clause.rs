@@ -49,6 +49,7 @@ fn the_clause_is_served_in_the_clients_language_and_never_reaches_the_origin() {
     assert_eq!(fr.status, 200, "{}", fr.body);
     assert_eq!(fr.headers["content-type"], "text/html; charset=utf-8");
     assert!(fr.body.contains("<html lang=\"fr\">"), "{}", fr.body);
+    assert_eq!(fr.headers["content-language"], "fr");
     assert!(
         fr.body
             .contains("article L.122-5-3 du code de la propriété intellectuelle"),
@@ -76,6 +77,7 @@ fn the_clause_is_served_in_the_clients_language_and_never_reaches_the_origin() {
     );
     assert_eq!(en.status, 200, "{}", en.body);
     assert_eq!(en.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(en.headers["content-language"], "en");
     assert!(
         en.body.contains("article 4 (3) of Directive (EU) 2019/790"),
         "{}",

@@ -114,6 +114,38 @@ fn respond(status: u16, page: &Page, extra: Extra) -> Answer {
     }
 }
 
+/// One of rempart's own documents, 200, or 404 when this snapshot has none.
+fn document_answer(
+    pages: &crate::respond::pages::Pages,
+    n: &Negotiated,
+    d: Document,
+    robots: Option<&Page>,
+    offer: &Page,
+) -> Answer {
+    let page = match d {
+        Document::RobotsTxt => robots.or(Some(&pages.robots_txt)),
+        Document::OfferPage => Some(offer),
+        Document::TdmRep => pages.tdmrep_json.as_ref(),
+        Document::TdmPolicy => pages.tdm_policy.as_ref(),
+        Document::License => pages.license_xml.as_ref(),
+        Document::Clause => pages.clause.as_ref().map(|c| c.get(n.lang, n.format)),
+        // Answered by the challenge step; here only when it is off.
+        Document::ChallengeVerify => None,
+    };
+    // The clause is the one document whose words change with the language.
+    let extra = match d {
+        Document::Clause => Extra::one(
+            "content-language",
+            http::HeaderValue::from_static(n.lang.as_str()),
+        ),
+        _ => Extra::none(),
+    };
+    match page {
+        Some(p) => respond(200, p, extra),
+        None => respond(404, &fixed::NOT_FOUND, Extra::none()),
+    }
+}
+
 /// Builds the answer.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
@@ -149,20 +181,7 @@ pub fn build(
             .map(|h| ("crawler-price", h))
     };
     if let Some(d) = document {
-        let page = match d {
-            Document::RobotsTxt => robots.as_ref().or(Some(&pages.robots_txt)),
-            Document::OfferPage => Some(offer()),
-            Document::TdmRep => pages.tdmrep_json.as_ref(),
-            Document::TdmPolicy => pages.tdm_policy.as_ref(),
-            Document::License => pages.license_xml.as_ref(),
-            Document::Clause => pages.clause.as_ref().map(|c| c.get(n.lang, n.format)),
-            // Answered by the challenge step; here only when it is off.
-            Document::ChallengeVerify => None,
-        };
-        return match page {
-            Some(p) => respond(200, p, Extra::none()),
-            None => respond(404, &fixed::NOT_FOUND, Extra::none()),
-        };
+        return document_answer(pages, n, d, robots.as_ref(), offer());
     }
     if credential == Credential::Invalid {
         let challenge = http::HeaderValue::from_static("License error=\"invalid_token\"");

@@ -114,11 +114,47 @@ pub enum Command {
         #[arg(long)]
         admin: Option<SocketAddr>,
     },
+    /// The opt-out in words, for the site's terms of use.
+    Optout {
+        #[command(subcommand)]
+        command: OptoutCommand,
+    },
     /// Exit 0 if the admin listener answers /healthz (for container health checks).
     Health {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+pub enum OptoutCommand {
+    /// Print the clause that reserves text and data mining, generated from
+    /// the reservation and the rights holder (as served at
+    /// `reservation.clause_path`).
+    Clause {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        lang: LangArg,
+        #[arg(long, value_enum)]
+        format: rempart::respond::clause::Format,
+    },
+}
+
+/// A language of rempart's pages, on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LangArg {
+    Fr,
+    En,
+}
+
+impl From<LangArg> for rempart::model::Lang {
+    fn from(l: LangArg) -> Self {
+        match l {
+            LangArg::Fr => Self::Fr,
+            LangArg::En => Self::En,
+        }
+    }
 }
 
 #[derive(Subcommand)]

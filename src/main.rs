@@ -128,6 +128,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ranges { command } => ranges_command(command),
         Command::Evidence { command } => evidence_command(command),
         Command::Network { command } => network_command(command),
+        Command::Optout { command } => optout_command(command),
     }
 }
 
@@ -402,6 +403,26 @@ fn evidence_command(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `rempart optout clause`: the clause as the proxy serves it, from the
+/// same snapshot, so that what is printed is what is published.
+fn optout_command(command: OptoutCommand) -> anyhow::Result<ExitCode> {
+    let OptoutCommand::Clause {
+        config,
+        lang,
+        format,
+    } = command;
+    let snap = offline_snapshot(&config)?;
+    let clause = snap.pages.clause.as_ref().with_context(|| {
+        format!(
+            "{}: no [reservation] section, so no clause to state",
+            config.display()
+        )
+    })?;
+    let page = clause.get(lang.into(), format);
+    std::io::stdout().write_all(&page.body)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn network_command(command: NetworkCommand) -> anyhow::Result<ExitCode> {

@@ -622,3 +622,82 @@ fn every_bad_argument_is_an_error_with_status_2() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn optout_clause_prints_the_french_clause_in_markdown() {
+    let (code, out, err) = run_cli(
+        &[
+            "optout",
+            "clause",
+            "--lang",
+            "fr",
+            "--format",
+            "markdown",
+            "--config",
+            &shipped(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("# Réserve des droits de fouille de textes et de données\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("article L.122-5-3 du code de la propriété intellectuelle"),
+        "{out}"
+    );
+    assert!(out.contains("**Catalogue Démo SAS**"), "{out}");
+    assert!(out.contains("- **/\\***"), "{out}");
+    assert!(
+        out.contains("[licences@catalogue-demo.example](mailto:licences@catalogue-demo.example)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn optout_clause_refuses_an_unknown_language() {
+    let (code, out, err) = run_cli(
+        &[
+            "optout",
+            "clause",
+            "--lang",
+            "de",
+            "--format",
+            "text",
+            "--config",
+            &shipped(),
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("invalid value 'de'"), "{err}");
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn a_clause_path_that_takes_the_offers_names_file_line_and_key() {
+    let (_dir, path) = config_for_check(
+        "[reservation]\nbase_url = \"https://films.example\"\nclause_path = \"/ai-licensing\"\n[[reservation.location]]\npath = \"/*\"\ntdm_reserved = true\n",
+        |t| t,
+    );
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 1);
+    let line = line_of(&path, "clause_path");
+    assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+    assert!(err.contains("reservation.clause_path"), "{err}");
+    assert!(err.contains("offer page"), "{err}");
+}
+
+#[test]
+fn a_clause_path_that_is_a_pattern_names_file_line_and_key() {
+    let (_dir, path) = config_for_check(
+        "[reservation]\nbase_url = \"https://films.example\"\nclause_path = \"/terms/*\"\n[[reservation.location]]\npath = \"/*\"\ntdm_reserved = true\n",
+        |t| t,
+    );
+    let (code, _, err) = run_cli(&["check", "--config", &path], None);
+    assert_eq!(code, 1);
+    let line = line_of(&path, "clause_path");
+    assert!(err.contains(&format!("{path}:{line}:")), "{err}");
+    assert!(err.contains("reservation.clause_path"), "{err}");
+}

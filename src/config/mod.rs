@@ -370,6 +370,14 @@ impl Config {
         if !raw.rights_holder.offer_path.starts_with('/') {
             return Err(at("rights_holder.offer_path", "must start with '/'".into()));
         }
+        if let Some(r) = &raw.reservation {
+            if r.clause_path == raw.rights_holder.offer_path {
+                return Err(at(
+                    "reservation.clause_path",
+                    format!("{:?} is already the offer page's path", r.clause_path),
+                ));
+            }
+        }
         if raw.robots.origin_ttl_seconds == 0 {
             return Err(at("robots.origin_ttl_seconds", "must be at least 1".into()));
         }

@@ -5,7 +5,8 @@
 use crate::licensing::licence::Credential;
 use crate::model::{Action, Lang};
 use crate::request::Request;
-use crate::respond::negotiate::{choose_lang, prefers_json};
+use crate::respond::clause::Format;
+use crate::respond::negotiate::{choose_lang, choose_text_format, prefers_json};
 use crate::respond::own::{fixed, Document};
 use crate::respond::pages::Page;
 use crate::snapshot::Snapshot;
@@ -49,6 +50,8 @@ pub enum Answer {
 pub struct Negotiated {
     pub lang: Lang,
     pub json: bool,
+    /// The clause's format (HTML unless `Accept` asks for text or Markdown).
+    pub format: Format,
 }
 
 impl Negotiated {
@@ -69,11 +72,17 @@ impl Negotiated {
             return Self {
                 lang: snap.default_lang,
                 json: false,
+                format: Format::Html,
             };
         }
+        let format = match document {
+            Some(Document::Clause) => choose_text_format(req.negotiation.accept),
+            _ => Format::Html,
+        };
         Self {
             lang: choose_lang(req.negotiation.accept_language, snap.default_lang),
             json: prefers_json(req.negotiation.accept),
+            format,
         }
     }
 }
@@ -102,6 +111,38 @@ fn respond(status: u16, page: &Page, extra: Extra) -> Answer {
         status,
         page: page.clone(),
         extra,
+    }
+}
+
+/// One of rempart's own documents, 200, or 404 when this snapshot has none.
+fn document_answer(
+    pages: &crate::respond::pages::Pages,
+    n: &Negotiated,
+    d: Document,
+    robots: Option<&Page>,
+    offer: &Page,
+) -> Answer {
+    let page = match d {
+        Document::RobotsTxt => robots.or(Some(&pages.robots_txt)),
+        Document::OfferPage => Some(offer),
+        Document::TdmRep => pages.tdmrep_json.as_ref(),
+        Document::TdmPolicy => pages.tdm_policy.as_ref(),
+        Document::License => pages.license_xml.as_ref(),
+        Document::Clause => pages.clause.as_ref().map(|c| c.get(n.lang, n.format)),
+        // Answered by the challenge step; here only when it is off.
+        Document::ChallengeVerify => None,
+    };
+    // The clause is the one document whose words change with the language.
+    let extra = match d {
+        Document::Clause => Extra::one(
+            "content-language",
+            http::HeaderValue::from_static(n.lang.as_str()),
+        ),
+        _ => Extra::none(),
+    };
+    match page {
+        Some(p) => respond(200, p, extra),
+        None => respond(404, &fixed::NOT_FOUND, Extra::none()),
     }
 }
 
@@ -140,19 +181,7 @@ pub fn build(
             .map(|h| ("crawler-price", h))
     };
     if let Some(d) = document {
-        let page = match d {
-            Document::RobotsTxt => robots.as_ref().or(Some(&pages.robots_txt)),
-            Document::OfferPage => Some(offer()),
-            Document::TdmRep => pages.tdmrep_json.as_ref(),
-            Document::TdmPolicy => pages.tdm_policy.as_ref(),
-            Document::License => pages.license_xml.as_ref(),
-            // Answered by the challenge step; here only when it is off.
-            Document::ChallengeVerify => None,
-        };
-        return match page {
-            Some(p) => respond(200, p, Extra::none()),
-            None => respond(404, &fixed::NOT_FOUND, Extra::none()),
-        };
+        return document_answer(pages, n, d, robots.as_ref(), offer());
     }
     if credential == Credential::Invalid {
         let challenge = http::HeaderValue::from_static("License error=\"invalid_token\"");

@@ -180,7 +180,7 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         req.method,
         req.path(),
         &snap.offer_path,
-        snap.reservation.is_some(),
+        snap.reservation.as_ref().map(|r| r.clause_path.as_str()),
     );
     // robots.txt is chosen before deciding: the client's behaviour state
     // remembers which version it was served.

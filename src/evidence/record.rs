@@ -140,7 +140,8 @@ pub fn signal_names(s: SignalSet) -> Vec<String> {
 /// served when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublishedRecord {
-    /// `robots.txt`, `tdmrep.json`, `reservation` (the config section).
+    /// `robots.txt`, `tdmrep.json`, `reservation` (the config section),
+    /// `clause.fr.html` and the clause's other languages and formats.
     pub document: String,
     pub sha256: String,
     pub content: String,

@@ -70,6 +70,14 @@ pub fn archive_published(published: &Published, config: &Config, snap: &Snapshot
     if let Some(t) = &snap.pages.tdmrep_json {
         published.archive_once("tdmrep.json", &t.body);
     }
+    if let Some(clause) = &snap.pages.clause {
+        for lang in crate::model::Lang::ALL {
+            for format in crate::respond::clause::Format::ALL {
+                let name = format!("clause.{}.{}", lang.as_str(), format.extension());
+                published.archive_once(&name, &clause.get(lang, format).body);
+            }
+        }
+    }
     if let Some(section) = config.section_text("reservation") {
         published.archive_once("reservation", section.as_bytes());
     }

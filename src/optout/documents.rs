@@ -40,10 +40,14 @@ pub fn tdm_policy(r: &Reservation, holder: &RightsHolder) -> String {
         }));
     }
     let policy = json!({
-        "@context": ["http://www.w3.org/ns/odrl.jsonld", {"tdm": "http://www.w3.org/ns/tdmrep#", "vcard": "http://www.w3.org/2006/vcard/ns#"}],
+        "@context": ["http://www.w3.org/ns/odrl.jsonld", {"tdm": "http://www.w3.org/ns/tdmrep#", "vcard": "http://www.w3.org/2006/vcard/ns#", "dct": "http://purl.org/dc/terms/"}],
         "@type": "Offer",
         "profile": "http://www.w3.org/ns/tdmrep",
         "uid": r.policy_url,
+        // The clause of the site's terms is the reservation in words; this
+        // policy is derived from it (Dublin Core `source`, policy metadata
+        // as the ODRL information model allows).
+        "dct:source": {"@id": r.clause_url},
         "assigner": {
             "uid": holder.terms_url,
             "@type": ["Party", "vcard:Organization"],
@@ -119,6 +123,8 @@ pub fn license_xml(r: &Reservation, holder: &RightsHolder) -> String {
             xml_escape(&holder.terms_url),
             xml_escape(&holder.contact)
         ));
+        let clause = xml_escape(&r.clause_url);
+        out.push_str(&format!("      <legal type=\"terms\">{clause}</legal>\n"));
         out.push_str("    </license>\n  </content>\n");
     }
     out.push_str("</rsl>\n");
@@ -226,6 +232,10 @@ mod tests {
         assert_eq!(v["permission"][0]["action"], "tdm:mine");
         assert_eq!(v["permission"][0]["duty"][1]["action"], "compensate");
         assert_eq!(v["assigner"]["vcard:fn"], "A & B <Films>");
+        assert_eq!(
+            v["dct:source"]["@id"],
+            "https://www.example.com/tdm-reservation"
+        );
     }
 
     #[test]
@@ -243,6 +253,7 @@ mod tests {
         );
         assert!(x.contains("<amount currency=\"EUR\">0.01</amount>"));
         assert!(x.contains("terms?a=1&amp;b=2"));
+        assert!(x.contains("<legal type=\"terms\">https://www.example.com/tdm-reservation</legal>"));
         assert!(!x.contains("a=1&b"));
     }
 

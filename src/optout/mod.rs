@@ -3,6 +3,7 @@
 //! robots.txt lines), the origin's robots.txt merged with rempart's, and the
 //! archive of every robots.txt version served.
 
+pub mod clause;
 pub mod documents;
 pub mod origin_robots;
 pub mod published;

@@ -46,6 +46,10 @@ pub struct ReservationSpec {
     /// `/.well-known/tdm-policy.json`.
     #[serde(default)]
     pub policy_url: Option<String>,
+    /// Where rempart serves the clause for the site's terms of use that
+    /// exercises the reservation in words (always reachable).
+    #[serde(default = "default_clause_path")]
+    pub clause_path: String,
     /// Reservations by location, most specific first (the order of
     /// tdmrep.json); a request takes the first that matches.
     #[serde(default, rename = "location")]
@@ -54,6 +58,10 @@ pub struct ReservationSpec {
 
 fn yes() -> bool {
     true
+}
+
+fn default_clause_path() -> String {
+    CLAUSE_PATH.into()
 }
 
 /// One reserved (or not) location.
@@ -122,6 +130,9 @@ pub struct Reservation {
     pub headers_enabled: bool,
     pub policy_url: String,
     pub license_url: String,
+    /// Path and absolute URL of the clause for the site's terms.
+    pub clause_path: String,
+    pub clause_url: String,
     pub link: http::HeaderValue,
     pub locations: Vec<Location>,
 }
@@ -130,8 +141,41 @@ pub struct Reservation {
 pub const TDMREP_PATH: &str = "/.well-known/tdmrep.json";
 pub const POLICY_PATH: &str = "/.well-known/tdm-policy.json";
 pub const LICENSE_PATH: &str = "/license.xml";
+/// The default path of the clause for the site's terms.
+pub const CLAUSE_PATH: &str = "/tdm-reservation";
+
+/// Paths the clause cannot take: other documents rempart serves there.
+const TAKEN: [&str; 4] = ["/robots.txt", TDMREP_PATH, POLICY_PATH, LICENSE_PATH];
+
+/// A clause path is a plain absolute path, no pattern, not another
+/// document's, so that `Document::find` can compare it as is.
+fn check_clause_path(path: &str) -> Result<(), ReservationError> {
+    let problem = if !path.starts_with('/') {
+        Some("must start with '/'".to_owned())
+    } else if path.contains(['*', '?', '#', ' ', '%']) || path.chars().any(char::is_control) {
+        Some(format!(
+            "{path:?} must be a plain path (no '*', '?', '#', '%' or spaces)"
+        ))
+    } else if TAKEN.contains(&path) {
+        Some(format!("{path:?} is already another document of rempart's"))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(ReservationError {
+            key: "clause_path".into(),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
 
 impl Location {
+    /// The hosts this location is scoped to (lower case); all when empty.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
     fn matches(&self, host: Option<&str>, path: &str) -> bool {
         let path_ok = if self.prefix {
             path.starts_with(self.literal.as_str())
@@ -214,6 +258,8 @@ impl Reservation {
             .clone()
             .unwrap_or_else(|| format!("{base}{POLICY_PATH}"));
         let license_url = format!("{base}{LICENSE_PATH}");
+        check_clause_path(&spec.clause_path)?;
+        let clause_url = format!("{base}{}", spec.clause_path);
         let link = header(
             &format!("<{license_url}>; rel=\"license\"; type=\"application/rsl+xml\""),
             "base_url",
@@ -323,6 +369,8 @@ impl Reservation {
             headers_enabled: spec.headers,
             policy_url,
             license_url,
+            clause_path: spec.clause_path.clone(),
+            clause_url,
             link,
             locations,
         })
@@ -402,6 +450,9 @@ mod tests {
             ("[[location]]\npath='films/*'\ntdm_reserved=true\n", "location[0].path"),
             ("[[location]]\npath='/a*/b'\ntdm_reserved=true\n", "location[0].path"),
             ("", "location"),
+            ("clause_path='terms'\n[[location]]\npath='/*'\ntdm_reserved=true\n", "clause_path"),
+            ("clause_path='/robots.txt'\n[[location]]\npath='/*'\ntdm_reserved=true\n", "clause_path"),
+            ("clause_path='/terms/*'\n[[location]]\npath='/*'\ntdm_reserved=true\n", "clause_path"),
         ];
         for (text, key) in cases {
             let e = Reservation::compile(&spec(text)).unwrap_err();

@@ -1,6 +1,7 @@
 //! Which language and which format a client gets rempart's pages in.
 
 use crate::model::Lang;
+use crate::respond::clause::Format;
 
 /// The items of an `Accept`-style header, at most 32: each value with its
 /// weight in thousandths (`q=0.9` → 900; none, or one that does not parse,
@@ -76,6 +77,28 @@ pub fn prefers_json(accept: &[u8]) -> bool {
     json > 0 && json >= html
 }
 
+/// The clause's format from `Accept`: plain text or Markdown when the client
+/// ranks it above HTML, else HTML (what a browser, or `*/*`, gets).
+pub fn choose_text_format(accept: &[u8]) -> Format {
+    let (mut html, mut text, mut markdown) = (0u16, 0u16, 0u16);
+    for (media, q) in items(accept) {
+        if media.eq_ignore_ascii_case(b"text/html") || media == b"*/*" || media == b"text/*" {
+            html = html.max(q);
+        } else if media.eq_ignore_ascii_case(b"text/plain") {
+            text = text.max(q);
+        } else if media.eq_ignore_ascii_case(b"text/markdown") {
+            markdown = markdown.max(q);
+        }
+    }
+    if markdown > html && markdown >= text {
+        Format::Markdown
+    } else if text > html {
+        Format::Text
+    } else {
+        Format::Html
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +133,24 @@ mod tests {
         assert!(!prefers_json(b"text/html, application/json;q=0.5"));
         assert!(!prefers_json(b""));
         assert!(!prefers_json(b"\xff\xfe"));
+    }
+
+    #[test]
+    fn clause_format_by_accept() {
+        assert_eq!(
+            choose_text_format(b"text/html,application/xhtml+xml,*/*;q=0.8"),
+            Format::Html
+        );
+        assert_eq!(choose_text_format(b""), Format::Html);
+        assert_eq!(choose_text_format(b"*/*"), Format::Html);
+        assert_eq!(choose_text_format(b"text/plain"), Format::Text);
+        assert_eq!(
+            choose_text_format(b"text/markdown, text/plain;q=0.5"),
+            Format::Markdown
+        );
+        assert_eq!(
+            choose_text_format(b"text/html, text/markdown;q=0.9"),
+            Format::Html
+        );
     }
 }

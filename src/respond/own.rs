@@ -1,6 +1,6 @@
 //! rempart's own documents, served ahead of policy so that no rule can make
 //! the opt-out unreadable: robots.txt, the offer page, tdmrep.json, the TDM
-//! policy and license.xml.
+//! policy, license.xml and the clause for the site's terms.
 
 use bytes::Bytes;
 
@@ -16,6 +16,8 @@ pub enum Document {
     TdmRep,
     TdmPolicy,
     License,
+    /// The clause for the site's terms that reserves text and data mining.
+    Clause,
     /// The browser challenge's verification path.
     ChallengeVerify,
 }
@@ -29,17 +31,20 @@ impl Document {
             Document::TdmRep => "tdmrep.json",
             Document::TdmPolicy => "tdm-policy",
             Document::License => "license.xml",
+            Document::Clause => "clause",
             Document::ChallengeVerify => "challenge",
         }
     }
 
-    /// The document a GET or HEAD of this canonical path asks for.
+    /// The document a GET or HEAD of this canonical path asks for
+    /// (`clause_path` is the reservation's, when there is one).
     pub fn find(
         method: &http::Method,
         path: &str,
         offer_path: &str,
-        reserved: bool,
+        clause_path: Option<&str>,
     ) -> Option<Self> {
+        let reserved = clause_path.is_some();
         if method != http::Method::GET && method != http::Method::HEAD {
             return None;
         }
@@ -49,6 +54,7 @@ impl Document {
             TDMREP_PATH if reserved => Some(Document::TdmRep),
             POLICY_PATH if reserved => Some(Document::TdmPolicy),
             LICENSE_PATH if reserved => Some(Document::License),
+            p if Some(p) == clause_path => Some(Document::Clause),
             crate::challenge::VERIFY_PATH => Some(Document::ChallengeVerify),
             _ => None,
         }

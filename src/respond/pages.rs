@@ -1,5 +1,5 @@
 //! What rempart says itself: the licensing offer, the block page, the error
-//! page and robots.txt.
+//! page, robots.txt and the clause for the site's terms.
 //!
 //! Pages are rendered from template files once per configuration snapshot
 //! (they depend only on the config), so answering a refused crawler costs a
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use minijinja::Environment;
 
+use super::clause::ClausePages;
 use crate::catalog::Catalogue;
 use crate::challenge::page::{Interstitial, Slot};
 use crate::config::RightsHolder;
@@ -40,6 +41,8 @@ pub struct Pages {
     pub tdmrep_json: Option<Page>,
     pub tdm_policy: Option<Page>,
     pub license_xml: Option<Page>,
+    /// The clause for the site's terms, in every language and format.
+    pub clause: Option<ClausePages>,
 }
 
 impl Pages {
@@ -65,6 +68,140 @@ pub struct TemplateError {
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
 
+/// The template environment: HTML, JSON and Markdown auto-escaping by the
+/// template's extension.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    // HTML escaping of the five special characters only: minijinja's default
+    // also escapes '/', which mangles the URLs shown on the offer. Markdown
+    // templates (the clause) get every value backslash-escaped, so that no
+    // value becomes markup; the converter HTML-escapes it later.
+    env.set_formatter(|out, state, value| match state.auto_escape() {
+        minijinja::AutoEscape::Html if value.as_str().is_some() => {
+            let s = value.as_str().unwrap_or_default();
+            out.write_str(&super::markdown::html_escape(s))
+                .map_err(minijinja::Error::from)
+        }
+        minijinja::AutoEscape::Custom(MARKDOWN) => {
+            let text = if value.is_safe() {
+                value.to_string()
+            } else if value.is_none() || value.is_undefined() {
+                String::new()
+            } else {
+                super::markdown::escape(&value.to_string())
+            };
+            out.write_str(&text).map_err(minijinja::Error::from)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".json") {
+            minijinja::AutoEscape::Json
+        } else if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else if name.ends_with(".md") {
+            minijinja::AutoEscape::Custom(MARKDOWN)
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env
+}
+
+/// The auto-escape of Markdown templates.
+const MARKDOWN: &str = "markdown";
+
+const NAMES: [&str; 11] = [
+    "offer.en.html",
+    "offer.fr.html",
+    "block.en.html",
+    "block.fr.html",
+    "challenge.en.html",
+    "challenge.fr.html",
+    "challenge.head.html",
+    "challenge.js",
+    "offer.json",
+    "block.json",
+    "bad-gateway.html",
+];
+
+/// The clause templates, read only when there is a reservation to state.
+const CLAUSE_NAMES: [&str; 2] = ["clause.en.md", "clause.fr.md"];
+
+/// Reads the named templates of `dir` into `env`.
+fn load(env: &mut Environment<'static>, dir: &Path, names: &[&str]) -> Result<(), TemplateError> {
+    for name in names {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| TemplateError {
+            path: path.clone(),
+            message: format!("cannot read template: {e}"),
+        })?;
+        env.add_template_owned(name.to_string(), text)
+            .map_err(|e| TemplateError {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Renders one template; a JSON template must give valid JSON.
+fn render_one(
+    env: &Environment<'_>,
+    dir: &Path,
+    ctx: &minijinja::Value,
+    name: &str,
+    content_type: &'static str,
+) -> Result<Page, TemplateError> {
+    let path = dir.join(name);
+    let located = |e: minijinja::Error| TemplateError {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let body = env
+        .get_template(name)
+        .map_err(located)?
+        .render(ctx)
+        .map_err(located)?;
+    if content_type == JSON {
+        serde_json::from_str::<serde_json::Value>(&body).map_err(|e| TemplateError {
+            path: path.clone(),
+            message: format!("does not render to valid JSON: {e}"),
+        })?;
+    }
+    Ok(Page {
+        content_type,
+        body: Bytes::from(body),
+    })
+}
+
+/// The clause in both languages: its Markdown templates filled with the
+/// reservation's facts (blocks trimmed, so that a `{% for %}` line leaves no
+/// blank line inside a list), then every format.
+pub(crate) fn render_clause(
+    dir: &Path,
+    holder: &RightsHolder,
+    reservation: &Reservation,
+) -> Result<ClausePages, TemplateError> {
+    let mut env = environment();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    load(&mut env, dir, &CLAUSE_NAMES)?;
+    let ctx = minijinja::context! {
+        rights_holder => holder,
+        clause => crate::optout::clause::facts(reservation, holder),
+    };
+    let source = |name: &str| -> Result<String, TemplateError> {
+        let page = render_one(&env, dir, &ctx, name, "text/markdown")?;
+        Ok(String::from_utf8_lossy(&page.body).into_owned())
+    };
+    Ok(ClausePages::new([
+        source(CLAUSE_NAMES[0])?,
+        source(CLAUSE_NAMES[1])?,
+    ]))
+}
+
 /// Renders every page from the templates in `dir`.
 pub fn render_pages(
     dir: &Path,
@@ -74,66 +211,13 @@ pub fn render_pages(
     reservation: Option<&Reservation>,
     trap: Option<&str>,
 ) -> Result<Pages, TemplateError> {
-    let mut env = Environment::new();
-    env.set_keep_trailing_newline(true);
-    // HTML escaping of the five special characters only: minijinja's default
-    // also escapes '/', which mangles the URLs shown on the offer.
-    env.set_formatter(|out, state, value| {
-        if state.auto_escape() == minijinja::AutoEscape::Html {
-            if let Some(s) = value.as_str() {
-                let escaped = s
-                    .replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;")
-                    .replace('"', "&quot;")
-                    .replace('\'', "&#39;");
-                return out.write_str(&escaped).map_err(minijinja::Error::from);
-            }
-        }
-        minijinja::escape_formatter(out, state, value)
-    });
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".json") {
-            minijinja::AutoEscape::Json
-        } else if name.ends_with(".html") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
-    let names = [
-        "offer.en.html",
-        "offer.fr.html",
-        "block.en.html",
-        "block.fr.html",
-        "challenge.en.html",
-        "challenge.fr.html",
-        "challenge.head.html",
-        "challenge.js",
-        "offer.json",
-        "block.json",
-        "bad-gateway.html",
-    ];
-    let mut sources = Vec::new();
-    for name in names {
-        let path = dir.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| TemplateError {
-            path: path.clone(),
-            message: format!("cannot read template: {e}"),
-        })?;
-        sources.push((name, path, text));
-    }
-    for (name, path, text) in &sources {
-        env.add_template_owned(name.to_string(), text.clone())
-            .map_err(|e| TemplateError {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-    }
+    let mut env = environment();
+    load(&mut env, dir, &NAMES)?;
     let ctx = minijinja::context! {
         rights_holder => holder,
         offer_status => offer_status,
         offer_path => holder.offer_path,
+        clause_path => reservation.map(|r| r.clause_path.as_str()),
         challenge => minijinja::context! {
             nonce => Slot::Nonce.marker(),
             return_to => Slot::ReturnTo.marker(),
@@ -142,27 +226,8 @@ pub fn render_pages(
             verify_path => crate::challenge::VERIFY_PATH,
         },
     };
-    let render = |name: &str, content_type: &'static str| -> Result<Page, TemplateError> {
-        let path = dir.join(name);
-        let tmpl = env.get_template(name).map_err(|e| TemplateError {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let body = tmpl.render(&ctx).map_err(|e| TemplateError {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        if content_type == JSON {
-            serde_json::from_str::<serde_json::Value>(&body).map_err(|e| TemplateError {
-                path,
-                message: format!("does not render to valid JSON: {e}"),
-            })?;
-        }
-        Ok(Page {
-            content_type,
-            body: Bytes::from(body),
-        })
-    };
+    let render =
+        |name: &str, content_type: &'static str| render_one(&env, dir, &ctx, name, content_type);
     let mut robots = robots_parts(catalogue, holder, reservation);
     if let Some(t) = trap {
         robots.trap_line = format!("Disallow: {t}\n");
@@ -200,6 +265,9 @@ pub fn render_pages(
             content_type: "application/rsl+xml",
             body: Bytes::from(crate::optout::documents::license_xml(r, holder)),
         }),
+        clause: reservation
+            .map(|r| render_clause(dir, holder, r))
+            .transpose()?,
     })
 }
 
@@ -268,11 +336,18 @@ pub fn robots_parts(
         "# robots.txt for {}, served by rempart.\n\
          # Text and data mining is reserved (art. 4 of directive (EU) 2019/790;\n\
          # art. L.122-5-3 of the French intellectual property code).\n\
-         # Licensing: {} ({})\n\n",
+         # Licensing: {} ({})\n",
         holder.name.replace('\n', " "),
         holder.terms_url.replace('\n', " "),
         holder.contact.replace('\n', " ")
     );
+    if let Some(r) = reservation {
+        header.push_str(&format!(
+            "# The clause of the terms of use that reserves it: {}\n",
+            r.clause_url
+        ));
+    }
+    header.push('\n');
     let (license, star_lines) = reservation
         .map(crate::optout::documents::robots_lines)
         .unwrap_or_default();

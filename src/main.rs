@@ -17,15 +17,37 @@ mod args;
 use args::*;
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::new(log_directives(
+        std::env::var("RUST_LOG").ok().as_deref(),
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// The log filter: `RUST_LOG` as given, on top of `info` unless it sets a
+/// level of its own (a bare `warn`, `debug` …), so that naming one target
+/// (`RUST_LOG=rempart::access=debug`) never hides the warnings of the rest.
+fn log_directives(env: Option<&str>) -> String {
+    match env.map(str::trim).filter(|e| !e.is_empty()) {
+        None => "info".to_owned(),
+        Some(e)
+            if e.split(',').any(|d| {
+                ["off", "error", "warn", "info", "debug", "trace"]
+                    .iter()
+                    .any(|l| d.trim().eq_ignore_ascii_case(l))
+            }) =>
+        {
+            e.to_owned()
+        }
+        Some(e) => format!("info,{e}"),
     }
 }
 
@@ -480,4 +502,24 @@ fn catalog_command(command: CatalogCommand) -> anyhow::Result<ExitCode> {
     };
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn naming_one_target_keeps_the_others_at_info() {
+        assert_eq!(log_directives(None), "info");
+        assert_eq!(
+            log_directives(Some("rempart::access=debug")),
+            "info,rempart::access=debug"
+        );
+        assert_eq!(
+            log_directives(Some("warn,rempart=debug")),
+            "warn,rempart=debug"
+        );
+        assert_eq!(log_directives(Some("DEBUG")), "DEBUG");
+        assert_eq!(log_directives(Some("rempart")), "info,rempart");
+    }
 }

@@ -451,4 +451,7 @@ fn rempart_reload_reports_the_refusal_and_the_pid_file_follows_the_process() {
         .success());
     let _ = proxy.child.wait();
     assert!(!pid_file.exists(), "the pid file is removed at exit");
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    assert!(log.contains("config reload refused"), "{log}");
+    assert!(!log.contains('\x1b'), "no colour codes when stderr is a file: {log}");
 }

@@ -242,6 +242,10 @@ impl Snapshot {
                 .with_label_values(&[s.name.as_str()])
                 .set(s.prefixes.len() as i64);
         }
+        // Every log-only rule's would-be action, at zero.
+        for (rule, action) in self.policy.shadow_rules() {
+            m.log_only.with_label_values(&[rule, action.as_str()]);
+        }
         // Every licensee's series exist from the start, at zero.
         for l in self.licensees.iter() {
             let id = [l.id.as_str()];

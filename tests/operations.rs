@@ -453,5 +453,68 @@ fn rempart_reload_reports_the_refusal_and_the_pid_file_follows_the_process() {
     assert!(!pid_file.exists(), "the pid file is removed at exit");
     let log = std::fs::read_to_string(&proxy.log).unwrap();
     assert!(log.contains("config reload refused"), "{log}");
-    assert!(!log.contains('\x1b'), "no colour codes when stderr is a file: {log}");
+    assert!(
+        !log.contains('\x1b'),
+        "no colour codes when stderr is a file: {log}"
+    );
+}
+
+#[test]
+fn http_metrics_count_every_response_by_status_and_action_and_time_it() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(&origin.url(), "", &policy("offer", ""));
+    let text = proxy.metrics_text();
+    // At zero before any request: the series a dashboard and an alert need.
+    for series in [
+        r#"rempart_http_responses_total{action="allow",status="200"}"#,
+        r#"rempart_http_responses_total{action="none",status="5xx"}"#,
+        r#"rempart_bad_requests_total{reason="repeated-host"}"#,
+        r#"rempart_connections_closed_total{reason="header-timeout"}"#,
+        r#"rempart_served_documents_total{document="robots.txt"}"#,
+        r#"rempart_web_bot_auth_total{result="verified"}"#,
+        r#"rempart_licence_rejections_total{reason="quota"}"#,
+        "rempart_request_duration_seconds_count",
+        "rempart_upstream_duration_seconds_count",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "{series} missing at start"
+        );
+        assert_eq!(proxy.metric(series), 0.0, "{series}");
+    }
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("rempart_build_info{"))
+        .unwrap();
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{build}"
+    );
+    assert!(build.ends_with(" 1"), "{build}");
+    for _ in 0..3 {
+        assert_eq!(proxy.browse("/films/a").status, 200);
+    }
+    assert_eq!(gpt_status(&proxy), 402);
+    assert_eq!(gpt_status(&proxy), 402);
+    let page = proxy.browse("/films/a").body.len() as f64;
+    assert_eq!(
+        proxy.metric(r#"rempart_http_responses_total{action="allow",status="200"}"#),
+        4.0
+    );
+    assert_eq!(
+        proxy.metric(r#"rempart_http_responses_total{action="offer",status="402"}"#),
+        2.0
+    );
+    assert_eq!(proxy.metric("rempart_request_duration_seconds_count"), 6.0);
+    assert_eq!(
+        proxy.metric("rempart_upstream_duration_seconds_count"),
+        4.0,
+        "only proxied requests"
+    );
+    assert!(proxy.metric("rempart_request_duration_seconds_sum") > 0.0);
+    assert_eq!(
+        proxy.metric(r#"rempart_response_bytes_total{action="allow"}"#),
+        4.0 * page
+    );
+    assert!(proxy.metric(r#"rempart_response_bytes_total{action="offer"}"#) > 0.0);
 }

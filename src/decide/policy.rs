@@ -338,6 +338,14 @@ impl Policy {
             .map_or("default", |r| r.name.as_str())
     }
 
+    /// The log-only rules, by name, with the action each would take.
+    pub fn shadow_rules(&self) -> impl Iterator<Item = (&str, Action)> {
+        self.rules
+            .iter()
+            .filter(|r| r.mode == Mode::LogOnly)
+            .map(|r| (r.name.as_str(), r.action))
+    }
+
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.name.as_str())
     }

@@ -234,6 +234,14 @@ pub struct RangeRefresher {
 #[async_trait]
 impl BackgroundService for RangeRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Every source's series exist from the start, at zero.
+        let m = metrics();
+        for s in &self.sources {
+            let name = s.file.trim_end_matches(".json");
+            for r in ["updated", "unchanged", "fetch", "parse", "shrink", "write"] {
+                m.ipranges_refreshes.with_label_values(&[name, r]);
+            }
+        }
         let connector = Connector::new(None);
         let mut wait = self.first_delay + jitter(self.jitter);
         loop {

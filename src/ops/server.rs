@@ -104,6 +104,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         snapshot,
         demo,
     } = prepare(&opts)?;
+    crate::metrics::Metrics::touch();
     snapshot.publish_gauges();
     let agents = snapshot.catalogue.agents().len();
     let prefixes = snapshot.ranges.prefix_count();

@@ -25,6 +25,9 @@ pub struct RequestCtx {
     pub forward: Forward,
     /// Add the hidden honeypot link to this HTML response.
     pub inject_link: bool,
+    /// When rempart began on the request, and when it sent it to the origin.
+    pub started: Option<std::time::Instant>,
+    pub upstream_sent: Option<std::time::Instant>,
 }
 
 impl RequestCtx {

@@ -154,6 +154,7 @@ impl ProxyHttp for RempartProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let snap = self.snapshot.load_full();
         let started = Instant::now();
+        ctx.started = Some(started);
         let received = Received {
             method: &session.req_header().method,
             version: session.req_header().version,
@@ -219,6 +220,7 @@ impl ProxyHttp for RempartProxy {
             .clone()
             .unwrap_or_else(|| self.snapshot.load_full());
         let peer = self.peer_ip(session);
+        ctx.upstream_sent = Some(Instant::now());
         headers::rewrite_request(
             upstream_request,
             peer,
@@ -234,6 +236,9 @@ impl ProxyHttp for RempartProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        if let Some(sent) = ctx.upstream_sent {
+            crate::metrics::http().upstream(sent.elapsed());
+        }
         let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
             return Ok(());
         };
@@ -356,6 +361,12 @@ impl ProxyHttp for RempartProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let bytes = session.body_bytes_sent() as u64;
         ctx.meter(self.meter.as_deref(), status, bytes);
+        crate::metrics::http().count(
+            status,
+            ctx.outcome.as_ref().map(|o| o.action),
+            bytes,
+            ctx.started.map(|t| t.elapsed()),
+        );
         let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
             return;
         };

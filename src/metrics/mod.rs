@@ -14,6 +14,11 @@ use prometheus::{
 
 use crate::model::{Action, Purpose, Verification};
 
+mod http;
+
+pub use http::http;
+
+/// The actions in the order of their discriminants (`Action as usize`).
 const ACTIONS: [Action; 5] = [
     Action::Allow,
     Action::Block,
@@ -408,6 +413,76 @@ impl Metrics {
         for k in ["connect", "write", "queue-full"] {
             self.behaviour_store_errors.with_label_values(&[k]);
         }
+        let bad = [
+            "missing-host",
+            "repeated-host",
+            "repeated-user-agent",
+            "headers-too-large",
+            "signature-headers",
+            "target-form",
+            "target-escape",
+            "target-encoded-separator",
+            "target-backslash",
+            "target-path-parameter",
+            "target-invalid-utf8",
+            "target-control",
+            "target-fragment",
+            "target-double-encoding",
+        ];
+        for r in bad {
+            self.bad_requests.with_label_values(&[r]);
+        }
+        let closed = [
+            "total",
+            "client",
+            "header-timeout",
+            "idle-timeout",
+            "header-size",
+            "header-memory",
+        ];
+        for r in closed {
+            self.connections_refused.with_label_values(&[r]);
+        }
+        let payment = [
+            "ConflictingPriceHeaders",
+            "InvalidCrawlerPriceValue",
+            "StrongAuthRequired",
+            "InvalidCrawlerExactPrice",
+            "InvalidCrawlerMaxPrice",
+        ];
+        for e in payment {
+            self.crawler_payment_errors.with_label_values(&[e]);
+        }
+        for r in ["ok", "error", "timeout"] {
+            self.key_directory_fetches.with_label_values(&[r]);
+        }
+        for r in ["invalid", "quota"] {
+            self.licence_rejections.with_label_values(&[r]);
+        }
+        for r in ["hit", "confirmed", "unconfirmed", "busy"] {
+            self.rdns.with_label_values(&[r]);
+        }
+        let documents = [
+            "robots.txt",
+            "offer",
+            "tdmrep.json",
+            "tdm-policy",
+            "license.xml",
+            "clause",
+            "challenge",
+        ];
+        for d in documents {
+            self.served_documents.with_label_values(&[d]);
+        }
+        for s in [
+            "verified",
+            "signed-unbound",
+            "unverifiable",
+            "invalid",
+            "hostile",
+        ] {
+            self.web_bot_auth.with_label_values(&[s]);
+        }
     }
 
     /// Counts one request from a hosting network by its action.
@@ -418,6 +493,13 @@ impl Metrics {
     }
 
     /// Counts one request by action, purpose and verification.
+    /// Creates every metric now, so that `/metrics` lists each documented
+    /// series before its first event.
+    pub fn touch() {
+        let _ = metrics();
+        let _ = http();
+    }
+
     pub fn count_request(
         &self,
         action: Action,

@@ -421,7 +421,10 @@ fn robots_txt_lines_parse_back_from_the_running_proxy() {
     let r = wait_for_robots(&proxy, "/blog/");
     assert_eq!(r.status, 200);
     let start = r.body.find("User-agent: *\n").expect("a * group");
-    let end = r.body.find("# --- added by rempart").expect("rempart's group");
+    let end = r
+        .body
+        .find("# --- added by rempart")
+        .expect("rempart's group");
     let star = &r.body[start..end];
     let mut usage = Vec::new();
     let mut signals = Vec::new();
@@ -446,10 +449,19 @@ fn robots_txt_lines_parse_back_from_the_running_proxy() {
     assert_eq!(
         usage,
         [
-            ("/blog/".to_owned(), vec![pair("train-ai", "y"), pair("search", "y")]),
+            (
+                "/blog/".to_owned(),
+                vec![pair("train-ai", "y"), pair("search", "y")]
+            ),
             ("/trailers/".to_owned(), vec![pair("search", "y")]),
-            ("/press/".to_owned(), vec![pair("train-ai", "n"), pair("search", "y")]),
-            ("/".to_owned(), vec![pair("train-ai", "n"), pair("search", "y")]),
+            (
+                "/press/".to_owned(),
+                vec![pair("train-ai", "n"), pair("search", "y")]
+            ),
+            (
+                "/".to_owned(),
+                vec![pair("train-ai", "n"), pair("search", "y")]
+            ),
         ],
         "{}",
         r.body
@@ -468,5 +480,7 @@ fn robots_txt_lines_parse_back_from_the_running_proxy() {
         .filter_map(|n| n.attribute("server"))
         .collect();
     assert_eq!(servers.len(), 3, "{}", licence.body);
-    assert!(servers.iter().all(|s| *s == "https://licences.films.example/rsl"));
+    assert!(servers
+        .iter()
+        .all(|s| *s == "https://licences.films.example/rsl"));
 }

@@ -218,7 +218,11 @@ fn a_dictionary_signature_agent_verifies_and_reaches_the_origin_unchanged() {
     let authority = format!("127.0.0.1:{}", proxy.port);
     let signed = sign_dictionary(&k, &authority, &directory_url);
     assert!(signed.agent.starts_with("sig1=\""), "{}", signed.agent);
-    assert!(signed.input.contains(r#""signature-agent";key="sig1""#), "{}", signed.input);
+    assert!(
+        signed.input.contains(r#""signature-agent";key="sig1""#),
+        "{}",
+        signed.input
+    );
 
     assert_eq!(get_signed(&proxy, "/films/a", GPTBOT, &signed).status, 402);
     wait_for_directory(&proxy);
@@ -235,7 +239,11 @@ fn a_dictionary_signature_agent_verifies_and_reaches_the_origin_unchanged() {
         ("signature-input", &signed.input),
         ("signature", &signed.signature),
     ] {
-        assert_eq!(seen.headers.get(name), Some(sent), "{name} forwarded unchanged");
+        assert_eq!(
+            seen.headers.get(name),
+            Some(sent),
+            "{name} forwarded unchanged"
+        );
     }
 
     // The member swapped for a directory bound to nobody: never fetched, and

@@ -449,6 +449,9 @@ mod tests {
         );
         assert_eq!(dictionary_member(field, "sig3"), None);
         // The legacy bare string is not a dictionary: no member to cover.
-        assert_eq!(dictionary_member(r#""https://agent.example""#, "sig1"), None);
+        assert_eq!(
+            dictionary_member(r#""https://agent.example""#, "sig1"),
+            None
+        );
     }
 }

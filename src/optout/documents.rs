@@ -277,7 +277,8 @@ mod tests {
                 "Content-Usage" => {
                     let path = crate::optout::robots::content_usage_path(line).expect("a path");
                     let prefs = value.strip_prefix(path).unwrap_or(value).trim();
-                    let dict: sfv::Dictionary = sfv::Parser::new(prefs).parse_dictionary().expect("sfv");
+                    let dict: sfv::Dictionary =
+                        sfv::Parser::new(prefs).parse_dictionary().expect("sfv");
                     let keys: Vec<String> = dict.keys().map(|k| k.as_str().to_owned()).collect();
                     usages.push((path.to_owned(), keys));
                 }
@@ -296,7 +297,10 @@ mod tests {
             usages,
             [
                 ("/trailers/".to_owned(), vec!["search".to_owned()]),
-                ("/".to_owned(), vec!["train-ai".to_owned(), "search".to_owned()]),
+                (
+                    "/".to_owned(),
+                    vec!["train-ai".to_owned(), "search".to_owned()]
+                ),
             ],
             "most specific first"
         );

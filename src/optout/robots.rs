@@ -284,7 +284,10 @@ Sitemap: https://films.example/sitemap-2.xml
             .map(|(l, path)| {
                 let value = l.split_once(':').unwrap().1.trim();
                 let prefs = value.strip_prefix(path).unwrap_or(value).trim();
-                (path, sfv::Parser::new(prefs).parse_dictionary().expect("sfv"))
+                (
+                    path,
+                    sfv::Parser::new(prefs).parse_dictionary().expect("sfv"),
+                )
             })
             .collect();
         let paths: Vec<&str> = usage.iter().map(|(p, _)| *p).collect();
@@ -301,7 +304,10 @@ Sitemap: https://films.example/sitemap-2.xml
         assert!(!star.contains("ai-train=yes"), "one Content-Signal: {m}");
         assert!(star.contains("Disallow: /admin/"));
         // Another group's lines are that group's, kept as written.
-        assert!(m.contains("User-agent: Googlebot\nContent-Usage: search=y\n"), "{m}");
+        assert!(
+            m.contains("User-agent: Googlebot\nContent-Usage: search=y\n"),
+            "{m}"
+        );
     }
 
     #[test]

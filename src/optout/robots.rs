@@ -79,6 +79,47 @@ fn overridden(line: &str, ours: &HashSet<&str>, our_signal: bool) -> bool {
     }
 }
 
+/// A group starting at `start`: its user-agent lines (index, agent), with
+/// the comments between them, and where it ends (the next user-agent line
+/// after its members, or the end of the file).
+fn group_at(lines: &[&str], start: usize) -> (Vec<(usize, String)>, usize) {
+    let mut i = start;
+    let mut agents = Vec::new();
+    while i < lines.len() {
+        match classify(lines[i]) {
+            Kind::UserAgent(a) => agents.push((i, a)),
+            Kind::Other if lines[i].trim().starts_with('#') => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let mut end = i;
+    while end < lines.len() && !matches!(classify(lines[end]), Kind::UserAgent(_)) {
+        end += 1;
+    }
+    (agents, end)
+}
+
+/// A group whose every agent rempart governs: its rules go (they would
+/// merge with rempart's group), its comments, globals and unparsed lines stay.
+fn push_without_rules(out: &mut String, group: &[&str]) {
+    for line in group {
+        if matches!(classify(line), Kind::Other | Kind::Global) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+/// Appends `text` after the group's last line, before its trailing blank
+/// lines, so that it stays a member of that group.
+fn push_before_blank_lines(out: &mut String, text: &str) {
+    let trimmed = out.trim_end_matches('\n').len();
+    out.truncate(trimmed);
+    out.push('\n');
+    out.push_str(text);
+}
+
 /// Merges `origin` (the origin's robots.txt) with rempart's generated parts.
 ///
 /// - `header`: comment and `License:` lines placed first;
@@ -111,19 +152,7 @@ pub fn merge(
         match classify(lines[i]) {
             Kind::UserAgent(_) => {
                 let start = i;
-                let mut agents = Vec::new();
-                while i < lines.len() {
-                    match classify(lines[i]) {
-                        Kind::UserAgent(a) => agents.push((i, a)),
-                        Kind::Other if lines[i].trim().starts_with('#') => {}
-                        _ => break,
-                    }
-                    i += 1;
-                }
-                let mut end = i;
-                while end < lines.len() && !matches!(classify(lines[end]), Kind::UserAgent(_)) {
-                    end += 1;
-                }
+                let (agents, end) = group_at(&lines, start);
                 let kept: Vec<usize> = agents
                     .iter()
                     .filter(|(_, a)| !governed.contains(&a.to_ascii_lowercase()))
@@ -131,14 +160,7 @@ pub fn merge(
                     .collect();
                 let is_star = agents.iter().any(|(_, a)| a == "*");
                 if kept.is_empty() {
-                    // Every agent of this group is governed by rempart: drop its
-                    // rules, keep its comments, globals and unparsed lines.
-                    for line in &lines[start..end] {
-                        if matches!(classify(line), Kind::Other | Kind::Global) {
-                            out.push_str(line);
-                            out.push('\n');
-                        }
-                    }
+                    push_without_rules(&mut out, &lines[start..end]);
                 } else {
                     let last_agent = agents.last().map_or(start, |(k, _)| *k);
                     for (n, line) in lines.iter().enumerate().take(end).skip(start) {
@@ -155,11 +177,7 @@ pub fn merge(
                         }
                     }
                     if is_star && !star_done {
-                        // Insert before trailing blank lines of the group.
-                        let trimmed = out.trim_end_matches('\n').len();
-                        out.truncate(trimmed);
-                        out.push('\n');
-                        out.push_str(star_lines);
+                        push_before_blank_lines(&mut out, star_lines);
                         star_done = true;
                     }
                 }

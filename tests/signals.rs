@@ -386,3 +386,101 @@ fn robots_txt_is_generated_when_the_origin_has_none_or_is_down() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("User-agent: GPTBot\n") && r.body.contains("License: "));
 }
+
+/// The origin's robots.txt with its own AIPREF lines: one for `/` (which the
+/// config also answers) and one for a path only the origin speaks for.
+const ORIGIN_ROBOTS_WITH_USAGE: &str = "\
+User-agent: *
+Content-Usage: train-ai=y
+Content-Usage: /blog/ train-ai=y, search=y
+Content-Signal: ai-train=yes
+Disallow: /admin/
+";
+
+/// The real binary's `/robots.txt`, read back as a crawler would: every
+/// `Content-Usage` line of the `*` group a path and a dictionary, most
+/// specific first for rempart's own, the origin's line for `/blog/` kept and
+/// its line for `/` given up to the config's; one `Content-Signal`, with
+/// `use`; and license.xml naming the licence server.
+#[test]
+fn robots_txt_lines_parse_back_from_the_running_proxy() {
+    let origin = Origin::start_full(&[], &[("/robots.txt", 200, ORIGIN_ROBOTS_WITH_USAGE)]);
+    let reservation = RESERVATION
+        .replacen(
+            "base_url = \"https://films.example\"\n",
+            "base_url = \"https://films.example\"\nlicense_server = \"https://licences.films.example/rsl\"\n",
+            1,
+        )
+        .replacen("price_eur = 0.05\n", "price_eur = 0.05\nuse = \"reference\"\n", 1);
+    assert_ne!(reservation, RESERVATION);
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "",
+        &format!("{}\n{reservation}", default_rules()),
+    );
+    let r = wait_for_robots(&proxy, "/blog/");
+    assert_eq!(r.status, 200);
+    let start = r.body.find("User-agent: *\n").expect("a * group");
+    let end = r
+        .body
+        .find("# --- added by rempart")
+        .expect("rempart's group");
+    let star = &r.body[start..end];
+    let mut usage = Vec::new();
+    let mut signals = Vec::new();
+    for line in star.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Content-Usage" => {
+                let (path, prefs) = match value.split_once(' ') {
+                    Some((p, rest)) if p.starts_with('/') => (p, rest),
+                    _ => ("/", value),
+                };
+                usage.push((path.to_owned(), dictionary(prefs)));
+            }
+            "Content-Signal" => signals.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        usage,
+        [
+            (
+                "/blog/".to_owned(),
+                vec![pair("train-ai", "y"), pair("search", "y")]
+            ),
+            ("/trailers/".to_owned(), vec![pair("search", "y")]),
+            (
+                "/press/".to_owned(),
+                vec![pair("train-ai", "n"), pair("search", "y")]
+            ),
+            (
+                "/".to_owned(),
+                vec![pair("train-ai", "n"), pair("search", "y")]
+            ),
+        ],
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        signals,
+        ["search=yes, ai-input=no, ai-train=no, use=reference"],
+        "{}",
+        r.body
+    );
+    let licence = proxy.get("/license.xml", &[("user-agent", GPTBOT)]);
+    let doc = roxmltree::Document::parse(&licence.body).expect("well-formed RSL");
+    let servers: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("content"))
+        .filter_map(|n| n.attribute("server"))
+        .collect();
+    assert_eq!(servers.len(), 3, "{}", licence.body);
+    assert!(servers
+        .iter()
+        .all(|s| *s == "https://licences.films.example/rsl"));
+}

@@ -13,7 +13,7 @@ use base64::Engine;
 use common::*;
 use indexmap::IndexMap;
 use web_bot_auth::components::{
-    CoveredComponent, DerivedComponent, HTTPField, HTTPFieldParametersSet,
+    CoveredComponent, DerivedComponent, HTTPField, HTTPFieldParameters, HTTPFieldParametersSet,
 };
 use web_bot_auth::keyring::{Algorithm, Thumbprintable};
 use web_bot_auth::message_signatures::{MessageSigner, UnsignedMessage};
@@ -46,6 +46,11 @@ fn key(seed: u8) -> Key {
 struct Request {
     authority: String,
     agent: String,
+    /// The dictionary member the signature covers (`sig1` for
+    /// `"signature-agent";key="sig1"`), or none for the legacy bare string.
+    member: Option<String>,
+    /// The value covered for `signature-agent`: the whole field, or the member.
+    covered_agent: String,
     input: String,
     signature: String,
 }
@@ -60,9 +65,14 @@ impl UnsignedMessage for Request {
             (
                 CoveredComponent::HTTP(HTTPField {
                     name: "signature-agent".into(),
-                    parameters: HTTPFieldParametersSet(vec![]),
+                    parameters: HTTPFieldParametersSet(
+                        self.member
+                            .iter()
+                            .map(|m| HTTPFieldParameters::Key(m.clone()))
+                            .collect(),
+                    ),
                 }),
-                self.agent.clone(),
+                self.covered_agent.clone(),
             ),
         ])
     }
@@ -73,9 +83,22 @@ impl UnsignedMessage for Request {
 }
 
 fn sign(k: &Key, authority: &str, directory: &str) -> Request {
+    sign_as(k, authority, directory, None)
+}
+
+/// Signs with `Signature-Agent` as the current draft writes it: a dictionary
+/// whose member is named by the signature's label (`sig1`).
+fn sign_dictionary(k: &Key, authority: &str, directory: &str) -> Request {
+    sign_as(k, authority, directory, Some("sig1"))
+}
+
+fn sign_as(k: &Key, authority: &str, directory: &str, member: Option<&str>) -> Request {
+    let quoted = format!("\"{directory}\"");
     let mut r = Request {
         authority: authority.into(),
-        agent: format!("\"{directory}\""),
+        agent: member.map_or_else(|| quoted.clone(), |m| format!("{m}={quoted}")),
+        member: member.map(str::to_owned),
+        covered_agent: quoted,
         input: String::new(),
         signature: String::new(),
     };
@@ -175,6 +198,60 @@ fn a_signed_request_passes_and_a_tampered_one_does_not() {
     flipped.signature.replace_range(at..=at, other);
     assert_eq!(get_signed(&proxy, "/films/a", GPTBOT, &flipped).status, 402);
     assert!(proxy.metric(r#"rempart_web_bot_auth_total{result="invalid"}"#) >= 2.0);
+}
+
+/// The current draft's form end to end: `Signature-Agent: sig1="https://…"`,
+/// covered as `"signature-agent";key="sig1"`, verified against the bound
+/// directory served here; and the origin receives the three headers exactly
+/// as the crawler sent them, so that it can verify them again.
+#[test]
+fn a_dictionary_signature_agent_verifies_and_reaches_the_origin_unchanged() {
+    let k = key(11);
+    let directory = Origin::start_full(&[], &[(DIRECTORY_PATH, 200, &k.jwks)]);
+    let directory_url = format!("{}{DIRECTORY_PATH}", directory.url());
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "",
+        &format!("{}\n{}", default_rules(), licensed_to(&k, &directory.url())),
+    );
+    let authority = format!("127.0.0.1:{}", proxy.port);
+    let signed = sign_dictionary(&k, &authority, &directory_url);
+    assert!(signed.agent.starts_with("sig1=\""), "{}", signed.agent);
+    assert!(
+        signed.input.contains(r#""signature-agent";key="sig1""#),
+        "{}",
+        signed.input
+    );
+
+    assert_eq!(get_signed(&proxy, "/films/a", GPTBOT, &signed).status, 402);
+    wait_for_directory(&proxy);
+    let r = get_signed(&proxy, "/films/a", GPTBOT, &signed);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(proxy.metric(r#"rempart_web_bot_auth_total{result="verified"}"#) >= 1.0);
+    let seen = origin.last().unwrap();
+    assert_eq!(
+        seen.headers.get("x-rempart-licensee").map(String::as_str),
+        Some("signed-ai")
+    );
+    for (name, sent) in [
+        ("signature-agent", &signed.agent),
+        ("signature-input", &signed.input),
+        ("signature", &signed.signature),
+    ] {
+        assert_eq!(
+            seen.headers.get(name),
+            Some(sent),
+            "{name} forwarded unchanged"
+        );
+    }
+
+    // The member swapped for a directory bound to nobody: never fetched, and
+    // the request confers nothing.
+    let mut swapped = sign_dictionary(&k, &authority, &directory_url);
+    swapped.agent = "sig1=\"https://elsewhere.example/\"".into();
+    assert_eq!(get_signed(&proxy, "/films/a", GPTBOT, &swapped).status, 402);
+    assert_eq!(directory.count(), 1);
 }
 
 #[test]

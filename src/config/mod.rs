@@ -529,6 +529,35 @@ mod tests {
         );
     }
 
+    /// Content Signals' `use` and the RSL licence server are checked like
+    /// every other key: file, line and key in the message.
+    #[test]
+    fn content_use_and_licence_server_errors_name_line_and_key() {
+        let reservation = "[reservation]\nbase_url = 'https://www.example.com'\n[[reservation.location]]\npath = '/*'\ntdm_reserved = true\n";
+        let text = format!("{MINIMAL}{reservation}use = 'everything'\n");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("r.toml:10:"), "{err}");
+        assert!(err.contains("use") && err.contains("reference"), "{err}");
+        let ok = format!("{MINIMAL}{reservation}use = 'reference'\n");
+        assert!(Config::parse(Path::new("r.toml"), ok).is_ok());
+        let text = format!(
+            "{MINIMAL}[reservation]\nbase_url = 'https://www.example.com'\nlicense_server = 'http://l.example'\n[[reservation.location]]\npath = '/*'\ntdm_reserved = true\n"
+        );
+        // Parsed, then compiled as the snapshot does, with the same locator.
+        let c = Config::parse(Path::new("r.toml"), text).unwrap();
+        let spec = c.raw.reservation.as_ref().unwrap();
+        let e = crate::optout::reservation::Reservation::compile(spec).unwrap_err();
+        let err = c
+            .error_at(&format!("reservation.{}", e.key), e.message)
+            .to_string();
+        assert!(
+            err.starts_with("r.toml:7:") && err.contains("reservation.license_server"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn upstream_forms() {
         assert_eq!(

@@ -1,6 +1,11 @@
 //! Web Bot Auth: RFC 9421 HTTP message signatures from crawlers
 //! (`Signature-Agent`, `Signature-Input` with `tag="web-bot-auth"`,
 //! `Signature`), verified with Cloudflare's `web-bot-auth` crate.
+//! `Signature-Agent` is accepted in both forms: the structured-field
+//! dictionary of draft-ietf-webbotauth-httpsig-protocol (`sig1="https://…"`,
+//! covered as `"signature-agent";key="sig1"`), and the legacy bare string.
+//! All three headers reach the origin unchanged: the draft asks proxies not
+//! to strip them, and an origin may verify them again.
 //!
 //! A signature proves who holds a key, never who someone is. So a key
 //! directory counts only when it is *bound*: listed in the catalogue for the
@@ -23,7 +28,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::catalog::AgentId;
 use crate::request::Request;
 use pingora::connectors::http::Connector;
-use web_bot_auth::components::{CoveredComponent, DerivedComponent, HTTPField};
+use web_bot_auth::components::{
+    CoveredComponent, DerivedComponent, HTTPField, HTTPFieldParameters,
+};
 use web_bot_auth::keyring::{JSONWebKeySet, KeyRing};
 use web_bot_auth::message_signatures::SignedMessage;
 use web_bot_auth::{SignatureAgentLink, WebBotAuthVerifier};
@@ -164,20 +171,51 @@ struct Message<'a> {
     scheme: &'static str,
 }
 
+impl Message<'_> {
+    /// A header's values as the signature base covers them: every value,
+    /// or, for `"name";key="member"` (RFC 9421 section 2.1.2), that one
+    /// member of the field read as a dictionary, serialized again. The
+    /// current draft signs `"signature-agent";key="sig1"` this way, and the
+    /// bare-string form signs the whole field.
+    fn field_values(&self, field: &HTTPField) -> Vec<String> {
+        let values: Vec<String> = self
+            .req
+            .headers
+            .get_all(field.name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .collect();
+        let key = field.parameters.0.iter().find_map(|p| match p {
+            HTTPFieldParameters::Key(k) => Some(k.as_str()),
+            _ => None,
+        });
+        match key {
+            None => values,
+            // A missing member or an unparsable field covers nothing, and
+            // the verifier then refuses the signature.
+            Some(key) => dictionary_member(&values.join(", "), key)
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// The member `key` of a structured-field dictionary, serialized alone.
+fn dictionary_member(field: &str, key: &str) -> Option<String> {
+    let dict: sfv::Dictionary = sfv::Parser::new(field).parse_dictionary().ok()?;
+    let entry = dict.get(key)?.clone();
+    let one: sfv::List = vec![entry];
+    sfv::FieldType::serialize(&one)
+}
+
 impl SignedMessage for Message<'_> {
     fn lookup_component(&self, name: &CoveredComponent) -> Vec<String> {
         let uri = self.req.uri;
         let path = uri.path();
         let query = uri.query();
         match name {
-            CoveredComponent::HTTP(HTTPField { name, .. }) => self
-                .req
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(|v| v.trim().to_owned())
-                .collect(),
+            CoveredComponent::HTTP(field) => self.field_values(field),
             CoveredComponent::Derived(d) => match d {
                 DerivedComponent::Authority { .. } => vec![self.authority.to_ascii_lowercase()],
                 DerivedComponent::Method { .. } => vec![self.req.method.as_str().to_owned()],
@@ -391,5 +429,29 @@ impl KeyDirectories {
         let mut ring = KeyRing::default();
         ring.import_jwks(jwks);
         Ok(ring)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dictionary_member;
+
+    #[test]
+    fn a_dictionary_member_is_serialized_alone() {
+        let field = r#"sig1="https://agent.example", sig2="https://other.example";p=1"#;
+        assert_eq!(
+            dictionary_member(field, "sig1").as_deref(),
+            Some(r#""https://agent.example""#)
+        );
+        assert_eq!(
+            dictionary_member(field, "sig2").as_deref(),
+            Some(r#""https://other.example";p=1"#)
+        );
+        assert_eq!(dictionary_member(field, "sig3"), None);
+        // The legacy bare string is not a dictionary: no member to cover.
+        assert_eq!(
+            dictionary_member(r#""https://agent.example""#, "sig1"),
+            None
+        );
     }
 }

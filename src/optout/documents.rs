@@ -86,14 +86,20 @@ fn usages(list: &[Usage]) -> String {
         .join(" ")
 }
 
-/// RSL 1.0 `license.xml`: one `<content>` per location.
+/// RSL 1.0 `license.xml`: one `<content>` per location, naming the licence
+/// server when the config has one.
 pub fn license_xml(r: &Reservation, holder: &RightsHolder) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rsl xmlns=\"https://rslstandard.org/rsl\">\n",
     );
     for l in &r.locations {
+        let server = r
+            .license_server
+            .as_deref()
+            .map(|s| format!(" server=\"{}\"", xml_escape(s)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  <content url=\"{}\">\n    <license>\n",
+            "  <content url=\"{}\"{server}>\n    <license>\n",
             xml_escape(&l.pattern)
         ));
         let permits = if l.tdm_reserved || !l.allow.is_empty() {
@@ -191,6 +197,7 @@ mod tests {
             allow = ["search"]
             refuse = ["ai-train"]
             price_eur = 0.01
+            use = "reference"
             [[location]]
             path = "/trailers/*"
             tdm_reserved = false
@@ -263,7 +270,71 @@ mod tests {
         assert_eq!(header, "License: https://www.example.com/license.xml\n");
         assert_eq!(
             group,
-            "Content-Usage: /trailers/ search=y\nContent-Usage: train-ai=n, search=y\nContent-Signal: search=yes, ai-input=no, ai-train=no\n"
+            "Content-Usage: /trailers/ search=y\nContent-Usage: train-ai=n, search=y\nContent-Signal: search=yes, ai-input=no, ai-train=no, use=reference\n"
         );
+    }
+
+    /// The lines parsed back as a crawler would: each `Content-Usage` value
+    /// a structured-field dictionary after its optional path, and the
+    /// `Content-Signal` pairs with `use` among them.
+    #[test]
+    fn robots_lines_parse_back() {
+        let (_, group) = super::robots_lines(&model());
+        let mut usages = Vec::new();
+        for line in group.lines() {
+            let (key, value) = line.split_once(':').expect("key: value");
+            let value = value.trim();
+            match key {
+                "Content-Usage" => {
+                    let path = crate::optout::robots::content_usage_path(line).expect("a path");
+                    let prefs = value.strip_prefix(path).unwrap_or(value).trim();
+                    let dict: sfv::Dictionary =
+                        sfv::Parser::new(prefs).parse_dictionary().expect("sfv");
+                    let keys: Vec<String> = dict.keys().map(|k| k.as_str().to_owned()).collect();
+                    usages.push((path.to_owned(), keys));
+                }
+                "Content-Signal" => {
+                    let pairs: Vec<(&str, &str)> = value
+                        .split(',')
+                        .filter_map(|p| p.trim().split_once('='))
+                        .collect();
+                    assert!(pairs.contains(&("use", "reference")), "{pairs:?}");
+                    assert!(pairs.contains(&("ai-train", "no")), "{pairs:?}");
+                }
+                other => panic!("unexpected line {other}"),
+            }
+        }
+        assert_eq!(
+            usages,
+            [
+                ("/trailers/".to_owned(), vec!["search".to_owned()]),
+                (
+                    "/".to_owned(),
+                    vec!["train-ai".to_owned(), "search".to_owned()]
+                ),
+            ],
+            "most specific first"
+        );
+    }
+
+    #[test]
+    fn license_xml_names_the_licence_server() {
+        let mut spec: ReservationSpec = toml::from_str(
+            "base_url = \"https://www.example.com\"\nlicense_server = \"https://licence.example.com/rsl\"\n[[location]]\npath = \"/*\"\ntdm_reserved = true\nprice_eur = 0.02\n",
+        )
+        .unwrap();
+        let x = license_xml(&Reservation::compile(&spec).unwrap(), &holder());
+        assert!(
+            x.contains("<content url=\"/*\" server=\"https://licence.example.com/rsl\">"),
+            "{x}"
+        );
+        assert!(x.contains("<payment type=\"crawl\">"), "{x}");
+        assert!(x.contains("<prohibits type=\"usage\">ai-train ai-input ai-index</prohibits>"));
+        // Without one, no server attribute at all.
+        assert!(!license_xml(&model(), &holder()).contains("server="));
+        // A licence server must be HTTPS.
+        spec.license_server = Some("http://licence.example.com".into());
+        let e = Reservation::compile(&spec).unwrap_err();
+        assert_eq!(e.key, "license_server");
     }
 }

@@ -32,6 +32,31 @@ impl Usage {
     }
 }
 
+/// Content Signals' `use` key: how much of the content an AI system may keep
+/// and reuse, from least to most (Cloudflare's managed robots.txt, 2026). It
+/// grants no crawl permission by itself; it bounds what may be done with what
+/// is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentUse {
+    /// Interact with the content, but store and reuse nothing.
+    Immediate,
+    /// Index, excerpt and link back.
+    Reference,
+    /// Summarise and reproduce.
+    Full,
+}
+
+impl ContentUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentUse::Immediate => "immediate",
+            ContentUse::Reference => "reference",
+            ContentUse::Full => "full",
+        }
+    }
+}
+
 /// The `[reservation]` section as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +75,11 @@ pub struct ReservationSpec {
     /// exercises the reservation in words (always reachable).
     #[serde(default = "default_clause_path")]
     pub clause_path: String,
+    /// An RSL licence server (`https://…`) named in every `<content
+    /// server="…">` of license.xml; RSL 1.0 says a client must then obtain a
+    /// licence from it, even a free one.
+    #[serde(default)]
+    pub license_server: Option<String>,
     /// Reservations by location, most specific first (the order of
     /// tdmrep.json); a request takes the first that matches.
     #[serde(default, rename = "location")]
@@ -82,6 +112,10 @@ pub struct LocationSpec {
     /// Price per crawl in euros, for the offer and pay-per-crawl.
     #[serde(default)]
     pub price_eur: Option<f64>,
+    /// Content Signals' `use` level for this location; none when unset, so
+    /// that the line says nothing the rights holder did not.
+    #[serde(default, rename = "use")]
+    pub content_use: Option<ContentUse>,
 }
 
 /// A contradiction or mistake, with the key inside `reservation`.
@@ -105,6 +139,8 @@ pub struct Location {
     pub allow: Vec<Usage>,
     pub refuse: Vec<Usage>,
     pub price_eur: Option<f64>,
+    /// Content Signals' `use` level, when the config sets one.
+    pub content_use: Option<ContentUse>,
     /// The price in micro-euros, and as a `crawler-price` header value.
     pub price_micros: Option<u64>,
     pub price_header: Option<http::HeaderValue>,
@@ -133,6 +169,8 @@ pub struct Reservation {
     /// Path and absolute URL of the clause for the site's terms.
     pub clause_path: String,
     pub clause_url: String,
+    /// The RSL licence server, when the config names one.
+    pub license_server: Option<String>,
     pub link: http::HeaderValue,
     pub locations: Vec<Location>,
 }
@@ -212,7 +250,8 @@ impl Location {
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 
-    /// Cloudflare's Content Signals value: `search=yes, ai-input=no, ai-train=no`.
+    /// Cloudflare's Content Signals value: `search=yes, ai-input=no,
+    /// ai-train=no`, then `use=…` when the location sets a level.
     pub fn content_signal(&self) -> String {
         let say = |u: Usage, name: &str| -> Option<String> {
             if self.allow.contains(&u) {
@@ -227,12 +266,31 @@ impl Location {
             say(Usage::Search, "search"),
             say(Usage::AiInput, "ai-input"),
             say(Usage::AiTrain, "ai-train"),
+            self.content_use.map(|u| format!("use={}", u.as_str())),
         ]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(", ")
     }
+}
+
+/// The licence server URL, checked: HTTPS only, since a crawler sends its
+/// licence request (and later its token) there.
+fn license_server(spec: &ReservationSpec) -> Result<Option<String>, ReservationError> {
+    let Some(url) = &spec.license_server else {
+        return Ok(None);
+    };
+    let ok = url
+        .parse::<http::Uri>()
+        .is_ok_and(|u| u.scheme_str() == Some("https") && u.authority().is_some());
+    if !ok || url.contains(['"', '<', '>']) {
+        return Err(ReservationError {
+            key: "license_server".into(),
+            message: format!("{url:?} is not an https:// URL"),
+        });
+    }
+    Ok(Some(url.clone()))
 }
 
 fn header(value: &str, key: &str) -> Result<http::HeaderValue, ReservationError> {
@@ -264,6 +322,7 @@ impl Reservation {
             &format!("<{license_url}>; rel=\"license\"; type=\"application/rsl+xml\""),
             "base_url",
         )?;
+        let license_server = license_server(spec)?;
         if spec.locations.is_empty() {
             return Err(err(
                 "location".into(),
@@ -327,6 +386,7 @@ impl Reservation {
                 allow: l.allow.clone(),
                 refuse: l.refuse.clone(),
                 price_eur: l.price_eur,
+                content_use: l.content_use,
                 price_micros: l.price_eur.map(crate::licensing::payment::micros),
                 price_header: l
                     .price_eur
@@ -371,6 +431,7 @@ impl Reservation {
             license_url,
             clause_path: spec.clause_path.clone(),
             clause_url,
+            license_server,
             link,
             locations,
         })

@@ -42,6 +42,84 @@ fn classify(line: &str) -> Kind {
     }
 }
 
+/// The path a `Content-Usage` line applies to (`/` when it names none), as
+/// draft-ietf-aipref-attach writes it: `Content-Usage: [path] preferences`.
+/// `None` for any other line.
+pub fn content_usage_path(line: &str) -> Option<&str> {
+    let content = line.split('#').next().unwrap_or("").trim();
+    let (key, value) = content.split_once(':')?;
+    if !key.trim().eq_ignore_ascii_case("content-usage") {
+        return None;
+    }
+    let value = value.trim();
+    Some(match value.split_once(char::is_whitespace) {
+        Some((path, _)) if path.starts_with('/') => path,
+        _ if value.starts_with('/') => value,
+        _ => "/",
+    })
+}
+
+/// True for a `Content-Signal` line.
+fn is_content_signal(line: &str) -> bool {
+    let content = line.split('#').next().unwrap_or("").trim();
+    content
+        .split_once(':')
+        .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("content-signal"))
+}
+
+/// Whether an origin line in its `*` group gives way to rempart's: a
+/// `Content-Usage` line for a path rempart also speaks for, or a
+/// `Content-Signal` line when rempart adds one. The config is the source of
+/// truth, as for headers, and a crawler never reads two answers for one
+/// path; the origin's lines for other paths stay.
+fn overridden(line: &str, ours: &HashSet<&str>, our_signal: bool) -> bool {
+    match content_usage_path(line) {
+        Some(path) => ours.contains(path),
+        None => our_signal && is_content_signal(line),
+    }
+}
+
+/// A group starting at `start`: its user-agent lines (index, agent), with
+/// the comments between them, and where it ends (the next user-agent line
+/// after its members, or the end of the file).
+fn group_at(lines: &[&str], start: usize) -> (Vec<(usize, String)>, usize) {
+    let mut i = start;
+    let mut agents = Vec::new();
+    while i < lines.len() {
+        match classify(lines[i]) {
+            Kind::UserAgent(a) => agents.push((i, a)),
+            Kind::Other if lines[i].trim().starts_with('#') => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let mut end = i;
+    while end < lines.len() && !matches!(classify(lines[end]), Kind::UserAgent(_)) {
+        end += 1;
+    }
+    (agents, end)
+}
+
+/// A group whose every agent rempart governs: its rules go (they would
+/// merge with rempart's group), its comments, globals and unparsed lines stay.
+fn push_without_rules(out: &mut String, group: &[&str]) {
+    for line in group {
+        if matches!(classify(line), Kind::Other | Kind::Global) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+/// Appends `text` after the group's last line, before its trailing blank
+/// lines, so that it stays a member of that group.
+fn push_before_blank_lines(out: &mut String, text: &str) {
+    let trimmed = out.trim_end_matches('\n').len();
+    out.truncate(trimmed);
+    out.push('\n');
+    out.push_str(text);
+}
+
 /// Merges `origin` (the origin's robots.txt) with rempart's generated parts.
 ///
 /// - `header`: comment and `License:` lines placed first;
@@ -58,6 +136,8 @@ pub fn merge(
     trap_line: &str,
 ) -> String {
     let governed: HashSet<String> = ai_tokens.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let ours: HashSet<&str> = star_lines.lines().filter_map(content_usage_path).collect();
+    let our_signal = star_lines.lines().any(is_content_signal);
     let mut out = String::with_capacity(origin.len() + header.len() + ai_group.len() + 256);
     out.push_str(header);
     out.push_str(
@@ -72,19 +152,7 @@ pub fn merge(
         match classify(lines[i]) {
             Kind::UserAgent(_) => {
                 let start = i;
-                let mut agents = Vec::new();
-                while i < lines.len() {
-                    match classify(lines[i]) {
-                        Kind::UserAgent(a) => agents.push((i, a)),
-                        Kind::Other if lines[i].trim().starts_with('#') => {}
-                        _ => break,
-                    }
-                    i += 1;
-                }
-                let mut end = i;
-                while end < lines.len() && !matches!(classify(lines[end]), Kind::UserAgent(_)) {
-                    end += 1;
-                }
+                let (agents, end) = group_at(&lines, start);
                 let kept: Vec<usize> = agents
                     .iter()
                     .filter(|(_, a)| !governed.contains(&a.to_ascii_lowercase()))
@@ -92,18 +160,12 @@ pub fn merge(
                     .collect();
                 let is_star = agents.iter().any(|(_, a)| a == "*");
                 if kept.is_empty() {
-                    // Every agent of this group is governed by rempart: drop its
-                    // rules, keep its comments, globals and unparsed lines.
-                    for line in &lines[start..end] {
-                        if matches!(classify(line), Kind::Other | Kind::Global) {
-                            out.push_str(line);
-                            out.push('\n');
-                        }
-                    }
+                    push_without_rules(&mut out, &lines[start..end]);
                 } else {
                     let last_agent = agents.last().map_or(start, |(k, _)| *k);
                     for (n, line) in lines.iter().enumerate().take(end).skip(start) {
-                        let drop = agents.iter().any(|(k, _)| *k == n) && !kept.contains(&n);
+                        let drop = (agents.iter().any(|(k, _)| *k == n) && !kept.contains(&n))
+                            || (is_star && overridden(line, &ours, our_signal));
                         if !drop {
                             // Signals for everyone go at the end of the * group's rules.
                             out.push_str(line);
@@ -115,11 +177,7 @@ pub fn merge(
                         }
                     }
                     if is_star && !star_done {
-                        // Insert before trailing blank lines of the group.
-                        let trimmed = out.trim_end_matches('\n').len();
-                        out.truncate(trimmed);
-                        out.push('\n');
-                        out.push_str(star_lines);
+                        push_before_blank_lines(&mut out, star_lines);
                         star_done = true;
                     }
                 }
@@ -219,6 +277,53 @@ Sitemap: https://films.example/sitemap-2.xml
         );
         assert!(
             m.ends_with("User-agent: GPTBot\nUser-agent: CCBot\nDisallow: /\n"),
+            "{m}"
+        );
+    }
+
+    /// The origin's own `Content-Usage` lines are read: the one for a path
+    /// rempart also speaks for gives way (one answer per path), the others
+    /// stay, and each line left parses as a path and a dictionary.
+    #[test]
+    fn the_origins_content_usage_lines_are_read() {
+        let origin = "User-agent: *\nContent-Usage: train-ai=y\nContent-Usage: /blog/ train-ai=y, search=y\nContent-Signal: ai-train=yes\nDisallow: /admin/\n\nUser-agent: Googlebot\nContent-Usage: search=y\n";
+        let m = merge(
+            origin,
+            "",
+            &[],
+            "User-agent: GPTBot\nDisallow: /\n",
+            "Content-Usage: /trailers/ search=y\nContent-Usage: train-ai=n, search=y\nContent-Signal: search=yes, ai-train=no, use=reference\n",
+            "",
+        );
+        let star = &m[m.find("User-agent: *").unwrap()..m.find("User-agent: Googlebot").unwrap()];
+        let usage: Vec<(&str, sfv::Dictionary)> = star
+            .lines()
+            .filter_map(|l| Some((l, content_usage_path(l)?)))
+            .map(|(l, path)| {
+                let value = l.split_once(':').unwrap().1.trim();
+                let prefs = value.strip_prefix(path).unwrap_or(value).trim();
+                (
+                    path,
+                    sfv::Parser::new(prefs).parse_dictionary().expect("sfv"),
+                )
+            })
+            .collect();
+        let paths: Vec<&str> = usage.iter().map(|(p, _)| *p).collect();
+        assert_eq!(paths, ["/blog/", "/trailers/", "/"], "{m}");
+        let root = &usage[2].1;
+        assert_eq!(
+            root.get("train-ai").and_then(|e| match e {
+                sfv::ListEntry::Item(i) => i.bare_item.as_token().map(|t| t.as_str().to_owned()),
+                sfv::ListEntry::InnerList(_) => None,
+            }),
+            Some("n".to_owned()),
+            "the config's answer for / wins: {m}"
+        );
+        assert!(!star.contains("ai-train=yes"), "one Content-Signal: {m}");
+        assert!(star.contains("Disallow: /admin/"));
+        // Another group's lines are that group's, kept as written.
+        assert!(
+            m.contains("User-agent: Googlebot\nContent-Usage: search=y\n"),
             "{m}"
         );
     }

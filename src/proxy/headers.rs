@@ -272,4 +272,33 @@ mod tests {
         rewrite_request(&mut r, peer, &f, ForwardedFor::Replace, &host).unwrap();
         assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "203.0.113.9");
     }
+
+    /// Web Bot Auth's headers are the crawler's, not forwarding headers: the
+    /// origin gets them exactly as sent, from a trusted proxy or not, so that
+    /// it can verify the signature itself.
+    #[test]
+    fn signature_headers_pass_unchanged() {
+        let sent = [
+            ("signature-agent", r#"sig1="https://agent.example""#),
+            (
+                "signature-input",
+                r#"sig1=("@authority" "signature-agent";key="sig1");keyid="k";tag="web-bot-auth""#,
+            ),
+            ("signature", "sig1=:AAAA:"),
+        ];
+        let mut r = request(&sent);
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let host = http::HeaderValue::from_static("origin");
+        rewrite_request(
+            &mut r,
+            peer,
+            &Forward::default(),
+            ForwardedFor::Append,
+            &host,
+        )
+        .unwrap();
+        for (name, value) in sent {
+            assert_eq!(r.headers.get(name).unwrap(), value, "{name}");
+        }
+    }
 }

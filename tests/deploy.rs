@@ -153,7 +153,7 @@ fn alerts_and_live_metrics_pass_promtool_and_the_dashboard_queries_only_real_met
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 9 rules found"));
 
     // A proxy with a licensee and range refresh, after a little traffic.
     let (_, hash, _) = run_cli(&["licences", "hash-token"], Some("token-1\n"));
@@ -430,4 +430,34 @@ fn the_systemd_unit_is_hardened_and_allows_every_system_call_the_proxy_makes() {
         "the proxy made {} distinct system calls, all allowed by the unit",
         used.len()
     );
+}
+
+#[test]
+fn every_alert_fires_when_it_should_and_only_then() {
+    // deploy/prometheus/alerts.test.yml: the proxy down, a refused reload
+    // (firing while the bad file is the latest), total origin failure at low
+    // traffic, a stale JSON range list but not one published as a web page,
+    // metering losses, the ledger's disk use.
+    let out = tool("promtool", "apt-get install prometheus")
+        .args(["test", "rules"])
+        .arg(deploy("prometheus/alerts.test.yml"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+    let tests = std::fs::read_to_string(deploy("prometheus/alerts.test.yml")).unwrap();
+    for alert in [
+        "RempartDown",
+        "RempartConfigReloadFailed",
+        "RempartUpstreamErrors",
+        "RempartRangesStale",
+        "RempartMeteringLoss",
+        "RempartEvidenceDiskUse",
+    ] {
+        assert!(tests.contains(&format!("alertname: {alert}")), "{alert} is tested");
+    }
 }

@@ -28,9 +28,9 @@ pub enum Command {
         /// Listen address (overrides server.listen).
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Origin URL (overrides server.upstream).
+        /// Origin URL (overrides server.upstream); repeat it for several origins.
         #[arg(long)]
-        upstream: Option<String>,
+        upstream: Vec<String>,
         /// Admin address for /metrics and /healthz (overrides admin.listen).
         #[arg(long)]
         admin: Option<SocketAddr>,
@@ -58,6 +58,9 @@ pub enum Command {
     Check {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Do not resolve the origins (a machine without the origin's DNS).
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the verdict for a request, or for every line of stdin (JSON lines or combined logs).
     Classify {

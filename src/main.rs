@@ -108,7 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => run(RunOptions {
             config,
             listen: Some(listen),
-            upstream: Some("builtin:demo".into()),
+            upstream: vec!["builtin:demo".into()],
             admin: Some(admin),
             upgrade: false,
             print_demo_guide: true,
@@ -117,8 +117,31 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             no_range_refresh: true,
         })
         .map(|()| ExitCode::SUCCESS),
-        Command::Check { config } => match offline_snapshot(&config) {
+        Command::Check { config, offline } => match offline_snapshot(&config) {
             Ok(snap) => {
+                if !offline {
+                    let loaded = Config::load(&config)?;
+                    match rempart::snapshot::resolve_origins(&loaded) {
+                        Ok(origins) => {
+                            for (url, addrs) in origins {
+                                let shown: Vec<String> =
+                                    addrs.iter().map(|a| a.to_string()).collect();
+                                println!(
+                                    "origin {url}: {}",
+                                    if shown.is_empty() {
+                                        "built in".to_owned()
+                                    } else {
+                                        shown.join(", ")
+                                    }
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("{e:#}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
                 println!(
                     "{}: ok ({} agents, {} tokens, {} range files with {} prefixes, {} rules)",
                     config.display(),

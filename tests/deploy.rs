@@ -458,6 +458,9 @@ fn every_alert_fires_when_it_should_and_only_then() {
         "RempartMeteringLoss",
         "RempartEvidenceDiskUse",
     ] {
-        assert!(tests.contains(&format!("alertname: {alert}")), "{alert} is tested");
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "{alert} is tested"
+        );
     }
 }

@@ -318,13 +318,21 @@ fn a_graceful_upgrade_under_load_fails_no_request() {
 }
 
 #[test]
-fn readyz_tells_whether_the_upstream_is_reachable() {
+fn readyz_is_the_proxy_s_own_unless_told_to_probe_the_origin() {
     let origin = Origin::start();
     let proxy = Proxy::start_with(&origin.url(), "", &policy("offer", ""));
     let ready = http_get(&format!("http://127.0.0.1:{}/readyz", proxy.admin), &[]);
     assert_eq!((ready.status, ready.body.trim()), (200, "ready"));
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let lonely = Proxy::start_with(&dead, "", &policy("offer", ""));
+    // By default, readiness is the proxy's own: an origin blip must not
+    // take every replica out of its load balancer.
+    let alone = Proxy::start_with(&dead, "", &policy("offer", ""));
+    let r = http_get(&format!("http://127.0.0.1:{}/readyz", alone.admin), &[]);
+    assert_eq!((r.status, r.body.trim()), (200, "ready"));
+    // `admin.readiness = "origin"`: the origin must accept a connection.
+    let lonely = Proxy::start_edited(&dead, "", &policy("offer", ""), &[], &|t| {
+        t.replacen("[admin]\n", "[admin]\nreadiness = \"origin\"\n", 1)
+    });
     let r = http_get(&format!("http://127.0.0.1:{}/readyz", lonely.admin), &[]);
     assert_eq!(r.status, 503);
     assert!(

@@ -158,8 +158,9 @@ pub struct ServerSection {
     /// Where clients connect.
     pub listen: String,
     /// The origin: `http://host:port`, `https://host:port`, or `builtin:demo`
-    /// for the demo catalogue site started inside rempart.
-    pub upstream: String,
+    /// for the demo catalogue site started inside rempart; or a list of
+    /// origins, balanced.
+    pub upstream: UpstreamUrls,
     /// Worker threads of the proxy (one runtime, no work stealing).
     pub threads: usize,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
@@ -205,13 +206,20 @@ pub struct ServerSection {
     /// (trusted proxies are not capped per address).
     pub max_connections: usize,
     pub max_connections_per_client: usize,
+    /// An origin address that refused or timed out a connection is left out
+    /// of the balance for this long (passive health, as nginx's
+    /// `fail_timeout`).
+    pub upstream_fail_timeout_seconds: u64,
+    /// Every this many milliseconds, each origin address is checked with a
+    /// TCP connection (0: off; passive health only).
+    pub upstream_health_check_ms: u64,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
-            upstream: "builtin:demo".into(),
+            upstream: UpstreamUrls::One("builtin:demo".into()),
             threads: 2,
             trusted_proxies: Vec::new(),
             write_buffer_bytes: 16 * 1024,
@@ -233,6 +241,8 @@ impl Default for ServerSection {
             header_memory_mb: 64,
             max_connections: 16_384,
             max_connections_per_client: 256,
+            upstream_fail_timeout_seconds: 10,
+            upstream_health_check_ms: 0,
         }
     }
 }
@@ -254,6 +264,21 @@ pub struct AdminSection {
     /// changing state may name in `Host`: a page rebinding its own name to
     /// the admin address is refused.
     pub allowed_hosts: Vec<String>,
+    /// What `/readyz` means: `self` (this proxy can serve: a config is
+    /// loaded and the listeners are up) or `origin` (and the origin accepts
+    /// a connection). `self` by default, so that an origin blip does not
+    /// take every replica out of its load balancer at once.
+    pub readiness: Readiness,
+}
+
+/// What `/readyz` answers for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    #[default]
+    #[serde(rename = "self")]
+    Proxy,
+    Origin,
 }
 
 impl Default for AdminSection {
@@ -262,6 +287,7 @@ impl Default for AdminSection {
             listen: DEFAULT_ADMIN.into(),
             token_file: None,
             allowed_hosts: Vec::new(),
+            readiness: Readiness::Proxy,
         }
     }
 }
@@ -310,6 +336,46 @@ impl Default for ResponsesSection {
     }
 }
 
+/// `server.upstream` as written: one URL, or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum UpstreamUrls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl UpstreamUrls {
+    pub fn urls(&self) -> &[String] {
+        match self {
+            UpstreamUrls::One(u) => std::slice::from_ref(u),
+            UpstreamUrls::Many(v) => v,
+        }
+    }
+}
+
+/// Parses the origins of `server.upstream` or of `--upstream`: at least one,
+/// `builtin:demo` only alone, no origin twice. The error says which entry.
+pub fn parse_upstreams(urls: &[String]) -> Result<Vec<UpstreamSpec>, (Option<usize>, String)> {
+    if urls.is_empty() {
+        return Err((None, "name at least one origin".into()));
+    }
+    let mut out: Vec<UpstreamSpec> = Vec::with_capacity(urls.len());
+    for (i, u) in urls.iter().enumerate() {
+        let spec = parse_upstream(u).map_err(|m| (Some(i), m))?;
+        if spec == UpstreamSpec::Demo && urls.len() > 1 {
+            return Err((
+                Some(i),
+                "builtin:demo cannot be balanced with other origins".into(),
+            ));
+        }
+        if out.contains(&spec) {
+            return Err((Some(i), format!("{u:?} is named twice")));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
 /// Where the origin is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamSpec {
@@ -331,7 +397,8 @@ pub struct Config {
     pub raw: RawConfig,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
-    pub upstream: UpstreamSpec,
+    /// The origins, in the order written (at least one).
+    pub upstream: Vec<UpstreamSpec>,
 }
 
 impl Config {
@@ -347,8 +414,12 @@ impl Config {
         let at = |key: &str, msg: String| ConfigError::from(located::at_key(path, &text, key, msg));
         let listen = parse_addr(&raw.server.listen).map_err(|m| at("server.listen", m))?;
         let admin = parse_addr(&raw.admin.listen).map_err(|m| at("admin.listen", m))?;
-        let upstream =
-            parse_upstream(&raw.server.upstream).map_err(|m| at("server.upstream", m))?;
+        let upstream = parse_upstreams(raw.server.upstream.urls()).map_err(|(i, m)| match i {
+            Some(i) if matches!(raw.server.upstream, UpstreamUrls::Many(_)) => {
+                at(&format!("server.upstream[{i}]"), m)
+            }
+            _ => at("server.upstream", m),
+        })?;
         if !(1..=64).contains(&raw.server.threads) {
             return Err(at("server.threads", "must be between 1 and 64".into()));
         }
@@ -498,7 +569,7 @@ mod tests {
         assert!(c.listen.ip().is_loopback());
         assert!(c.raw.server.trusted_proxies.is_empty());
         assert_eq!(c.raw.responses.offer_status, 402);
-        assert_eq!(c.upstream, UpstreamSpec::Demo);
+        assert_eq!(c.upstream, vec![UpstreamSpec::Demo]);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct AdminApp {
     pub snapshot: SharedSnapshot,
     pub reloader: Option<Arc<Reloader>>,
     pub guard: AdminGuard,
+    pub readiness: crate::config::Readiness,
+    /// The origin pool, for `/readyz` in its origin mode.
+    pub origins: Option<Arc<crate::proxy::origins::Pool>>,
 }
 
 /// Who may change state through the admin listener: not another site (a
@@ -115,7 +118,25 @@ impl AdminGuard {
 
 impl AdminApp {
     async fn ready(&self) -> Response<Vec<u8>> {
-        let addr = self.snapshot.load().upstream.addr;
+        if self.readiness == crate::config::Readiness::Proxy {
+            // The snapshot is loaded (the admin listener starts after it)
+            // and the listeners are bound: this proxy can serve.
+            return text(StatusCode::OK, "text/plain", b"ready\n".to_vec());
+        }
+        let snap = self.snapshot.load_full();
+        let addr = match &self.origins {
+            Some(pool) => pool
+                .pick(&snap)
+                .and_then(|(t, i)| t.entries.get(i).map(|e| e.addr)),
+            None => snap.upstream.primary().map(|(_, a)| a),
+        };
+        let Some(addr) = addr else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"not ready: no origin address\n".to_vec(),
+            );
+        };
         let probe =
             tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
                 .await;

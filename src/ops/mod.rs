@@ -12,5 +12,6 @@ pub mod pidfile;
 pub mod proxy_protocol;
 pub mod refresh;
 pub mod reload;
+pub mod resolve;
 pub mod server;
 pub mod tls;

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::{parse_upstream, Config};
+use crate::config::{parse_upstreams, Config};
 use crate::metrics::metrics;
 use crate::optout::published::Published;
 use crate::snapshot::{CompileOptions, SharedSnapshot, Snapshot};
@@ -26,7 +26,7 @@ use crate::snapshot::{CompileOptions, SharedSnapshot, Snapshot};
 /// demo origin's address, which stay as they were at start.
 pub struct Reloader {
     config_path: PathBuf,
-    upstream_override: Option<String>,
+    upstream_override: Vec<String>,
     state_dir: Option<PathBuf>,
     demo_origin: Option<SocketAddr>,
     listen: SocketAddr,
@@ -94,7 +94,7 @@ pub fn publish_info(hash: &str) {
 impl Reloader {
     pub fn new(
         config: Config,
-        upstream_override: Option<String>,
+        upstream_override: Vec<String>,
         state_dir: Option<PathBuf>,
         demo_origin: Option<SocketAddr>,
         shared: SharedSnapshot,
@@ -158,8 +158,9 @@ impl Reloader {
         // Listeners are bound once: their addresses change on restart only.
         config.listen = self.listen;
         config.admin = self.admin;
-        if let Some(up) = &self.upstream_override {
-            config.upstream = parse_upstream(up).map_err(|m| format!("--upstream: {m}"))?;
+        if !self.upstream_override.is_empty() {
+            config.upstream = parse_upstreams(&self.upstream_override)
+                .map_err(|(_, m)| format!("--upstream: {m}"))?;
         }
         let snap = Snapshot::compile(
             &config,

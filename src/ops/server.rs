@@ -17,7 +17,7 @@ use pingora::services::listening::Service;
 
 use crate::behaviour::shared::SharedStore;
 use crate::behaviour::{Store, Tracker};
-use crate::config::{parse_upstream, Config, UpstreamSpec};
+use crate::config::{parse_upstreams, Config, UpstreamSpec};
 use crate::evidence::pseudonym::PseudonymKey;
 use crate::evidence::{Evidence, LedgerOptions};
 use crate::licensing::metering::Meter;
@@ -35,7 +35,8 @@ use crate::snapshot::{CompileOptions, Snapshot};
 pub struct RunOptions {
     pub config: PathBuf,
     pub listen: Option<SocketAddr>,
-    pub upstream: Option<String>,
+    /// Origins replacing `server.upstream` (`--upstream`, repeatable).
+    pub upstream: Vec<String>,
     pub admin: Option<SocketAddr>,
     /// Take the listening sockets over from a running instance (graceful upgrade).
     pub upgrade: bool,
@@ -68,10 +69,11 @@ pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
     if let Some(admin) = opts.admin {
         config.admin = admin;
     }
-    if let Some(up) = &opts.upstream {
-        config.upstream = parse_upstream(up).map_err(|m| anyhow::anyhow!("--upstream: {m}"))?;
+    if !opts.upstream.is_empty() {
+        config.upstream =
+            parse_upstreams(&opts.upstream).map_err(|(_, m)| anyhow::anyhow!("--upstream: {m}"))?;
     }
-    let demo = if config.upstream == UpstreamSpec::Demo {
+    let demo = if config.upstream == [UpstreamSpec::Demo] {
         let root = config.resolve(&config.raw.server.demo_root);
         let site = DemoSite::load(&root)?;
         // A free loopback port for the demo origin.
@@ -297,6 +299,16 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         service.threads = Some(1);
         server.add_service(service);
     }
+    let origins = crate::proxy::origins::Pool::new(&shared.load());
+    let mut service = background_service(
+        "rempart origin resolver",
+        crate::ops::resolve::OriginResolver {
+            snapshot: shared.clone(),
+            pool: origins.clone(),
+        },
+    );
+    service.threads = Some(1);
+    server.add_service(service);
     let mut app = pingora::proxy::http_proxy(
         &server.configuration,
         RempartProxy::new(
@@ -310,6 +322,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 evidence,
                 rdns,
                 relayed: relayed.clone(),
+                origins: Some(origins.clone()),
             },
         ),
     );
@@ -377,6 +390,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             snapshot: shared.clone(),
             reloader: Some(reloader),
             guard,
+            readiness: config.raw.admin.readiness,
+            origins: Some(origins),
         },
     );
     admin.add_tcp(&config.admin.to_string());

@@ -84,8 +84,15 @@ impl RobotsFetcher {
     async fn fetch(&self) -> Result<Option<String>, FetchError> {
         let snap = self.snapshot.load_full();
         let u = &snap.upstream;
-        let sni = if u.tls { u.sni.clone() } else { String::new() };
-        let mut peer = HttpPeer::new(u.addr, u.tls, sni);
+        let (origin, addr) = u
+            .primary()
+            .ok_or_else(|| FetchError::Connect("no origin".into()))?;
+        let sni = if origin.tls {
+            origin.sni.clone()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(addr, origin.tls, sni);
         peer.options.connection_timeout = Some(u.connect_timeout);
         peer.options.read_timeout = Some(u.read_timeout);
         let (mut session, _) = self
@@ -99,7 +106,13 @@ impl RobotsFetcher {
             .reservation
             .as_ref()
             .and_then(|r| r.base_url.split("://").nth(1).map(str::to_owned))
-            .unwrap_or_else(|| u.host_header.to_str().unwrap_or("localhost").to_owned());
+            .unwrap_or_else(|| {
+                origin
+                    .host_header
+                    .to_str()
+                    .unwrap_or("localhost")
+                    .to_owned()
+            });
         let io = |e: Box<pingora::Error>| FetchError::Connect(e.to_string());
         req.insert_header("host", host).map_err(io)?;
         req.insert_header(

@@ -28,6 +28,9 @@ pub struct RequestCtx {
     /// When rempart began on the request, and when it sent it to the origin.
     pub started: Option<std::time::Instant>,
     pub upstream_sent: Option<std::time::Instant>,
+    /// The origin address this attempt went to, and how many were tried.
+    pub origin: Option<(Arc<super::origins::Table>, usize)>,
+    pub tries: usize,
 }
 
 impl RequestCtx {

@@ -14,6 +14,7 @@ mod count;
 mod ctx;
 pub mod headers;
 mod honeypot;
+pub mod origins;
 mod write;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -66,6 +67,8 @@ pub struct RempartProxy {
     rdns: Option<Arc<Rdns>>,
     /// Real clients of connections relayed from the PROXY protocol listener.
     relayed: Option<crate::ops::proxy_protocol::Relayed>,
+    /// The origins' addresses and their health.
+    origins: Arc<origins::Pool>,
     /// Request ids: a per-process prefix and a counter.
     id_prefix: u32,
     next_id: AtomicU64,
@@ -82,6 +85,8 @@ pub struct ProxyParts {
     pub evidence: Option<(Evidence, PseudonymKey)>,
     pub rdns: Option<Arc<Rdns>>,
     pub relayed: Option<crate::ops::proxy_protocol::Relayed>,
+    /// The origin pool the resolver keeps current (a fresh one if none).
+    pub origins: Option<Arc<origins::Pool>>,
 }
 
 impl RempartProxy {
@@ -92,6 +97,9 @@ impl RempartProxy {
         let tracker = parts
             .tracker
             .unwrap_or_else(|| Arc::new(Tracker::for_settings(&snapshot.load().behaviour)));
+        let origin_pool = parts
+            .origins
+            .unwrap_or_else(|| origins::Pool::new(&snapshot.load()));
         Self {
             snapshot,
             origin_robots: parts.origin_robots,
@@ -105,6 +113,7 @@ impl RempartProxy {
             evidence: parts.evidence,
             rdns: parts.rdns,
             relayed: parts.relayed,
+            origins: origin_pool,
             id_prefix: nanos ^ std::process::id().rotate_left(16),
             next_id: AtomicU64::new(1),
         }
@@ -200,9 +209,23 @@ impl ProxyHttp for RempartProxy {
             .clone()
             .unwrap_or_else(|| self.snapshot.load_full());
         let u = &snap.upstream;
+        let (table, entry) = self.origins.pick(&snap).ok_or_else(|| {
+            Error::explain(pingora::ErrorType::ConnectNoRoute, "no origin address")
+        })?;
+        let (addr, origin) = table
+            .entries
+            .get(entry)
+            .and_then(|e| Some((e.addr, u.origins.get(e.origin)?)))
+            .ok_or_else(|| Error::explain(pingora::ErrorType::ConnectNoRoute, "no origin"))?;
         // Plain HTTP needs no SNI: an empty String does not allocate.
-        let sni = if u.tls { u.sni.clone() } else { String::new() };
-        let mut peer = HttpPeer::new(u.addr, u.tls, sni);
+        let sni = if origin.tls {
+            origin.sni.clone()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(addr, origin.tls, sni);
+        ctx.origin = Some((table, entry));
+        ctx.tries += 1;
         peer.options.connection_timeout = Some(u.connect_timeout);
         peer.options.read_timeout = Some(u.read_timeout);
         peer.options.idle_timeout = Some(u.idle_timeout);
@@ -221,12 +244,25 @@ impl ProxyHttp for RempartProxy {
             .unwrap_or_else(|| self.snapshot.load_full());
         let peer = self.peer_ip(session);
         ctx.upstream_sent = Some(Instant::now());
+        // The Host for a client that sent none: the chosen origin's.
+        let origin = ctx
+            .origin
+            .as_ref()
+            .and_then(|(t, i)| t.entries.get(*i))
+            .and_then(|e| snap.upstream.origins.get(e.origin))
+            .or_else(|| snap.upstream.origins.first());
+        let Some(origin) = origin else {
+            return Err(Error::explain(
+                pingora::ErrorType::ConnectNoRoute,
+                "no origin",
+            ));
+        };
         headers::rewrite_request(
             upstream_request,
             peer,
             &ctx.forward,
             snap.forwarded_for,
-            &snap.upstream.host_header,
+            &origin.host_header,
         )
     }
 
@@ -295,13 +331,20 @@ impl ProxyHttp for RempartProxy {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        _ctx: &mut Self::CTX,
-        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
     ) -> Box<Error> {
         metrics()
             .upstream_errors
             .with_label_values(&["connect"])
             .inc();
+        if let (Some((table, entry)), Some(snap)) = (&ctx.origin, &ctx.snapshot) {
+            origins::Pool::failed(table, *entry, &snap.upstream);
+            // Another address may answer: nothing was sent yet.
+            if ctx.tries < table.entries.len() {
+                e.set_retry(true);
+            }
+        }
         e
     }
 

@@ -68,6 +68,9 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     if id.network.hosting {
         m.count_hosting(o.action);
     }
+    if let Some(r) = o.referred_by {
+        snap.referrers.count(r);
+    }
     if let Some(agent) = id.agent {
         let a = snap.catalogue.agent(agent);
         snap.agent_counters

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod pseudonym;
 pub mod record;
+pub mod referrals;
 pub mod report;
 pub mod verify;
 pub mod writer;

@@ -119,7 +119,11 @@ impl Acc {
                 .then_with(|| b.referred.cmp(&a.referred))
                 .then_with(|| a.operator.cmp(&b.operator))
         });
-        by_day.sort_by(|a, b| a.period.cmp(&b.period).then_with(|| a.operator.cmp(&b.operator)));
+        by_day.sort_by(|a, b| {
+            a.period
+                .cmp(&b.period)
+                .then_with(|| a.operator.cmp(&b.operator))
+        });
         let (bars, max) = chart(&totals);
         Referrals {
             by_day,

@@ -10,18 +10,12 @@ use common::*;
 
 const CLAUDEBOT: &str = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)";
 
-/// The shipped rules with tally records every second, and the shipped referrers file.
+/// The shipped rules with tally records every second (the test config names
+/// the shipped referrers file).
 fn start(origin: &Origin) -> Proxy {
     let rules = default_rules().replace("tally_interval_s = 60", "tally_interval_s = 1");
     assert!(rules.contains("tally_interval_s = 1"));
-    let referrers = repo().join("config/agents/ai-referrers.toml");
-    let edit = move |text: String| {
-        text.replace(
-            "ranges_dir = ",
-            &format!("ai_referrers = \"{}\"\nranges_dir = ", referrers.display()),
-        )
-    };
-    Proxy::start_edited(&origin.url(), "", &rules, &[], &edit)
+    Proxy::start_with(&origin.url(), "", &rules)
 }
 
 /// A person's browser following a link.

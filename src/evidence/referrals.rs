@@ -201,3 +201,27 @@ pub fn csv(r: &Referrals, field: fn(&str) -> String) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_the_days_and_the_ratio_is_none_without_a_visit() {
+        let mut acc = Acc::default();
+        let referred = BTreeMap::from([("OpenAI".to_owned(), 2)]);
+        let allowed = BTreeMap::from([("OpenAI".to_owned(), 5), ("Cohere".to_owned(), 4)]);
+        acc.tally("2026-12-01T10:00:00Z", &referred, &allowed);
+        acc.tally("2026-12-02T10:00:00Z", &referred, &BTreeMap::new());
+        let r = acc.finish();
+        assert_eq!(r.by_day.len(), 3);
+        let openai = r.totals.iter().find(|t| t.operator == "OpenAI").unwrap();
+        assert_eq!((openai.crawled, openai.referred), (5, 4));
+        assert_eq!(openai.pages_per_visit, Some(1.25));
+        let cohere = r.totals.iter().find(|t| t.operator == "Cohere").unwrap();
+        assert_eq!(cohere.pages_per_visit, None);
+        let csv = csv(&r, |s| s.to_owned());
+        assert!(csv.contains("\nall,Cohere,4,4,0,0,0,none\n"), "{csv}");
+        assert_eq!(r.bars.len(), 4);
+    }
+}

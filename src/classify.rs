@@ -124,6 +124,9 @@ pub struct VerdictLine<'a> {
     pub licensee: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<&'static str>,
+    /// The operator whose AI product referred this browser page visit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referred_by: Option<&'a str>,
     /// Behaviour signals and score (replayed logs carry state across lines).
     pub signals: SignalSet,
     pub score: u16,
@@ -141,7 +144,7 @@ pub struct LogOnly<'a> {
 static COMBINED: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::expect_used)]
     Regex::new(
-        r#"^(\S+) \S+ \S+ \[([^\]]*)\] "(?:[A-Z]+ )?(\S*)[^"]*" \d{3} \S+(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?"#,
+        r#"^(\S+) \S+ \S+ \[([^\]]*)\] "(?:[A-Z]+ )?(\S*)[^"]*" \d{3} \S+(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?"#,
     )
     .expect("static regex")
 });
@@ -157,11 +160,19 @@ pub fn parse_line(line: &str) -> Option<Sample> {
     }
     let caps = COMBINED.captures(line)?;
     let path = caps.get(3).map(|m| m.as_str().to_owned());
+    // The logged Referer, so that a replay finds the visits AI products referred.
+    let headers = caps
+        .get(4)
+        .map(|m| m.as_str())
+        .filter(|r| !r.is_empty() && *r != "-")
+        .map(|r| BTreeMap::from([("referer".to_owned(), r.replace("\\\"", "\""))]))
+        .unwrap_or_default();
     Some(Sample {
         ip: caps.get(1).map(|m| m.as_str().to_owned()),
         path,
+        headers,
         ua: caps
-            .get(4)
+            .get(5)
             .map_or(String::new(), |m| m.as_str().replace("\\\"", "\"")),
         ts: caps.get(2).map(|m| TimeField::Text(m.as_str().to_owned())),
         ..Sample::default()
@@ -258,6 +269,7 @@ pub fn classify<'s>(
             .and_then(|i| snap.licensees.get(i))
             .map(|l| l.id.as_str()),
         document: o.document.map(|d| d.name()),
+        referred_by: o.referred_by.map(|r| snap.referrers.referrers.name(r)),
         signals: o.conduct.signals,
         score: o.conduct.score,
         ip: client.to_string(),
@@ -309,6 +321,13 @@ mod tests {
         assert_eq!(s.ip.as_deref(), Some("66.249.66.1"));
         assert_eq!(s.path.as_deref(), Some("/films/1?x=2"));
         assert!(s.ua.contains("Googlebot/2.1"));
+        assert!(s.headers.is_empty(), "no Referer logged");
+        let referred = r#"10.0.0.2 - - [23/Nov/2026:10:00:00 +0100] "GET /films/1 HTTP/1.1" 200 5120 "https://chatgpt.com/" "Mozilla/5.0""#;
+        let s = parse_line(referred).unwrap();
+        assert_eq!(
+            s.headers.get("referer").map(String::as_str),
+            Some("https://chatgpt.com/")
+        );
         let common = r#"10.0.0.1 - - [23/Nov/2026:10:00:00 +0100] "GET / HTTP/1.0" 304 -"#;
         let s = parse_line(common).unwrap();
         assert_eq!((s.ua.as_str(), s.path.as_deref()), ("", Some("/")));

@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError, UpstreamSpec};
 use crate::decide::policy::Policy;
 use crate::identify::network::{NetworkFiles, NetworkTable};
 use crate::identify::ranges::{RangeSource, RangeTable};
+use crate::identify::referrer::{Referrer, Referrers};
 use crate::identify::webbotauth::Bindings;
 use crate::licensing::licence::Licensees;
 use crate::metrics::AgentCounters;
@@ -86,6 +87,8 @@ pub struct Snapshot {
     /// The client address's AS and hosting networks (empty when off).
     pub network: Arc<NetworkTable>,
     pub catalogue: Catalogue,
+    /// AI products that refer visitors, and their referral counters.
+    pub referrers: Referrals,
     pub policy: Policy,
     pub pages: Pages,
     pub offer_status: u16,
@@ -136,6 +139,11 @@ impl Snapshot {
             let rule = crate::identify::selfdeclared::SelfDeclared::load(&config.resolve(path))?;
             catalogue = catalogue.with_self_declared(rule);
         }
+        let referrers_file = referrers_file(config);
+        let referrers = Referrals::new(match &referrers_file {
+            Some(path) => Referrers::load(path)?,
+            None => Referrers::default(),
+        });
         let policy = Policy::compile(&raw.rules, &catalogue).map_err(|e| {
             let key = if e.field.is_empty() {
                 format!("rules[{}]", e.rule)
@@ -200,6 +208,7 @@ impl Snapshot {
                 .iter()
                 .map(|p| config.resolve(p)),
         );
+        hashed.extend(referrers_file);
         if let Some(f) = &network_files {
             hashed.extend([f.ranges.clone(), f.names.clone(), f.hosting.clone()]);
         }
@@ -224,6 +233,7 @@ impl Snapshot {
             ranges,
             network,
             catalogue,
+            referrers,
             policy,
             pages,
             offer_status: raw.responses.offer_status,
@@ -306,6 +316,46 @@ pub fn network_files(config: &Config) -> Option<NetworkFiles> {
         names: config.resolve(&n.names_file),
         hosting: config.resolve(&n.hosting_file),
     })
+}
+
+/// The referrers file: the configured one, else the shipped one when it is
+/// beside the config.
+pub fn referrers_file(config: &Config) -> Option<PathBuf> {
+    match &config.raw.catalog.ai_referrers {
+        Some(p) => Some(config.resolve(p)),
+        None => Some(config.resolve(std::path::Path::new("agents/ai-referrers.toml")))
+            .filter(|p| p.is_file()),
+    }
+}
+
+/// The compiled referrers and one `rempart_ai_referrals_total` handle per
+/// operator, resolved once: every operator's series exists from the start
+/// (at zero), and a referred visit costs one atomic add.
+pub struct Referrals {
+    pub referrers: Referrers,
+    counters: Vec<prometheus::IntCounter>,
+}
+
+impl Referrals {
+    fn new(referrers: Referrers) -> Self {
+        let family = &crate::metrics::metrics().ai_referrals;
+        let counters = referrers
+            .operators()
+            .iter()
+            .map(|op| family.with_label_values(&[op.as_str()]))
+            .collect();
+        Self {
+            referrers,
+            counters,
+        }
+    }
+
+    /// Counts one referred visit.
+    pub fn count(&self, r: Referrer) {
+        if let Some(c) = self.counters.get(usize::from(r.0)) {
+            c.inc();
+        }
+    }
 }
 
 /// The key directories bound to catalogue agents and to licensees.

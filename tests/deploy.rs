@@ -93,8 +93,21 @@ fn the_configmap_config_passes_check() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rempart.toml");
     std::fs::write(&path, local).unwrap();
-    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()], None);
+    // The origin is a cluster name: resolved in the pod, not here.
+    let (code, out, err) = run_cli(
+        &["check", "--config", path.to_str().unwrap(), "--offline"],
+        None,
+    );
     assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run_cli(&["check", "--config", path.to_str().unwrap()], None);
+    assert_eq!(
+        code, 1,
+        "resolving the cluster's origin name here fails: {err}"
+    );
+    assert!(
+        err.contains("server.upstream") && err.contains("origin.default.svc.cluster.local"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -117,6 +117,9 @@ pub struct VerdictLine<'a> {
     pub licensee: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<&'static str>,
+    /// The operator whose AI product referred this browser page visit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referred_by: Option<&'a str>,
     /// Behaviour signals and score (replayed logs carry state across lines).
     pub signals: SignalSet,
     pub score: u16,
@@ -221,6 +224,7 @@ pub fn classify<'s>(
             .and_then(|i| snap.licensees.get(i))
             .map(|l| l.id.as_str()),
         document: o.document.map(|d| d.name()),
+        referred_by: o.referred_by.map(|r| snap.referrers.referrers.name(r)),
         signals: o.conduct.signals,
         score: o.conduct.score,
         ip: client.to_string(),

@@ -303,6 +303,9 @@ pub struct CatalogSection {
     /// AI operators' domains: a user agent that names one, and no catalogue
     /// agent, is that operator's unknown bot (`identify/selfdeclared.rs`).
     pub operator_domains: Option<PathBuf>,
+    /// AI products that refer visitors (`identify/referrer.rs`). Unset: the
+    /// shipped `agents/ai-referrers.toml` when it exists beside the config.
+    pub ai_referrers: Option<PathBuf>,
 }
 
 impl Default for CatalogSection {
@@ -311,6 +314,7 @@ impl Default for CatalogSection {
             agents: vec!["agents/ai-robots.toml".into(), "agents/curated.toml".into()],
             ranges_dir: "ipranges".into(),
             operator_domains: None,
+            ai_referrers: None,
         }
     }
 }

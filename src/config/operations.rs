@@ -136,6 +136,8 @@ pub struct EvidenceSection {
     /// Request records kept per client and minute; the rest are counted in
     /// one `limited` record (0: no cap).
     pub max_records_per_client_minute: u32,
+    /// Seconds between `tally` records (referred visits, allowed AI crawls).
+    pub tally_interval_s: u64,
 }
 
 impl Default for EvidenceSection {
@@ -150,6 +152,7 @@ impl Default for EvidenceSection {
             ip_key_file: "state/evidence-ip-key".into(),
             max_bytes: 4 << 30,
             max_records_per_client_minute: 120,
+            tally_interval_s: 60,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::behaviour::shared::SharedStore;
 use crate::behaviour::{Assessment, Tracker};
 use crate::challenge::{Event, Pass};
 use crate::identify::rdns::ReverseDns;
+use crate::identify::referrer::Referrer;
 use crate::identify::webbotauth::{KeyDirectories, Signature};
 use crate::identify::Identity;
 use crate::licensing::licence::Credential;
@@ -134,6 +135,8 @@ pub struct Outcome {
     /// The challenge step this request was (issued, passed, failed,
     /// admitted by a pass).
     pub challenge: Option<Event>,
+    /// The AI product's operator that sent this visitor (see [`referral`]).
+    pub referred_by: Option<Referrer>,
     pub answer: Answer,
 }
 
@@ -243,6 +246,7 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
             location,
         ),
     };
+    let referred_by = referral(snap, req, &identity, document, action, &answer);
     Outcome {
         identity,
         signature,
@@ -269,8 +273,34 @@ pub fn decide(snap: &Snapshot, state: &State<'_>, req: &Request<'_>) -> Outcome 
         lang: negotiated.lang,
         pass,
         challenge,
+        referred_by,
         answer,
     }
+}
+
+/// The operator whose AI product referred this request, when it counts as a
+/// visit: a person's browser (not a catalogue agent, tool or unknown client)
+/// asking `GET` for a page (not an asset, manifest or segment, not one of
+/// rempart's own documents) that goes to the origin (allowed, not challenged).
+/// Counted this way, one referral is one page a person came to read.
+fn referral(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    identity: &Identity,
+    document: Option<Document>,
+    action: Action,
+    answer: &Answer,
+) -> Option<Referrer> {
+    let visit = identity.kind == crate::model::IdentityKind::Browser
+        && req.method == http::Method::GET
+        && document.is_none()
+        && action == Action::Allow
+        && matches!(answer, Answer::Upstream)
+        && snap.behaviour.classes.classify(req.path()) == crate::behaviour::PathClass::Page;
+    if !visit {
+        return None;
+    }
+    snap.referrers.referrers.find(req.referer, req.uri.query())
 }
 
 /// The outcome of a request with no single reading: 400, nothing forwarded.
@@ -307,6 +337,7 @@ fn refused_outright(snap: &Snapshot, identity: Identity, signature: Signature) -
         lang: snap.default_lang,
         pass: Pass::Absent,
         challenge: None,
+        referred_by: None,
         answer: Answer::Respond {
             status: 400,
             page: Page::clone(&crate::respond::own::fixed::BAD_SIGNATURE),

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod pseudonym;
 pub mod record;
+pub mod referrals;
 pub mod report;
 pub mod verify;
 pub mod writer;
@@ -100,6 +101,33 @@ mod tests {
         let v = verify(dir.path()).unwrap();
         assert!(v.is_intact(), "{:?}", v.broken);
         assert_eq!(v.records as usize, all.len());
+    }
+
+    #[test]
+    fn referred_visits_and_allowed_crawls_become_one_tally_record_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = Evidence::start(LedgerOptions {
+            tally_interval: Duration::from_millis(200),
+            ..LedgerOptions::new(dir.path().to_path_buf())
+        })
+        .unwrap();
+        ev.referred("OpenAI");
+        ev.referred("OpenAI");
+        ev.referred("Perplexity");
+        ev.crawled_allowed("Anthropic");
+        let all = wait(dir.path(), |l| l.iter().any(|r| r["type"] == "tally"));
+        let tallies: Vec<_> = all.iter().filter(|r| r["type"] == "tally").collect();
+        assert_eq!(tallies.len(), 1, "{all:#?}");
+        let t = tallies[0];
+        assert_eq!(t["referred"]["OpenAI"], 2);
+        assert_eq!(t["referred"]["Perplexity"], 1);
+        assert_eq!(t["crawled_allowed"]["Anthropic"], 1);
+        assert!(t["period_start"].as_str().unwrap() <= t["period_end"].as_str().unwrap());
+        // A quiet interval writes nothing.
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(lines(dir.path()).len(), all.len());
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_intact(), "{:?}", v.broken);
     }
 
     #[test]

@@ -173,6 +173,17 @@ pub enum Body {
         minute_start: String,
         records: u64,
     },
+    /// What was counted, not recorded, between `period_start` and
+    /// `period_end`, by operator: browser page visits its AI products
+    /// referred, and its AI crawlers' pages let through.
+    Tally {
+        period_start: String,
+        period_end: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        referred: std::collections::BTreeMap<String, u64>,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        crawled_allowed: std::collections::BTreeMap<String, u64>,
+    },
 }
 
 /// One ledger line.

@@ -17,6 +17,8 @@ pub enum Format {
     Html,
     Csv,
     Json,
+    /// Pages crawled by AI operators beside the visits their products referred.
+    ReferralsCsv,
 }
 
 /// One operator and agent.
@@ -81,6 +83,8 @@ pub struct Report {
     pub day_bars: Vec<Bar>,
     pub day_max: u64,
     pub top_paths: Vec<(String, u64)>,
+    /// Pages crawled by AI operators against visits referred, per operator and day.
+    pub referrals: super::referrals::Referrals,
 }
 
 const COLORS: [&str; 8] = [
@@ -135,6 +139,7 @@ pub fn build(
     let mut published: Vec<Published> = Vec::new();
     let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut all_paths: HashMap<String, u64> = HashMap::new();
+    let mut referrals = super::referrals::Acc::default();
     let (mut records, mut requests, mut gaps, mut limited) = (0u64, 0u64, 0u64, 0u64);
     for path in ledger_files(dir)? {
         let (lines, _) = read_lines(&path)?;
@@ -161,8 +166,15 @@ pub fn build(
                 }
                 Body::Gap { missing, .. } if in_range => gaps += missing,
                 Body::Limited { records, .. } if in_range => limited += records,
+                Body::Tally {
+                    period_start,
+                    referred,
+                    crawled_allowed,
+                    ..
+                } if in_range => referrals.tally(&period_start, &referred, &crawled_allowed),
                 Body::Request(r) if in_range => {
                     requests += 1;
+                    referrals.request(&line.ts, &r);
                     let operator = r.operator.clone().unwrap_or_else(|| "unidentified".into());
                     let agent = r
                         .agent
@@ -316,6 +328,7 @@ pub fn build(
         day_bars,
         day_max,
         top_paths: top(&all_paths, 10),
+        referrals: referrals.finish(),
     })
 }
 
@@ -323,6 +336,7 @@ pub fn build(
 pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
     match format {
         Format::Json => Ok(serde_json::to_string_pretty(report)?),
+        Format::ReferralsCsv => Ok(super::referrals::csv(&report.referrals, csv_field)),
         Format::Csv => {
             let mut out = String::from(
                 "operator,agent,purpose,verification,requests,offer,block,ratelimit,allow,challenge,distinct_paths,clients,first_seen,last_seen,robots_read_before,requests_after_robots,top_path\n",

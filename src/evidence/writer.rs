@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 mod limits;
+mod tally;
 
 use super::record::{Body, Line, GENESIS};
 use crate::metrics::metrics;
@@ -52,6 +53,9 @@ pub struct LedgerOptions {
     pub per_client_minute: u32,
     /// The length of that "minute" (tests shorten it).
     pub limit_window: Duration,
+    /// How often referred visits and allowed AI crawls are written as one
+    /// `tally` record.
+    pub tally_interval: Duration,
 }
 
 impl LedgerOptions {
@@ -65,6 +69,7 @@ impl LedgerOptions {
             max_bytes: 0,
             per_client_minute: 0,
             limit_window: Duration::from_secs(60),
+            tally_interval: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct Evidence {
     dropped: Arc<AtomicU64>,
     /// Test hook: every write fails as if the disk were full.
     fault: Arc<AtomicBool>,
+    /// Referred visits and allowed AI crawls, counted until the next `tally`.
+    tally: tally::Shared,
 }
 
 impl Evidence {
@@ -109,6 +116,8 @@ impl Evidence {
             Err(_) => None,
         };
         let (dropped_w, fault_w) = (dropped.clone(), fault.clone());
+        let tally = tally::Shared::default();
+        let tally_w = tally.clone();
         std::thread::Builder::new()
             .name("rempart-evidence".into())
             .spawn(move || {
@@ -142,6 +151,8 @@ impl Evidence {
                     queue: std::collections::VecDeque::new(),
                     last_sync: Instant::now(),
                     unsynced: false,
+                    tally: tally_w,
+                    interval: tally::Interval::now(),
                 };
                 writer.queue.push_back(Body::Start {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -150,7 +161,23 @@ impl Evidence {
                 writer.run(rx);
                 drop(lock);
             })?;
-        Ok(Self { tx, dropped, fault })
+        Ok(Self {
+            tx,
+            dropped,
+            fault,
+            tally,
+        })
+    }
+
+    /// Counts a browser visit that `operator`'s AI product referred.
+    pub fn referred(&self, operator: &str) {
+        tally::add(&self.tally, operator, |c| &mut c.referred);
+    }
+
+    /// Counts an AI crawler page of `operator` that was let through (and so
+    /// has no request record).
+    pub fn crawled_allowed(&self, operator: &str) {
+        tally::add(&self.tally, operator, |c| &mut c.crawled_allowed);
     }
 
     /// Hands a record to the writer; never waits.
@@ -254,6 +281,9 @@ struct Writer {
     queue: std::collections::VecDeque<Body>,
     last_sync: Instant,
     unsynced: bool,
+    /// The request side's counts, and when their interval started.
+    tally: tally::Shared,
+    interval: tally::Interval,
 }
 
 fn utc_day(now: time::OffsetDateTime) -> i64 {
@@ -308,6 +338,7 @@ impl Writer {
                 }
             }
             self.roll_window();
+            self.roll_tally(closed);
             if closed {
                 self.close_minute();
                 self.write_batch();

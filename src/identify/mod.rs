@@ -13,6 +13,7 @@
 pub mod network;
 pub mod ranges;
 pub mod rdns;
+pub mod referrer;
 pub mod selfdeclared;
 pub mod webbotauth;
 

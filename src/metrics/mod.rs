@@ -40,6 +40,9 @@ pub struct Metrics {
     requests: Vec<IntCounter>,
     pub requests_vec: IntCounterVec,
     pub agent_requests: IntCounterVec,
+    /// Browser page visits referred by an AI product, by operator (labels
+    /// bounded by the referrers file).
+    pub ai_referrals: IntCounterVec,
     pub log_only: IntCounterVec,
     pub decision_seconds: Histogram,
     pub upstream_errors: IntCounterVec,
@@ -148,6 +151,12 @@ impl Metrics {
                 &["agent", "operator", "action"]
             )
             .expect("register rempart_agent_requests_total"),
+            ai_referrals: register_int_counter_vec!(
+                "rempart_ai_referrals_total",
+                "Browser page visits referred by an AI product (Referer host or utm_source), by operator.",
+                &["operator"]
+            )
+            .expect("register rempart_ai_referrals_total"),
             log_only: register_int_counter_vec!(
                 "rempart_log_only_total",
                 "Matches of log-only rules: the action the rule would have taken, not enforced.",

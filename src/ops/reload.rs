@@ -187,6 +187,7 @@ impl Reloader {
                 .iter()
                 .map(|p| config.resolve(p)),
         );
+        files.extend(crate::snapshot::referrers_file(&config));
         if let Some(t) = &raw.tls {
             files.push(config.resolve(&t.cert_file));
             files.push(config.resolve(&t.key_file));

@@ -199,6 +199,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             max_bytes: ev.max_bytes,
             per_client_minute: ev.max_records_per_client_minute,
             limit_window: Duration::from_secs(60),
+            tally_interval: Duration::from_secs(ev.tally_interval_s.max(1)),
         })
         .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
         let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;

@@ -68,6 +68,9 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     if id.network.hosting {
         m.count_hosting(o.action);
     }
+    if let Some(r) = o.referred_by {
+        snap.referrers.count(r);
+    }
     if let Some(agent) = id.agent {
         let a = snap.catalogue.agent(agent);
         snap.agent_counters
@@ -87,5 +90,25 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
 fn count_challenge(e: crate::challenge::Event) {
     if let Some(c) = metrics().challenges.get(e as usize) {
         c.inc();
+    }
+}
+
+/// Counts in the ledger what it does not record one by one: a referred
+/// visit, or an AI crawler's page let through.
+pub fn ledger(snap: &Snapshot, o: &Outcome, ledger: &crate::evidence::Evidence) {
+    if let Some(r) = o.referred_by {
+        ledger.referred(snap.referrers.referrers.name(r));
+        return;
+    }
+    let id = &o.identity;
+    let crawled = o.action == crate::model::Action::Allow
+        && o.document.is_none()
+        && o.malformed.is_none()
+        && id.purpose.is_some_and(|p| p.is_ai());
+    if crawled {
+        let operator = id
+            .agent
+            .map_or("unknown", |a| snap.catalogue.agent(a).operator.as_str());
+        ledger.crawled_allowed(operator);
     }
 }

@@ -413,6 +413,9 @@ impl ProxyHttp for RempartProxy {
         let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
             return;
         };
+        if let (false, Some((ledger, _))) = (o.evidence, &self.evidence) {
+            count::ledger(snap, o, ledger);
+        }
         if let (true, Some((ledger, key))) = (o.evidence, &self.evidence) {
             let id = format!(
                 "{:08x}-{:x}",

@@ -157,6 +157,8 @@ pub struct Request<'a> {
     pub signed: bool,
     /// The challenge's pass cookie, as sent (checked by the decision).
     pub pass_cookie: Option<&'a [u8]>,
+    /// The first `Referer`, as sent: which AI product, if any, sent a visitor.
+    pub referer: Option<&'a [u8]>,
     /// `Accept`, `Accept-Language` and the price bids.
     pub negotiation: Negotiation<'a>,
     /// What the client's HTTP stack looks like, whatever its address.
@@ -236,6 +238,7 @@ impl<'a> Request<'a> {
                 seen.negotiation.accept_language,
             ),
             pass_cookie: seen.pass_cookie,
+            referer: seen.referer,
             negotiation: seen.negotiation,
             now_ms: r.now_ms,
             replayed: r.replayed,
@@ -327,6 +330,7 @@ struct Seen<'h> {
     authorization: Option<&'h [u8]>,
     signed: bool,
     pass_cookie: Option<&'h [u8]>,
+    referer: Option<&'h [u8]>,
     negotiation: Negotiation<'h>,
     shape: fingerprint::Shape<'h>,
     bytes: usize,
@@ -348,7 +352,7 @@ impl<'h> Seen<'h> {
         use fingerprint::Ordered;
         use http::header::{
             ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONNECTION, COOKIE, HOST,
-            USER_AGENT,
+            REFERER, USER_AGENT,
         };
         let mut seen = Seen {
             user_agent: None,
@@ -356,6 +360,7 @@ impl<'h> Seen<'h> {
             authorization: None,
             signed: false,
             pass_cookie: None,
+            referer: None,
             negotiation: Negotiation::default(),
             shape: fingerprint::Shape::default(),
             bytes: 0,
@@ -397,6 +402,8 @@ impl<'h> Seen<'h> {
             } else if *k == COOKIE && seen.pass_cookie.is_none() {
                 // HTTP/2 may split cookies over several fields.
                 seen.pass_cookie = cookie::find(value, cookie::PASS_COOKIE.as_bytes());
+            } else if *k == REFERER {
+                seen.referer.get_or_insert(value);
             } else if *k == names::SIGNATURE_INPUT {
                 seen.signed = true;
             } else if *k == names::CRAWLER_MAX_PRICE {

@@ -218,6 +218,7 @@ listen = "127.0.0.1:{admin}"
 [catalog]
 agents = ["{cfg}/agents/ai-robots.toml", "{cfg}/agents/curated.toml"]
 ranges_dir = "{cfg}/ipranges"
+ai_referrers = "{cfg}/agents/ai-referrers.toml"
 
 [rights_holder]
 name = "Test Rights SAS"

@@ -477,3 +477,43 @@ fn every_alert_fires_when_it_should_and_only_then() {
         );
     }
 }
+
+#[test]
+fn the_dashboard_picks_its_data_source_and_instances_and_its_queries_parse() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy("grafana/rempart.json")).unwrap())
+            .unwrap();
+    let vars: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(vars, ["datasource", "job", "instance"]);
+    // Every query, scoped to the chosen job and instances, as a recording
+    // rule that promtool must accept.
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, panel) in dashboard["panels"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "panel {i}");
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains("instance=~\"$instance\""), "panel {i}: {expr}");
+            let concrete = expr.replace("$job", ".*").replace("$instance", ".*").replace("$__range", "1h").replace("$__rate_interval", "1m");
+            rules.push_str(&format!("      - record: dashboard:panel{i}\n        expr: {}\n", serde_json::to_string(&concrete).unwrap()));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&path, rules).unwrap();
+    let out = tool("promtool", "apt-get install prometheus")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

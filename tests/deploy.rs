@@ -497,9 +497,19 @@ fn the_dashboard_picks_its_data_source_and_instances_and_its_queries_parse() {
         assert_eq!(panel["datasource"]["uid"], "${datasource}", "panel {i}");
         for t in panel["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
-            assert!(expr.contains("instance=~\"$instance\""), "panel {i}: {expr}");
-            let concrete = expr.replace("$job", ".*").replace("$instance", ".*").replace("$__range", "1h").replace("$__rate_interval", "1m");
-            rules.push_str(&format!("      - record: dashboard:panel{i}\n        expr: {}\n", serde_json::to_string(&concrete).unwrap()));
+            assert!(
+                expr.contains("instance=~\"$instance\""),
+                "panel {i}: {expr}"
+            );
+            let concrete = expr
+                .replace("$job", ".*")
+                .replace("$instance", ".*")
+                .replace("$__range", "1h")
+                .replace("$__rate_interval", "1m");
+            rules.push_str(&format!(
+                "      - record: dashboard:panel{i}\n        expr: {}\n",
+                serde_json::to_string(&concrete).unwrap()
+            ));
         }
     }
     let dir = tempfile::tempdir().unwrap();

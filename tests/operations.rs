@@ -347,42 +347,121 @@ fn readyz_is_the_proxy_s_own_unless_told_to_probe_the_origin() {
 }
 
 #[test]
-fn access_log_lines_are_json_with_the_decision() {
+fn access_log_lines_are_flat_json_with_the_decision_and_follow_logrotate() {
     let origin = Origin::start();
     let proxy = Proxy::start_args(
         &origin.url(),
-        "access_log = true",
+        "access_log = true\naccess_log_file = \"access.log\"",
         &policy("block", ""),
-        &["--log-json"],
+        &[],
     );
-    assert_eq!(gpt_status(&proxy), 403);
-    assert_eq!(proxy.browse("/films/y").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let lines = loop {
-        let log = std::fs::read_to_string(&proxy.log).unwrap();
-        let lines: Vec<serde_json::Value> = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["target"] == "rempart::access")
-            .collect();
-        if lines.len() >= 2 || Instant::now() > deadline {
-            break lines;
+    let path = proxy.dir.path().join("access.log");
+    let read = |path: &std::path::Path, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
+    assert_eq!(gpt_status(&proxy), 403);
+    let r = http_get(
+        &proxy.url("/films/y?page=2"),
+        &[
+            ("user-agent", CHROME),
+            BROWSER_ACCEPT,
+            BROWSER_LANGUAGE,
+            ("referer", "https://chatgpt.com/"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    let lines = read(&path, 2);
     assert_eq!(lines.len(), 2, "one line per request");
-    let f = &lines[0]["fields"];
+    let keys: Vec<&str> = lines[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec![
+        "ts",
+        "request_id",
+        "client",
+        "method",
+        "host",
+        "path",
+        "query",
+        "status",
+        "bytes",
+        "duration_ms",
+        "ua",
+        "referer",
+        "protocol",
+        "action",
+        "rule",
+        "agent",
+        "verification",
+    ];
+    want.sort_unstable();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, want, "flat: no nesting under `fields`");
+    let (gpt, person) = (&lines[0], &lines[1]);
     assert_eq!(
         (
-            f["status"].as_u64(),
-            f["action"].as_str(),
-            f["rule"].as_str()
+            gpt["status"].as_u64(),
+            gpt["action"].as_str(),
+            gpt["rule"].as_str()
         ),
         (Some(403), Some("block"), Some("gpt"))
     );
-    assert_eq!(f["agent"], "GPTBot");
-    assert_eq!(f["path"], "/films/x");
-    assert_eq!(lines[1]["fields"]["action"], "allow");
+    assert_eq!(
+        (
+            gpt["agent"].as_str(),
+            gpt["path"].as_str(),
+            gpt["ua"].as_str()
+        ),
+        (Some("GPTBot"), Some("/films/x"), Some(GPTBOT))
+    );
+    assert_eq!(
+        (person["action"].as_str(), person["query"].as_str()),
+        (Some("allow"), Some("page=2"))
+    );
+    assert_eq!(
+        (person["referer"].as_str(), person["protocol"].as_str()),
+        (Some("https://chatgpt.com/"), Some("HTTP/1.1"))
+    );
+    assert_eq!(person["client"], "127.0.0.1");
+    assert_eq!(person["bytes"].as_u64(), Some(r.body.len() as u64));
+    assert!(person["duration_ms"].as_f64().unwrap() > 0.0);
+    assert_ne!(gpt["request_id"], person["request_id"]);
+    // logrotate: move the file away, SIGUSR1, and the next line goes to a new file.
+    let rotated = proxy.dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    let pid = proxy.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // The writer reopens within its 200 ms tick; the next request's line
+    // goes to the new file.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(proxy.browse("/films/z").status, 200);
+    let fresh = read(&path, 1);
+    assert_eq!(fresh.len(), 1, "the new file has the new line");
+    assert_eq!(fresh[0]["path"], "/films/z");
+    assert_eq!(
+        read(&rotated, 2).len(),
+        2,
+        "the rotated file keeps its lines"
+    );
 }
 
 #[test]

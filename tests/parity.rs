@@ -85,13 +85,12 @@ fn rules() -> String {
 fn access_log(proxy: &Proxy, n: usize) -> Vec<(u64, String, String)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+        let log = std::fs::read_to_string(proxy.dir.path().join("access.log")).unwrap_or_default();
         let lines: Vec<(u64, String, String)> = log
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["target"] == "rempart::access")
             .map(|v| {
-                let f = &v["fields"];
+                let f = &v;
                 (
                     f["status"].as_u64().unwrap_or(0),
                     f["action"].as_str().unwrap_or("").to_owned(),
@@ -111,7 +110,7 @@ fn the_proxy_and_classify_take_the_same_action() {
     let origin = Origin::start();
     let proxy = Proxy::start_args(
         &origin.url(),
-        "access_log = true\ntrusted_proxies = [\"127.0.0.1/32\"]",
+        "access_log = true\naccess_log_file = \"access.log\"\ntrusted_proxies = [\"127.0.0.1/32\"]",
         &rules(),
         &["--log-json"],
     );

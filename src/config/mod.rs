@@ -181,6 +181,9 @@ pub struct ServerSection {
     /// One JSON-able log line per request (target `rempart::access`) with
     /// the decision, at info level.
     pub access_log: bool,
+    /// Where the access log goes: a file (appended to; reopened on SIGUSR1),
+    /// or stdout when unset.
+    pub access_log_file: Option<PathBuf>,
     /// A second plain-HTTP address for load balancers that send a PROXY
     /// protocol header (v1 or v2) first.
     pub proxy_protocol_listen: Option<SocketAddr>,
@@ -231,6 +234,7 @@ impl Default for ServerSection {
             grace_period_seconds: 5,
             demo_root: "demo-site".into(),
             access_log: false,
+            access_log_file: None,
             proxy_protocol_listen: None,
             proxy_protocol_from: Vec::new(),
             case_insensitive_paths: false,

@@ -56,6 +56,7 @@ pub struct Metrics {
     pub crawler_payment_errors: IntCounterVec,
     pub origin_robots_fetches: IntCounterVec,
     pub metering_dropped: IntCounter,
+    pub access_log_dropped: IntCounter,
     pub key_directory_fetches: IntCounterVec,
     pub web_bot_auth: IntCounterVec,
     pub metering_errors: IntCounter,
@@ -229,6 +230,11 @@ impl Metrics {
                 &["result"]
             )
             .expect("register rempart_origin_robots_fetches_total"),
+            access_log_dropped: prometheus::register_int_counter!(
+                "rempart_access_log_dropped_total",
+                "Access-log lines dropped because the writer's queue was full (a slow disk or a blocked stdout)."
+            )
+            .expect("register rempart_access_log_dropped_total"),
             metering_dropped: prometheus::register_int_counter!(
                 "rempart_metering_dropped_total",
                 "Metering records dropped because the writer's queue was full."

@@ -2,6 +2,7 @@
 //! reloads, range refreshes, TLS, the PROXY protocol, and the demo origin.
 //! Nothing here is on the request path but the PROXY-protocol hand-over.
 
+pub mod access_log;
 pub mod admin;
 pub mod admin_client;
 pub mod demo;

@@ -300,6 +300,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         service.threads = Some(1);
         server.add_service(service);
     }
+    let access_log = access_log(&config, &mut server)?;
     let origins = crate::proxy::origins::Pool::new(&shared.load());
     let mut service = background_service(
         "rempart origin resolver",
@@ -324,6 +325,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
                 rdns,
                 relayed: relayed.clone(),
                 origins: Some(origins.clone()),
+                access_log,
             },
         ),
     );
@@ -419,6 +421,28 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         print_guide(config.listen, config.admin);
     }
     server.run_forever()
+}
+
+/// The access log's writer and its SIGUSR1 reopener, when
+/// `server.access_log` is on at start.
+fn access_log(
+    config: &Config,
+    server: &mut Server,
+) -> anyhow::Result<Option<crate::ops::access_log::AccessLog>> {
+    use crate::ops::access_log::{AccessLog, Target};
+    let s = &config.raw.server;
+    if !s.access_log {
+        return Ok(None);
+    }
+    let target = match &s.access_log_file {
+        Some(path) => Target::File(config.resolve(path)),
+        None => Target::Stdout,
+    };
+    let log = AccessLog::start(target)?;
+    let mut service = background_service("rempart access log reopen", log.reopener());
+    service.threads = Some(1);
+    server.add_service(service);
+    Ok(Some(log))
 }
 
 fn print_guide(listen: SocketAddr, admin: SocketAddr) {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use pingora::proxy::Session;
-use pingora::Error;
 
 use super::headers::Forward;
 use crate::decide::{Answer, Outcome, Payer};
@@ -85,30 +84,53 @@ impl RequestCtx {
         });
     }
 
-    /// One access-log line (target `rempart::access`).
-    pub fn access_log(&self, session: &Session, status: u16, e: Option<&Error>) {
+    /// One access-log line: what was asked, what was answered, and why.
+    pub fn access_log(
+        &self,
+        log: &crate::ops::access_log::AccessLog,
+        session: &Session,
+        status: u16,
+        request_id: &str,
+    ) {
         let (Some(snap), Some(o)) = (&self.snapshot, &self.outcome) else {
             return;
         };
-        let agent = o.identity.agent_name(&snap.catalogue);
-        tracing::info!(
-            target: "rempart::access",
-            client = %self.kept.client_ip.map_or_else(String::new, |ip| ip.to_string()),
-            method = %session.req_header().method,
-            host = self.kept.host.as_deref().unwrap_or(""),
-            path = %self.kept.path,
+        let head = session.req_header();
+        let header = |name: &str| {
+            head.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let protocol = match head.version {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        };
+        let ts = crate::evidence::writer::rfc3339(time::OffsetDateTime::now_utc());
+        log.write(&crate::ops::access_log::Line {
+            ts,
+            request_id,
+            client: self
+                .kept
+                .client_ip
+                .map_or_else(String::new, |ip| ip.to_string()),
+            method: head.method.as_str(),
+            host: self.kept.host.as_deref().unwrap_or(""),
+            path: &self.kept.path,
+            query: head.uri.query().unwrap_or(""),
             status,
-            bytes = session.body_bytes_sent(),
-            identity = o.identity.kind.as_str(),
-            agent = agent.unwrap_or(""),
-            verification = o.identity.verification.as_str(),
-            asn = o.identity.network.asn.map_or(0, |a| a.get()),
-            hosting = o.identity.network.hosting,
-            action = o.action.as_str(),
-            rule = o.rule_name(snap),
-            score = o.conduct.score,
-            signals = %o.conduct.signals.names().join(","),
-            error = e.map(|e| e.to_string()),
-        );
+            bytes: session.body_bytes_sent() as u64,
+            duration_ms: self
+                .started
+                .map_or(0.0, |t| (t.elapsed().as_secs_f64() * 1e6).round() / 1e3),
+            ua: &self.kept.user_agent,
+            referer: header("referer"),
+            protocol,
+            action: o.action.as_str(),
+            rule: o.rule_name(snap),
+            agent: o.identity.agent_name(&snap.catalogue).unwrap_or(""),
+            verification: o.identity.verification.as_str(),
+        });
     }
 }

@@ -69,6 +69,8 @@ pub struct RempartProxy {
     relayed: Option<crate::ops::proxy_protocol::Relayed>,
     /// The origins' addresses and their health.
     origins: Arc<origins::Pool>,
+    /// The access log's writer, when `server.access_log` was on at start.
+    access_log: Option<crate::ops::access_log::AccessLog>,
     /// Request ids: a per-process prefix and a counter.
     id_prefix: u32,
     next_id: AtomicU64,
@@ -87,6 +89,7 @@ pub struct ProxyParts {
     pub relayed: Option<crate::ops::proxy_protocol::Relayed>,
     /// The origin pool the resolver keeps current (a fresh one if none).
     pub origins: Option<Arc<origins::Pool>>,
+    pub access_log: Option<crate::ops::access_log::AccessLog>,
 }
 
 impl RempartProxy {
@@ -114,6 +117,7 @@ impl RempartProxy {
             rdns: parts.rdns,
             relayed: parts.relayed,
             origins: origin_pool,
+            access_log: parts.access_log,
             id_prefix: nanos ^ std::process::id().rotate_left(16),
             next_id: AtomicU64::new(1),
         }
@@ -400,7 +404,7 @@ impl ProxyHttp for RempartProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let bytes = session.body_bytes_sent() as u64;
         ctx.meter(self.meter.as_deref(), status, bytes);
@@ -416,12 +420,19 @@ impl ProxyHttp for RempartProxy {
         if let (false, Some((ledger, _))) = (o.evidence, &self.evidence) {
             count::ledger(snap, o, ledger);
         }
-        if let (true, Some((ledger, key))) = (o.evidence, &self.evidence) {
-            let id = format!(
+        let log = self.access_log.as_ref().filter(|_| snap.access_log);
+        let wants_record = o.evidence && self.evidence.is_some();
+        let id = (wants_record || log.is_some()).then(|| {
+            format!(
                 "{:08x}-{:x}",
                 self.id_prefix,
                 self.next_id.fetch_add(1, Ordering::Relaxed)
-            );
+            )
+        });
+        if let Some(log) = log {
+            ctx.access_log(log, session, status, id.as_deref().unwrap_or(""));
+        }
+        if let (true, Some((ledger, key)), Some(id)) = (o.evidence, &self.evidence, id) {
             let record = crate::evidence::build::request_record(
                 snap,
                 o,
@@ -434,9 +445,6 @@ impl ProxyHttp for RempartProxy {
             if let Some(record) = record {
                 ledger.record(Body::Request(Box::new(record)));
             }
-        }
-        if snap.access_log {
-            ctx.access_log(session, status, e);
         }
     }
 }

@@ -338,6 +338,7 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     docker(&["stop", "-t", "10", &id]);
     let (code, out, err) = run_cli(&["evidence", "verify", ledger.to_str().unwrap()], None);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("intact: ") && !out.contains("no records"), "{out}");
     println!(
         "container test: {after} request records kept across a restart, {:.0} s",
         started.elapsed().as_secs_f64()

@@ -51,10 +51,12 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for c in &self.containers {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+            let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
         }
         for v in &self.volumes {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", v]).output();
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
         }
         for i in &self.images {
             let _ = Command::new("docker").args(["rmi", "-f", i]).output();
@@ -211,7 +213,10 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     ]);
 
     // What the image declares.
-    assert_eq!(docker(&["inspect", "--format", "{{.Config.User}}", &image]), "65532:65532");
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.Config.User}}", &image]),
+        "65532:65532"
+    );
     let cmd = docker(&["inspect", "--format", "{{json .Config.Cmd}}", &image]);
     assert!(cmd.contains("\"--log-json\""), "{cmd}");
     let volumes = docker(&["inspect", "--format", "{{json .Config.Volumes}}", &image]);
@@ -221,11 +226,21 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     cleanup.containers.push(probe.clone());
     let tar = work.path().join("fs.tar");
     docker(&["export", "-o", tar.to_str().unwrap(), &probe]);
-    let listing = Command::new("tar").args(["--numeric-owner", "-tvf"]).arg(&tar).output().unwrap();
+    let listing = Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(&tar)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
     assert!(listing.contains(" etc/rempart/rempart.toml"), "{listing}");
-    assert!(!listing.contains("etc/rempart/state"), "the build context's state entered the image");
-    assert!(!listing.contains("evidence-ip-key"), "an address key entered the image");
+    assert!(
+        !listing.contains("etc/rempart/state"),
+        "the build context's state entered the image"
+    );
+    assert!(
+        !listing.contains("evidence-ip-key"),
+        "an address key entered the image"
+    );
     let state_dir = listing
         .lines()
         .find(|l| l.ends_with(" var/lib/rempart/"))
@@ -283,18 +298,24 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    let ready = || {
-        http_get(&format!("http://127.0.0.1:{admin}/readyz"), &[]).status == 200
-    };
+    let ready = || http_get(&format!("http://127.0.0.1:{admin}/readyz"), &[]).status == 200;
     let site = format!("http://127.0.0.1:{port}");
     let check_traffic = || {
-        assert!(wait_for(Duration::from_secs(60), ready), "never ready:\n{}", logs());
+        assert!(
+            wait_for(Duration::from_secs(60), ready),
+            "never ready:\n{}",
+            logs()
+        );
         let page = http_get(
             &format!("{site}/films/x"),
             &[("user-agent", CHROME), BROWSER_ACCEPT, BROWSER_LANGUAGE],
         );
         assert_eq!(page.status, 200, "{}\n{}", page.body, logs());
-        assert!(page.body.contains("Film page from the origin"), "{}", page.body);
+        assert!(
+            page.body.contains("Film page from the origin"),
+            "{}",
+            page.body
+        );
         let bot = http_get(&format!("{site}/films/x"), &[("user-agent", GPTBOT)]);
         assert_eq!(bot.status, 402, "{}\n{}", bot.body, logs());
     };
@@ -315,7 +336,8 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     // JSON log lines.
     let log = logs();
     assert!(
-        log.lines().any(|l| l.starts_with('{') && serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        log.lines()
+            .any(|l| l.starts_with('{') && serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "{log}"
     );
 
@@ -330,7 +352,11 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     ]));
     let ledger = mountpoint.join("evidence");
     let before = requests(&wait_records(&ledger, 1)).len();
-    assert!(before >= 1, "{before} request records on the volume\n{}", logs());
+    assert!(
+        before >= 1,
+        "{before} request records on the volume\n{}",
+        logs()
+    );
     docker(&["restart", "-t", "10", &id]);
     check_traffic();
     let after = requests(&wait_records(&ledger, before + 1)).len();
@@ -338,7 +364,10 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     docker(&["stop", "-t", "10", &id]);
     let (code, out, err) = run_cli(&["evidence", "verify", ledger.to_str().unwrap()], None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with("intact: ") && !out.contains("no records"), "{out}");
+    assert!(
+        out.starts_with("intact: ") && !out.contains("no records"),
+        "{out}"
+    );
     println!(
         "container test: {after} request records kept across a restart, {:.0} s",
         started.elapsed().as_secs_f64()

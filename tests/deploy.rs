@@ -303,8 +303,17 @@ fn the_container_files_hang_together() {
     assert!(args.as_sequence().unwrap().contains(&"--log-json".into()));
     // .dockerignore keeps the state (ledger, address key) and the build out.
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
-    for entry in ["config/state", "target", ".git", "fuzz/corpus", "fuzz/artifacts"] {
-        assert!(ignore.lines().any(|l| l == entry), "{entry} not in .dockerignore");
+    for entry in [
+        "config/state",
+        "target",
+        ".git",
+        "fuzz/corpus",
+        "fuzz/artifacts",
+    ] {
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            "{entry} not in .dockerignore"
+        );
     }
     // The health check command exists and works against a live admin listener.
     let origin = Origin::start();

@@ -1,7 +1,8 @@
-//! The container image, built and run for real: the `prebuilt` target of
-//! deploy/docker/Dockerfile over a minimal base made here (the binary's shared
-//! libraries, a non-root user, /tmp), since no registry is reachable from the
-//! test suite. The container runs read-only, as uid 65532, with a fresh named
+//! The container image, built and run for real: deploy/docker/Dockerfile's
+//! runtime stage over a minimal base made here (the binary's shared
+//! libraries, a non-root user, /tmp), with the binary the test suite has
+//! already built in place of the build stage, since no registry is reachable
+//! from the test suite. The container runs read-only, as uid 65532, with a fresh named
 //! volume for its state, in front of a real origin on the host.
 
 mod common;
@@ -195,18 +196,26 @@ fn the_image_runs_read_only_as_non_root_and_keeps_its_ledger_on_a_volume() {
     build_prebuilt(&prebuilt, &work.path().join("binary"));
     let context = work.path().join("context");
     build_context(&context);
-    let dockerfile = repo().join("deploy/docker/Dockerfile");
+    // deploy/docker/Dockerfile with its build stage, and only it, replaced by
+    // the image holding the prebuilt binary.
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/docker/Dockerfile")).unwrap();
+    let start = dockerfile.find("FROM ${BUILD_IMAGE} AS build\n").unwrap();
+    let end = start + dockerfile[start..].find("\nFROM ").unwrap() + 1;
+    let test_dockerfile = format!(
+        "{}FROM {prebuilt} AS build\n\n{}",
+        &dockerfile[..start],
+        &dockerfile[end..]
+    );
+    assert!(test_dockerfile.contains("FROM ${RUNTIME_IMAGE} AS runtime"));
+    let test_dockerfile_path = work.path().join("Dockerfile");
+    std::fs::write(&test_dockerfile_path, test_dockerfile).unwrap();
     docker(&[
         "build",
         "-q",
-        "--target",
-        "prebuilt",
         "--build-arg",
         &format!("RUNTIME_IMAGE={base}"),
-        "--build-arg",
-        &format!("PREBUILT_IMAGE={prebuilt}"),
         "-f",
-        dockerfile.to_str().unwrap(),
+        test_dockerfile_path.to_str().unwrap(),
         "-t",
         &image,
         context.to_str().unwrap(),

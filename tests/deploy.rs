@@ -272,7 +272,15 @@ fn the_container_files_hang_together() {
     let dockerfile = std::fs::read_to_string(deploy("docker/Dockerfile")).unwrap();
     // The image is built by the script CI runs.
     assert!(dockerfile.contains("RUN deploy/docker/build.sh /out"));
-    assert!(dockerfile.contains("USER nonroot"));
+    assert!(dockerfile.contains("USER 65532:65532"));
+    // The base images are build arguments whose defaults are the published ones.
+    assert!(dockerfile.contains("ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot"));
+    assert!(dockerfile.contains("ARG BUILD_IMAGE=rust:1.95-bookworm"));
+    // The state directory is the runtime user's, before it becomes a volume.
+    let chown = dockerfile
+        .find("COPY --from=build --chown=65532:65532 /out/state /var/lib/rempart")
+        .unwrap();
+    assert!(chown < dockerfile.find("VOLUME /var/lib/rempart").unwrap());
     assert!(dockerfile.contains("HEALTHCHECK"));
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     assert!(ci.contains("deploy/docker/build.sh"));
@@ -288,6 +296,29 @@ fn the_container_files_hang_together() {
         compose["services"]["rempart"]["build"]["dockerfile"],
         "deploy/docker/Dockerfile"
     );
+    // JSON log lines wherever rempart runs in a container.
+    assert!(dockerfile.contains(r#"CMD ["run", "--log-json","#));
+    assert!(compose["services"]["rempart"]["command"]
+        .as_sequence()
+        .unwrap()
+        .contains(&"--log-json".into()));
+    let dep = &yaml_docs(&deploy("kubernetes/deployment.yaml"))[0];
+    let args = &dep["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(args.as_sequence().unwrap().contains(&"--log-json".into()));
+    // .dockerignore keeps the state (ledger, address key) and the build out.
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for entry in [
+        "config/state",
+        "target",
+        ".git",
+        "fuzz/corpus",
+        "fuzz/artifacts",
+    ] {
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            "{entry} not in .dockerignore"
+        );
+    }
     // The health check command exists and works against a live admin listener.
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.url());
@@ -526,4 +557,78 @@ fn the_dashboard_picks_its_data_source_and_instances_and_its_queries_parse() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+/// The ConfigMap's config: the shipped config/rempart.toml, with what differs
+/// in a cluster and nothing else: listeners on all addresses, the origin
+/// Service as upstream, the pod network's proxies trusted, a longer drain, the
+/// data files by their path in the image (/etc/rempart) and the state under
+/// the state volume (/var/lib/rempart; `--state-dir` puts it there anyway).
+fn configmap_toml(shipped: &str) -> String {
+    let data_dirs = ["agents", "ipranges", "network", "templates"];
+    let mut out = String::from(
+        "# rempart's shipped configuration (config/rempart.toml), adapted to the cluster.\n",
+    );
+    // The shipped file's own header speaks of the demo; the cluster's is above.
+    let body = shipped.split_once("\n\n").map_or(shipped, |(_, rest)| rest);
+    for line in body.lines() {
+        let line = match line.trim() {
+            "listen = \"127.0.0.1:8080\"" => "listen = \"0.0.0.0:8080\"".to_owned(),
+            "listen = \"127.0.0.1:9090\"" => {
+                "# Probes and Prometheus reach the pod IP; the Service exposes 8080 only.\nlisten = \"0.0.0.0:9090\"".to_owned()
+            }
+            "upstream = \"builtin:demo\"" => {
+                "upstream = \"http://origin.default.svc.cluster.local:80\"".to_owned()
+            }
+            "demo_root = \"demo-site\"" => continue,
+            "trusted_proxies = []" => "# The pod network in front of rempart (ingress controller): its\n# X-Forwarded-For is believed. Narrow this to your ingress pods' range.\ntrusted_proxies = [\"10.0.0.0/8\"]".to_owned(),
+            "grace_period_seconds = 5" => "grace_period_seconds = 10".to_owned(),
+            _ => {
+                let mut l = line.replace("\"state/", "\"/var/lib/rempart/");
+                for d in data_dirs {
+                    l = l
+                        .replace(&format!("\"{d}/"), &format!("\"/etc/rempart/{d}/"))
+                        .replace(&format!("\"{d}\""), &format!("\"/etc/rempart/{d}\""));
+                }
+                l
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_configmap_carries_the_shipped_policy() {
+    let shipped = std::fs::read_to_string(repo().join("config/rempart.toml")).unwrap();
+    let expected_toml = configmap_toml(&shipped);
+    // Every change is one of the cluster's: the rules, reservation and
+    // behaviour settings are the shipped ones.
+    let parsed: toml::Value = toml::from_str(&expected_toml).unwrap();
+    let original: toml::Value = toml::from_str(&shipped).unwrap();
+    for key in ["rules", "reservation", "rights_holder", "behaviour"] {
+        assert_eq!(parsed[key], original[key], "{key}");
+    }
+    let path = deploy("kubernetes/configmap.yaml");
+    let current = std::fs::read_to_string(&path).unwrap();
+    let (head, _) = current.split_once("  rempart.toml: |\n").unwrap();
+    let mut expected = format!("{head}  rempart.toml: |\n");
+    for line in expected_toml.lines() {
+        if !line.is_empty() {
+            expected.push_str("    ");
+            expected.push_str(line);
+        }
+        expected.push('\n');
+    }
+    if current != expected {
+        // REMPART_WRITE_DEPLOY=1 regenerates the file from config/rempart.toml.
+        if std::env::var_os("REMPART_WRITE_DEPLOY").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        panic!(
+            "deploy/kubernetes/configmap.yaml is not config/rempart.toml adapted to the cluster; \
+             regenerate it with REMPART_WRITE_DEPLOY=1 cargo test --locked --test deploy \
+             the_configmap_carries_the_shipped_policy. Expected:\n{expected}"
+        );
+    }
 }

@@ -331,7 +331,7 @@ fn the_report_summarises_by_operator_and_agent() {
     let r: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(r["requests"], 0);
     let (code, _, err) = run_cli(&["evidence", "report", d, "--since", "last tuesday"], None);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a bad argument");
     assert!(
         err.contains("--since") && err.contains("2026-11-01"),
         "{err}"

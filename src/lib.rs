@@ -43,6 +43,7 @@ pub mod classify;
 pub mod config;
 pub mod day;
 pub mod decide;
+pub mod dns;
 pub mod evidence;
 pub mod identify;
 pub mod licensing;

@@ -41,6 +41,8 @@ pub struct Upstream {
     pub fail_timeout: Duration,
     /// Active TCP checks of every address (none: passive health only).
     pub health_check: Option<Duration>,
+    /// Name servers for origin names (empty: the system's).
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// One origin.
@@ -456,6 +458,7 @@ fn resolve_upstream(config: &Config, opts: &CompileOptions) -> Result<Upstream, 
         fail_timeout: Duration::from_secs(s.upstream_fail_timeout_seconds.max(1)),
         health_check: (s.upstream_health_check_ms > 0)
             .then(|| Duration::from_millis(s.upstream_health_check_ms)),
+        nameservers: s.upstream_nameservers.clone(),
     })
 }
 
@@ -488,10 +491,21 @@ fn resolve_origin(
             authority,
             host,
         } => {
-            let addrs: Vec<SocketAddr> = authority
-                .to_socket_addrs()
-                .map_err(|e| config.error_at(key, format!("cannot resolve {authority}: {e}")))?
-                .collect();
+            let servers = &config.raw.server.upstream_nameservers;
+            let named = host.parse::<std::net::IpAddr>().is_err() && !servers.is_empty();
+            let addrs: Vec<SocketAddr> = if named {
+                let port = authority
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse().ok())
+                    .unwrap_or(if *tls { 443 } else { 80 });
+                crate::dns::lookup_blocking(servers, host, port)
+                    .map_err(|e| config.error_at(key, e))?
+            } else {
+                authority
+                    .to_socket_addrs()
+                    .map_err(|e| config.error_at(key, format!("cannot resolve {authority}: {e}")))?
+                    .collect()
+            };
             if addrs.is_empty() {
                 return Err(config.error_at(key, format!("{authority} resolves to nothing")));
             }

@@ -4,7 +4,52 @@
 
 mod common;
 
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use common::*;
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+
+/// A DNS server answering one name with the address in `answer` (TTL 1 s).
+fn dns_server(name: &'static str, answer: Arc<Mutex<Ipv4Addr>>) -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut r = Message::new();
+            r.set_id(q.id())
+                .set_message_type(MessageType::Response)
+                .set_authoritative(true)
+                .set_recursion_available(true);
+            let mut found = false;
+            for query in q.queries() {
+                r.add_query(query.clone());
+                let asked = query.name().to_utf8().to_ascii_lowercase();
+                if asked.trim_end_matches('.') == name && query.query_type() == RecordType::A {
+                    let ip = *answer.lock().unwrap();
+                    r.add_answer(Record::from_rdata(query.name().clone(), 1, RData::A(A(ip))));
+                    found = true;
+                }
+            }
+            if !found
+                && q.queries()
+                    .iter()
+                    .all(|q| q.name().to_utf8().trim_end_matches('.') != name)
+            {
+                r.set_response_code(ResponseCode::NXDomain);
+            }
+            let _ = sock.send_to(&r.to_vec().unwrap(), from);
+        }
+    });
+    port
+}
 
 const RULES: &str = "[[rules]]\nname = \"gpt\"\nagent = [\"GPTBot\"]\naction = \"offer\"\n\n[behaviour]\nenabled = false\n\n[reload]\nwatch = false\n";
 
@@ -118,4 +163,46 @@ fn check_resolves_each_origin_and_names_the_one_that_fails() {
         assert_eq!(code, 1, "{urls:?}");
         assert!(err.contains(&format!("server.upstream{says}")), "{err}");
     }
+}
+
+#[test]
+fn an_origin_whose_address_moves_is_followed_without_a_reload() {
+    // The origin's name first points at 127.0.0.1, then at 127.0.0.2 (same
+    // port): rempart follows the DNS answer (TTL 1 s, followed within its
+    // 5 s floor) with no reload and no failed request.
+    let first = Origin::start();
+    let port = first.addr.port();
+    let second = Origin::start_at(&format!("127.0.0.2:{port}"), &[], &[]);
+    let answer = Arc::new(Mutex::new(Ipv4Addr::new(127, 0, 0, 1)));
+    let dns = dns_server("origin.rempart.test", answer.clone());
+    let url = format!("http://origin.rempart.test:{port}");
+    let extra = format!("upstream_nameservers = [\"127.0.0.1:{dns}\"]");
+    let proxy = Proxy::start_with(&url, &extra, RULES);
+    for _ in 0..5 {
+        assert_eq!(proxy.browse("/films/a").status, 200);
+    }
+    assert_eq!((first.count(), second.count()), (5, 0));
+    *answer.lock().unwrap() = Ipv4Addr::new(127, 0, 0, 2);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while second.count() == 0 {
+        assert!(Instant::now() < deadline, "the new address was never used");
+        assert_eq!(
+            proxy.browse("/films/b").status,
+            200,
+            "no request fails meanwhile"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = first.count();
+    for _ in 0..5 {
+        assert_eq!(proxy.browse("/films/c").status, 200);
+    }
+    assert_eq!(first.count(), before, "the old address is no longer used");
+    assert_eq!(
+        proxy.metric("rempart_config_reload_total{result=\"ok\"}"),
+        0.0,
+        "no reload"
+    );
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    assert!(log.contains("origin addresses changed"), "{log}");
 }

@@ -216,6 +216,8 @@ pub struct ServerSection {
     /// Every this many milliseconds, each origin address is checked with a
     /// TCP connection (0: off; passive health only).
     pub upstream_health_check_ms: u64,
+    /// Name servers for origin names (`"10.0.0.10:53"`); empty: the system's.
+    pub upstream_nameservers: Vec<SocketAddr>,
 }
 
 impl Default for ServerSection {
@@ -247,6 +249,7 @@ impl Default for ServerSection {
             max_connections_per_client: 256,
             upstream_fail_timeout_seconds: 10,
             upstream_health_check_ms: 0,
+            upstream_nameservers: Vec::new(),
         }
     }
 }

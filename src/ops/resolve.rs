@@ -97,17 +97,28 @@ impl OriginResolver {
 #[async_trait]
 impl BackgroundService for OriginResolver {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let resolver = match TokioResolver::builder_tokio() {
-            Ok(b) => b.build(),
-            Err(e) => {
-                tracing::warn!(error = %e, "no system resolver: origin names keep the addresses of the last load");
-                return;
-            }
-        };
+        let mut servers = self.snapshot.load().upstream.nameservers.clone();
+        let mut resolver = crate::dns::resolver(&servers);
         let mut due = Due::new();
         let mut next_check = Instant::now();
+        let mut warned = false;
         loop {
-            self.refresh(&resolver, &mut due).await;
+            // A reload that names other servers gets a resolver of its own.
+            let wanted = &self.snapshot.load().upstream.nameservers;
+            if *wanted != servers {
+                servers = wanted.clone();
+                resolver = crate::dns::resolver(&servers);
+                due.clear();
+                warned = false;
+            }
+            match &resolver {
+                Ok(r) => self.refresh(r, &mut due).await,
+                Err(e) if !warned => {
+                    tracing::warn!(error = %e, "origin names keep the addresses of the last load");
+                    warned = true;
+                }
+                Err(_) => {}
+            }
             if let Some(every) = self.snapshot.load().upstream.health_check {
                 if Instant::now() >= next_check {
                     self.check().await;

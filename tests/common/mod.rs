@@ -94,6 +94,12 @@ impl Origin {
 
     /// An origin with its own answers for some paths: (path, status, body).
     pub fn start_full(extra: &[(&str, &str)], routes: &[(&str, u16, &str)]) -> Self {
+        Self::start_at("127.0.0.1:0", extra, routes)
+    }
+
+    /// [`Origin::start_full`] on a given address (another loopback address,
+    /// the port of another origin).
+    pub fn start_at(bind: &str, extra: &[(&str, &str)], routes: &[(&str, u16, &str)]) -> Self {
         let routes: Vec<(String, u16, String)> = routes
             .iter()
             .map(|(p, s, b)| (p.to_string(), *s, b.to_string()))
@@ -102,7 +108,7 @@ impl Origin {
             .iter()
             .map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap())
             .collect();
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("origin bind"));
+        let server = Arc::new(tiny_http::Server::http(bind).expect("origin bind"));
         let addr = server.server_addr().to_ip().expect("ip addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..4 {

@@ -569,6 +569,18 @@ fn http_metrics_count_every_response_by_status_and_action_and_time_it() {
         );
         assert_eq!(proxy.metric(series), 0.0, "{series}");
     }
+    // (CPU seconds may still be 0 this early: present is what counts.)
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("process_cpu_seconds_total ")));
+    for process in ["process_resident_memory_bytes", "process_open_fds"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(process))
+            .unwrap_or_else(|| panic!("{process}"));
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value > 0.0, "{line}");
+    }
     let build = text
         .lines()
         .find(|l| l.starts_with("rempart_build_info{"))

@@ -108,6 +108,9 @@ impl HttpMetrics {
         build
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("REMPART_COMMIT")])
             .set(1);
+        // process_cpu_seconds_total, process_resident_memory_bytes,
+        // process_open_fds …: the prometheus crate's `process` feature puts
+        // its collector in the default registry by itself.
         HttpMetrics {
             responses,
             bytes,

@@ -69,7 +69,11 @@ fn the_console_json_counts_the_traffic() {
     assert_eq!(r.headers["cache-control"], "no-store");
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
     let v: serde_json::Value = serde_json::from_str(&r.body).expect("console JSON");
-    println!("{:#}", v["requests"]);
+    // Shown with --nocapture, for whoever reads the test's run.
+    println!(
+        "requests {}\nrecent {}\nagents {}\noffers {}\nevidence {}\nconfig {}",
+        v["requests"], v["recent"], v["agents"], v["offers"], v["evidence"], v["config"]
+    );
     assert_eq!(v["requests"]["allow"], 3);
     assert_eq!(v["requests"]["offer"], 3);
     assert_eq!(v["requests"]["block"], 1);
@@ -100,6 +104,7 @@ fn the_console_page_is_locked_down_and_escaped() {
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(r.body.contains("<td>GPTBot</td>"));
+    assert!(r.body.contains("<span id=\"live\">as served</span>"));
 }
 
 /// The Chromium binary, if one is installed.
@@ -145,6 +150,8 @@ fn headless_chromium_shows_the_console() {
     };
     let (_origin, proxy) = traffic();
     let dom = dump_dom(&chromium, &format!("http://127.0.0.1:{}/", proxy.admin));
+    // The script ran (the policy's hash admits it) and refreshed the tables.
+    assert!(dom.contains("<span id=\"live\">live</span>"), "{dom}");
     assert!(dom.contains("<td>GPTBot</td>"), "{dom}");
     assert!(dom.contains("<td>OpenAI</td>"), "{dom}");
     assert!(dom.contains("<td>verified 3</td>"), "{dom}");
@@ -154,4 +161,39 @@ fn headless_chromium_shows_the_console() {
     assert!(dom.contains("<tr><td>allow</td><td>3</td></tr>"), "{dom}");
     assert!(dom.contains("<tr><td>offer</td><td>3</td></tr>"), "{dom}");
     assert!(dom.contains("<tr><td>block</td><td>1</td></tr>"), "{dom}");
+}
+
+/// An operator name with markup, from a catalogue file: escaped on the
+/// page, text in the browser's DOM, never an element.
+#[test]
+fn names_from_data_files_are_escaped() {
+    let overlay = tempfile::tempdir().expect("overlay");
+    let extra = overlay.path().join("markup.toml");
+    std::fs::write(
+        &extra,
+        "[[agent]]\nname = \"EvilBot\"\noperator = \"<img src=x onerror=alert(1)>&Co\"\npurpose = \"ai-training\"\n",
+    )
+    .expect("catalogue file");
+    let origin = Origin::start();
+    let proxy = Proxy::start_edited(
+        &origin.url(),
+        "",
+        &default_rules(),
+        &[],
+        &with_catalogue(&extra),
+    );
+    proxy.get("/", &[("user-agent", "EvilBot/1.0")]);
+    let page = admin(&proxy, "/").body;
+    assert!(page.contains("<td>EvilBot</td>"), "{page}");
+    assert!(
+        page.contains("<td>&lt;img src=x onerror=alert(1)&gt;&amp;Co</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<img"), "{page}");
+    let v: serde_json::Value =
+        serde_json::from_str(&admin(&proxy, "/console.json").body).expect("console JSON");
+    assert_eq!(
+        agent(&v, "EvilBot")["operator"],
+        "<img src=x onerror=alert(1)>&Co"
+    );
 }

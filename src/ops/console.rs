@@ -32,7 +32,8 @@ const SCRIPT: &str = "function r(){fetch('/console.json',{cache:'no-store'}).the
 for(const t of d.tables){const b=document.getElementById(t.id);if(!b)continue;b.replaceChildren();\
 for(const row of t.rows){const tr=document.createElement('tr');for(const c of row){\
 const td=document.createElement('td');td.textContent=String(c);tr.appendChild(td)}b.appendChild(tr)}}\
-document.getElementById('at').textContent=d.generated_unix;}).catch(()=>{})}r();setInterval(r,10000);";
+document.getElementById('at').textContent=d.generated_unix;\
+document.getElementById('live').textContent='live';}).catch(()=>{})}r();setInterval(r,10000);";
 
 /// Totals by action at one instant: the ring's unit.
 type Totals = [u64; ACTIONS.len()];
@@ -263,7 +264,10 @@ fn rows_of(v: &Value, fields: &[&str]) -> Vec<Vec<String>> {
 /// The page's tables: id, title, headings and rows, for the server's
 /// rendering and the script's refresh alike.
 fn tables(v: &Value, agents: &[Vec<String>]) -> Value {
-    let recent = format!("Last {} s", v["recent"]["seconds"]);
+    let recent = format!(
+        "Recent: the last {} s (up to 15 minutes)",
+        v["recent"]["seconds"]
+    );
     let mut evidence = pairs(&v["evidence"]);
     evidence.extend(pairs(&v["config"]["reloads"]).into_iter().map(|mut r| {
         r[0] = format!("config reloads {}", r[0]);
@@ -296,7 +300,10 @@ fn render(v: &Value) -> String {
     html.push_str("</style></head><body><h1>rempart console</h1>");
     html.push_str("<p class=\"note\">Read-only. Generated at <span id=\"at\">");
     html.push_str(&escape(&plain(&v["generated_unix"])));
-    html.push_str("</span> (Unix time); refreshed every 10 s.</p>");
+    html.push_str(
+        "</span> (Unix time); <span id=\"live\">as served</span>, \
+         refreshed every 10 s.</p>",
+    );
     for t in v["tables"].as_array().map_or(&[][..], Vec::as_slice) {
         render_table(&mut html, t);
     }

@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus text format, the default
 //! registry shared with pingora), `/healthz` (alive), `/readyz` (a config is
-//! loaded and the upstream accepts connections) and `POST /reload`. It binds
+//! loaded and the upstream accepts connections), `POST /reload`, and the
+//! read-only console (`/`, `/console.json`, see [`crate::ops::console`]). It binds
 //! to loopback unless the config says otherwise: whoever reaches it can
 //! reload the config.
 
@@ -25,6 +26,8 @@ pub struct AdminApp {
     pub readiness: crate::config::Readiness,
     /// The origin pool, for `/readyz` in its origin mode.
     pub origins: Option<Arc<crate::proxy::origins::Pool>>,
+    /// The read-only console (`/` and `/console.json`).
+    pub console: crate::ops::console::Console,
 }
 
 /// Who may change state through the admin listener: not another site (a
@@ -233,6 +236,8 @@ impl ServeHttp for AdminApp {
                     ),
                 }
             }
+            ("/", false) => self.console.page(&self.snapshot.load()),
+            ("/console.json", false) => self.console.json(&self.snapshot.load()),
             ("/healthz", _) => text(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             _ => text(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }

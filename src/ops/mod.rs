@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod admin_client;
+pub mod console;
 pub mod demo;
 pub mod fetch;
 pub mod guard;

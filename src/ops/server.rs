@@ -395,6 +395,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             guard,
             readiness: config.raw.admin.readiness,
             origins: Some(origins),
+            console: crate::ops::console::Console::new(),
         },
     );
     admin.add_tcp(&config.admin.to_string());

@@ -73,12 +73,18 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     }
     if let Some(agent) = id.agent {
         let a = snap.catalogue.agent(agent);
-        snap.agent_counters
-            .inc(agent.0 as usize, &a.name, &a.operator, o.action);
+        snap.agent_counters.inc(
+            agent.0 as usize,
+            &a.name,
+            &a.operator,
+            o.action,
+            id.verification,
+        );
     } else if let Some(name) = id.agent_name(&snap.catalogue) {
         // A self-declared bot with no catalogue entry: the slot after the agents.
         let slot = snap.catalogue.agents().len();
-        snap.agent_counters.inc(slot, name, "unknown", o.action);
+        snap.agent_counters
+            .inc(slot, name, "unknown", o.action, id.verification);
     }
     if let Some((rule, would)) = o.decision.shadow {
         m.log_only

@@ -461,6 +461,7 @@ impl Config {
             return Err(at("robots.origin_ttl_seconds", "must be at least 1".into()));
         }
         raw.challenge.validate().map_err(|(key, m)| at(key, m))?;
+        raw.evidence.validate().map_err(|(key, m)| at(key, m))?;
         if raw.catalog.agents.is_empty() {
             return Err(at(
                 "catalog.agents",

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub evidence_max_bytes: prometheus::IntGauge,
     pub evidence_budget_exhausted: prometheus::IntGauge,
     pub evidence_limited: IntCounter,
+    pub evidence_pruned_files: IntCounter,
     pub connections_refused: IntCounterVec,
     pub honeypot_links: IntCounter,
     /// `rempart_challenges_total` per outcome, resolved once (indexed by
@@ -302,6 +303,11 @@ impl Metrics {
                 "Request records of clients above evidence.max_records_per_client_minute, counted in `limited` records."
             )
             .expect("register rempart_evidence_limited_total"),
+            evidence_pruned_files: prometheus::register_int_counter!(
+                "rempart_evidence_pruned_files_total",
+                "Closed ledger files removed by retention, each named first in a `pruned` record."
+            )
+            .expect("register rempart_evidence_pruned_files_total"),
             connections_refused: register_int_counter_vec!(
                 "rempart_connections_closed_total",
                 "Client connections refused or closed by a limit: total, client (per-address cap), header-timeout, idle-timeout, header-size, header-memory.",

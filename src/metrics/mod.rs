@@ -60,6 +60,7 @@ pub struct Metrics {
     pub key_directory_fetches: IntCounterVec,
     pub web_bot_auth: IntCounterVec,
     pub metering_errors: IntCounter,
+    pub metering_pruned_files: IntCounter,
     pub behaviour_signals: IntCounterVec,
     /// `behaviour_signals` per signal, resolved once (indexed by `Signal as usize`).
     pub signal_counters: Vec<IntCounter>,
@@ -246,6 +247,11 @@ impl Metrics {
                 "Metering records that could not be written (disk full, permissions)."
             )
             .expect("register rempart_metering_errors_total"),
+            metering_pruned_files: prometheus::register_int_counter!(
+                "rempart_metering_pruned_files_total",
+                "Metering files removed past licensing.metering_retention_days."
+            )
+            .expect("register rempart_metering_pruned_files_total"),
             signal_counters: crate::behaviour::Signal::ALL
                 .iter()
                 .map(|sig| behaviour_signals.with_label_values(&[sig.as_str()]))

@@ -152,12 +152,18 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     server.add_service(service);
 
     let metering_dir = config.resolve(&config.raw.licensing.metering_dir);
-    let meter = Arc::new(Meter::start(metering_dir.clone()).with_context(|| {
-        format!(
-            "{}: cannot start the metering writer",
-            metering_dir.display()
+    let meter = Arc::new(
+        Meter::start(
+            metering_dir.clone(),
+            config.raw.licensing.metering_retention_days,
         )
-    })?);
+        .with_context(|| {
+            format!(
+                "{}: cannot start the metering writer",
+                metering_dir.display()
+            )
+        })?,
+    );
     let robots = &config.raw.robots;
     let origin_robots = robots
         .merge_origin

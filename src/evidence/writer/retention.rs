@@ -114,17 +114,16 @@ impl Writer {
         if files.is_empty() {
             return;
         }
-        let before = self.seq;
-        let pending = self.queue.len();
         self.queue.push_back(Body::Pruned {
             reason,
             files: files.iter().map(|(_, d)| d.clone()).collect(),
         });
         self.write_batch();
-        if self.seq < before + pending as u64 + 1 || !self.queue.is_empty() {
+        let is_pruned = |b: &Body| matches!(b, Body::Pruned { .. });
+        if self.queue.iter().any(is_pruned) {
             // Not written (full disk): remove nothing, and drop the record so
             // that the chain never names a file that is still there.
-            self.queue.retain(|b| !matches!(b, Body::Pruned { .. }));
+            self.queue.retain(|b| !is_pruned(b));
             return;
         }
         self.sync();
@@ -316,6 +315,36 @@ mod tests {
             "an undocumented removal passed: {:?}",
             v.pruned
         );
+    }
+
+    #[test]
+    fn on_a_full_disk_nothing_is_removed_until_the_record_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = Evidence::start(opts(dir.path())).unwrap();
+        for i in 0..30 {
+            ev.record(published(i));
+        }
+        settle(ev, dir.path(), |l| l.len() == 31);
+        let files = ledger_files(dir.path()).unwrap();
+        // A restart with retention, on a disk that refuses every write.
+        let ev = Evidence::start(LedgerOptions {
+            retention_bytes: 4_000,
+            ..opts(dir.path())
+        })
+        .unwrap();
+        ev.set_fault(true);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(files.iter().all(|f| f.exists()), "nothing removed");
+        assert!(!lines(dir.path()).iter().any(|r| r["type"] == "pruned"));
+        // Space returns: the record first, then the removal.
+        ev.set_fault(false);
+        settle(ev, dir.path(), |l| {
+            l.iter().any(|r| r["type"] == "pruned") && !files[0].exists()
+        });
+        assert!(!files[0].exists());
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_intact(), "{:?}", v.broken);
+        assert!(v.pruned.is_some());
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl Evidence {
                     unsynced: false,
                     tally: tally_w,
                     interval: tally::Interval::now(),
-                    last_prune: Instant::now(),
+                    last_prune: None,
                 };
                 writer.queue.push_back(Body::Start {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -301,8 +301,8 @@ struct Writer {
     /// The request side's counts, and when their interval started.
     tally: tally::Shared,
     interval: tally::Interval,
-    /// When retention was last checked.
-    last_prune: Instant,
+    /// When retention was last checked (never: at the first batch).
+    last_prune: Option<Instant>,
 }
 
 fn utc_day(now: time::OffsetDateTime) -> i64 {

@@ -62,15 +62,18 @@ fn choose(files: &[(PathBuf, u64, SystemTime)], age: Duration, max: u64) -> (usi
 }
 
 impl Writer {
-    /// Removes what retention allows, at most once per `prune_interval`.
+    /// Removes what retention allows: once at start (a restart applies a new
+    /// setting at once), then at most once per `prune_interval`.
     pub(super) fn prune(&mut self) {
         let o = &self.opts;
         if (o.retention_age.is_zero() && o.retention_bytes == 0)
-            || self.last_prune.elapsed() < o.prune_interval
+            || self
+                .last_prune
+                .is_some_and(|t| t.elapsed() < o.prune_interval)
         {
             return;
         }
-        self.last_prune = std::time::Instant::now();
+        self.last_prune = Some(std::time::Instant::now());
         let current = self.file.as_ref().map(|f| f.path.clone());
         let mut live_len = 0;
         let mut closed = Vec::new();

@@ -78,33 +78,14 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
                     return Ok(v);
                 }
             };
-            let expect_prev = prev.as_deref().unwrap_or(GENESIS);
             if prev.is_none() && line.prev != GENESIS {
-                let b = at("the ledger's first record does not start the chain: \
-                            earlier files were removed"
-                    .to_owned());
-                headless = Some((b, line.seq, line.prev.clone()));
-            } else if line.prev != expect_prev {
-                let message = match (&pending_torn, expected_seq) {
-                    (Some((f, n, bytes)), _) => format!(
-                        "does not follow the last whole line before the cut at {}:{} ({bytes} bytes): \
-                         that file was truncated, or records were removed",
-                        f.display(),
-                        n
-                    ),
-                    (None, Some(s)) if line.seq > s => format!(
-                        "seq {} follows {}: {} record(s) removed before this line",
-                        line.seq,
-                        s - 1,
-                        line.seq - s
-                    ),
-                    (None, None) => "the ledger's first record does not start the chain: \
-                                     earlier files were removed"
-                        .to_owned(),
-                    _ => "does not follow the previous record (its hash differs): \
-                          the previous record was edited"
-                        .to_owned(),
-                };
+                headless = Some((
+                    at(mismatch(None, None, line.seq)),
+                    line.seq,
+                    line.prev.clone(),
+                ));
+            } else if line.prev != prev.as_deref().unwrap_or(GENESIS) {
+                let message = mismatch(pending_torn.as_ref(), expected_seq, line.seq);
                 v.broken = Some(at(message));
                 return Ok(v);
             }
@@ -114,22 +95,13 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
                     return Ok(v);
                 }
             }
-            if let Some((f, n, bytes)) = pending_torn.take() {
-                v.warnings.push(format!(
-                    "{}:{}: torn last line ({bytes} bytes): the writer stopped mid-line (crash); \
-                     the chain continues from the line before it",
-                    f.display(),
-                    n
+            if let Some(t) = pending_torn.take() {
+                v.warnings.push(torn_note(
+                    &t,
+                    "(crash); the chain continues from the line before it",
                 ));
             }
-            if let Body::Pruned { files, .. } = &line.body {
-                pruned.extend(files.iter().map(|f| Pruning {
-                    file: f.file.clone(),
-                    last_seq: f.last_seq,
-                    last_hash: f.last_hash.clone(),
-                    at: (line.seq, line.ts.clone()),
-                }));
-            }
+            pruned.extend(prunings(&line));
             prev = Some(hex::encode(Sha256::digest(bytes)));
             expected_seq = Some(line.seq + 1);
             if v.first.is_none() {
@@ -142,12 +114,8 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
             pending_torn = Some((path.clone(), lines.len() + 1, t.len()));
         }
     }
-    if let Some((f, n, bytes)) = pending_torn {
-        v.warnings.push(format!(
-            "{}:{}: torn last line ({bytes} bytes): the writer stopped mid-line (crash, or a cut file)",
-            f.display(),
-            n
-        ));
+    if let Some(t) = pending_torn {
+        v.warnings.push(torn_note(&t, "(crash, or a cut file)"));
     }
     if let Some((b, seq, prev)) = headless {
         match documented(&pruned, seq, &prev) {
@@ -156,6 +124,57 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
         }
     }
     Ok(v)
+}
+
+/// The note for a torn last line at `file:line` (`bytes` long).
+fn torn_note((f, n, bytes): &(PathBuf, usize, usize), why: &str) -> String {
+    format!(
+        "{}:{}: torn last line ({bytes} bytes): the writer stopped mid-line {why}",
+        f.display(),
+        n
+    )
+}
+
+/// The files a `pruned` record names (none for any other record).
+fn prunings(line: &Line) -> Vec<Pruning> {
+    let Body::Pruned { files, .. } = &line.body else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .map(|f| Pruning {
+            file: f.file.clone(),
+            last_seq: f.last_seq,
+            last_hash: f.last_hash.clone(),
+            at: (line.seq, line.ts.clone()),
+        })
+        .collect()
+}
+
+/// Why a record whose `prev` is not the previous line's hash breaks the
+/// chain: a cut file (a torn tail before it), removed records (a seq gap),
+/// or an edited previous record.
+fn mismatch(torn: Option<&(PathBuf, usize, usize)>, expected_seq: Option<u64>, seq: u64) -> String {
+    match (torn, expected_seq) {
+        (Some((f, n, bytes)), _) => format!(
+            "does not follow the last whole line before the cut at {}:{} ({bytes} bytes): \
+             that file was truncated, or records were removed",
+            f.display(),
+            n
+        ),
+        (None, Some(s)) if seq > s => format!(
+            "seq {} follows {}: {} record(s) removed before this line",
+            seq,
+            s - 1,
+            seq - s
+        ),
+        (None, None) => "the ledger's first record does not start the chain: \
+                         earlier files were removed"
+            .to_owned(),
+        _ => "does not follow the previous record (its hash differs): \
+              the previous record was edited"
+            .to_owned(),
+    }
 }
 
 /// A file named in a `pruned` record, and that record's seq and time.

@@ -380,7 +380,10 @@ impl Writer {
         }
     }
 
-    fn sync(&mut self) {
+    /// Forces written records to disk; false when that failed (retention
+    /// then removes nothing, since its record may not survive a power cut).
+    fn sync(&mut self) -> bool {
+        let mut ok = true;
         if let Some(f) = &self.file {
             if let Err(e) = f.file.sync_data() {
                 metrics()
@@ -388,10 +391,12 @@ impl Writer {
                     .with_label_values(&["fsync"])
                     .inc();
                 tracing::warn!(error = %e, "evidence: fsync failed");
+                ok = false;
             }
         }
         self.last_sync = Instant::now();
         self.unsynced = false;
+        ok
     }
 
     fn write_batch(&mut self) {

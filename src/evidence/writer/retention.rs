@@ -129,7 +129,12 @@ impl Writer {
             self.queue.retain(|b| !is_pruned(b));
             return;
         }
-        self.sync();
+        if !self.sync() {
+            // The record is written but maybe not durable: keep the files;
+            // a later pruning names them again.
+            tracing::warn!("evidence: the pruned record is not on disk; keeping the files");
+            return;
+        }
         for (p, d) in files {
             match std::fs::remove_file(&p) {
                 Ok(()) => {

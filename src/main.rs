@@ -395,6 +395,9 @@ fn evidence_command(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
             for w in &v.warnings {
                 println!("note: {w}");
             }
+            if let Some(p) = &v.pruned {
+                println!("note: {p}");
+            }
             match (&v.broken, &v.first, &v.last) {
                 (Some(b), _, _) => {
                     println!("BROKEN at {b}");

@@ -337,3 +337,74 @@ fn the_report_summarises_by_operator_and_agent() {
         "{err}"
     );
 }
+
+/// Retention, end to end: a restart with `retention_bytes` removes the
+/// oldest closed files after a `pruned` record; `verify` passes and names the
+/// pruning, the report still works, and a file then removed by hand is
+/// still a break.
+#[test]
+fn retention_prunes_with_a_record_that_verify_and_report_accept() {
+    let origin = Origin::start();
+    let ledger = tempfile::tempdir().unwrap();
+    let dir = ledger.path().to_str().unwrap().to_owned();
+    let args = ["--evidence-dir", dir.as_str()];
+    let small = rules_with_evidence("max_file_kb = 65536", "max_file_kb = 4");
+    {
+        let proxy = Proxy::start_args(&origin.url(), "", &small, &args);
+        for i in 0..40 {
+            let r = proxy.get(&format!("/films/{i}"), &[("user-agent", GPTBOT)]);
+            assert_eq!(r.status, 402);
+        }
+        assert_eq!(requests(&wait_records(ledger.path(), 40)).len(), 40);
+    }
+    let before = files(ledger.path());
+    assert!(before.len() > 4, "{before:?}");
+    let retention = rules_with_evidence(
+        "max_file_kb = 65536",
+        "max_file_kb = 4\nretention_bytes = 8192",
+    );
+    {
+        let _proxy = Proxy::start_args(&origin.url(), "", &retention, &args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while before[0].exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert!(!before[0].exists(), "the oldest file was not pruned");
+    let all = ledger_records(ledger.path());
+    let pruned: Vec<_> = all.iter().filter(|r| r["type"] == "pruned").collect();
+    assert_eq!(pruned.len(), 1, "{pruned:#?}");
+    let named: Vec<&str> = pruned[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["file"].as_str())
+        .collect();
+    let removed: Vec<String> = before
+        .iter()
+        .filter(|f| !f.exists())
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        named, removed,
+        "every removed file is named, and only those"
+    );
+    let (code, out) = verify(ledger.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact:"), "{out}");
+    assert!(out.contains("after files removed by retention"), "{out}");
+    let (code, json, err) = run_cli(&["evidence", "report", &dir, "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        report["integrity"]
+            .as_str()
+            .is_some_and(|s| s.contains("removed by retention")),
+        "{report:#}"
+    );
+    // A further file removed by hand, with no record: broken.
+    std::fs::remove_file(&files(ledger.path())[0]).unwrap();
+    let (code, out) = verify(ledger.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN"), "{out}");
+}

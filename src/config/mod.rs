@@ -107,6 +107,9 @@ pub struct LicensingSection {
     /// Operators (catalogue `operator` names) whose signature-verified
     /// agents may be charged under pay per crawl without a licence.
     pub billable_operators: Vec<String>,
+    /// Metering files of days older than this are removed (0: never; they
+    /// are what licensees are invoiced from).
+    pub metering_retention_days: u64,
 }
 
 impl Default for LicensingSection {
@@ -114,6 +117,7 @@ impl Default for LicensingSection {
         Self {
             metering_dir: "state/metering".into(),
             billable_operators: Vec::new(),
+            metering_retention_days: 0,
         }
     }
 }
@@ -464,6 +468,13 @@ impl Config {
             return Err(at("robots.origin_ttl_seconds", "must be at least 1".into()));
         }
         raw.challenge.validate().map_err(|(key, m)| at(key, m))?;
+        raw.evidence.validate().map_err(|(key, m)| at(key, m))?;
+        if raw.licensing.metering_retention_days > 36_500 {
+            return Err(at(
+                "licensing.metering_retention_days",
+                "must be 0 (off) or at most 36500".into(),
+            ));
+        }
         if raw.catalog.agents.is_empty() {
             return Err(at(
                 "catalog.agents",
@@ -607,6 +618,42 @@ mod tests {
             .to_string();
         assert!(
             err.contains(":2:") && err.contains("server.trusted_proxies"),
+            "{err}"
+        );
+    }
+
+    /// Retention is off unless configured, and a setting that would remove
+    /// every file as soon as it closes is refused with file, line and key.
+    #[test]
+    fn retention_is_off_by_default_and_checked() {
+        let c = Config::parse(Path::new("r.toml"), MINIMAL.into()).unwrap();
+        assert_eq!(c.raw.evidence.retention_days, 0);
+        assert_eq!(c.raw.evidence.retention_bytes, 0);
+        assert_eq!(c.raw.licensing.metering_retention_days, 0);
+        let ok = format!(
+            "{MINIMAL}\n[evidence]\nretention_days = 90\nretention_bytes = 1073741824\n\
+             [licensing]\nmetering_retention_days = 400\n"
+        );
+        assert!(Config::parse(Path::new("r.toml"), ok).is_ok());
+        let text = format!("{MINIMAL}\n[evidence]\nmax_file_kb = 1024\nretention_bytes = 1000\n");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("r.toml:8:") && err.contains("evidence.retention_bytes"),
+            "{err}"
+        );
+        let text = format!("{MINIMAL}\n[evidence]\nmax_bytes = 10000000\nretention_bytes = 20000000\nmax_file_kb = 1\n");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("evidence.max_bytes"), "{err}");
+        let text = format!("{MINIMAL}\n[licensing]\nmetering_retention_days = 100000\n");
+        let err = Config::parse(Path::new("r.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("r.toml:7:") && err.contains("licensing.metering_retention_days"),
             "{err}"
         );
     }

@@ -138,6 +138,43 @@ pub struct EvidenceSection {
     pub max_records_per_client_minute: u32,
     /// Seconds between `tally` records (referred visits, allowed AI crawls).
     pub tally_interval_s: u64,
+    /// Closed ledger files older than this many days are removed, each named
+    /// first in a `pruned` record (0: never; the ledger is evidence).
+    pub retention_days: u64,
+    /// Oldest closed ledger files are removed while the ledger is above this
+    /// many bytes (0: never).
+    pub retention_bytes: u64,
+}
+
+impl EvidenceSection {
+    /// Retention that would remove every file as soon as it is closed, or
+    /// never act before the disk budget stops the writing, is a mistake.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let file = self.max_file_kb.max(1).saturating_mul(1024);
+        if self.retention_bytes > 0 && self.retention_bytes < file.saturating_mul(2) {
+            return Err((
+                "evidence.retention_bytes",
+                format!(
+                    "must be 0 (off) or at least two files (2 × max_file_kb = {} bytes)",
+                    file * 2
+                ),
+            ));
+        }
+        if self.retention_bytes > 0 && self.max_bytes > 0 && self.retention_bytes > self.max_bytes {
+            return Err((
+                "evidence.retention_bytes",
+                "must not exceed evidence.max_bytes: the budget would stop the writing first"
+                    .into(),
+            ));
+        }
+        if self.retention_days > 36_500 {
+            return Err((
+                "evidence.retention_days",
+                "must be 0 (off) or at most 36500".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for EvidenceSection {
@@ -153,6 +190,8 @@ impl Default for EvidenceSection {
             max_bytes: 4 << 30,
             max_records_per_client_minute: 120,
             tally_interval_s: 60,
+            retention_days: 0,
+            retention_bytes: 0,
         }
     }
 }

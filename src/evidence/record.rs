@@ -173,6 +173,14 @@ pub enum Body {
         minute_start: String,
         records: u64,
     },
+    /// Whole closed ledger files removed by retention (`evidence.retention_days`
+    /// or `evidence.retention_bytes`), written into the live chain before they
+    /// are removed, so that `verify` can tell a documented pruning from files
+    /// that went missing.
+    Pruned {
+        reason: String,
+        files: Vec<PrunedFile>,
+    },
     /// What was counted, not recorded, between `period_start` and
     /// `period_end`, by operator: browser page visits its AI products
     /// referred, and its AI crawlers' pages let through.
@@ -184,6 +192,24 @@ pub enum Body {
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         crawled_allowed: std::collections::BTreeMap<String, u64>,
     },
+}
+
+/// A ledger file removed by retention: enough to show what it held (its
+/// size and SHA-256 match a copy archived elsewhere) and where the chain
+/// continues (the next file's first `prev` is `last_hash`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrunedFile {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// `seq` of its first and last whole lines (none in an empty file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    /// SHA-256 of its last whole line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_hash: Option<String>,
 }
 
 /// One ledger line.

@@ -129,6 +129,11 @@ pub fn build(
         ),
         _ => "empty".into(),
     };
+    // A pruned start is part of the integrity statement, not a footnote.
+    let integrity = match &check.pruned {
+        Some(p) if check.is_intact() => format!("{integrity}; {p}"),
+        _ => integrity,
+    };
     struct Acc {
         g: Group,
         paths: HashMap<String, u64>,

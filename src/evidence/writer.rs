@@ -11,8 +11,10 @@
 //! Nobody can fill the disk through it: one client's request records are
 //! capped per minute (the rest become one `limited` record), and past the
 //! disk budget (`evidence.max_bytes`) request records are counted instead of
-//! written, with a `gap` record saying so. Nothing already written is ever
-//! removed, so `rempart evidence verify` still passes.
+//! written, with a `gap` record saying so. Nothing already written is
+//! removed unless retention is configured, and then only whole closed files,
+//! oldest first, after a `pruned` record names them, so that
+//! `rempart evidence verify` still passes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 mod limits;
+mod retention;
 mod tally;
 
 use super::record::{Body, Line, GENESIS};
@@ -56,6 +59,14 @@ pub struct LedgerOptions {
     /// How often referred visits and allowed AI crawls are written as one
     /// `tally` record.
     pub tally_interval: Duration,
+    /// Closed files older than this are removed (a `pruned` record first).
+    /// Zero: never.
+    pub retention_age: Duration,
+    /// Oldest closed files are removed while the ledger is above this size.
+    /// 0: never.
+    pub retention_bytes: u64,
+    /// How often retention is checked (tests shorten it).
+    pub prune_interval: Duration,
 }
 
 impl LedgerOptions {
@@ -70,6 +81,9 @@ impl LedgerOptions {
             per_client_minute: 0,
             limit_window: Duration::from_secs(60),
             tally_interval: Duration::from_secs(60),
+            retention_age: Duration::ZERO,
+            retention_bytes: 0,
+            prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -153,6 +167,7 @@ impl Evidence {
                     unsynced: false,
                     tally: tally_w,
                     interval: tally::Interval::now(),
+                    last_prune: None,
                 };
                 writer.queue.push_back(Body::Start {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -262,6 +277,8 @@ fn last_record(dir: &Path) -> anyhow::Result<Option<Tail>> {
 }
 
 struct OpenFile {
+    /// Never removed by retention while it is written.
+    path: PathBuf,
     file: File,
     len: u64,
     day: i64,
@@ -284,6 +301,8 @@ struct Writer {
     /// The request side's counts, and when their interval started.
     tally: tally::Shared,
     interval: tally::Interval,
+    /// When retention was last checked (never: at the first batch).
+    last_prune: Option<Instant>,
 }
 
 fn utc_day(now: time::OffsetDateTime) -> i64 {
@@ -354,13 +373,17 @@ impl Writer {
                 metrics().evidence_dropped.inc_by(over);
             }
             self.write_batch();
+            self.prune();
             if self.unsynced && self.last_sync.elapsed() >= self.opts.fsync_interval {
                 self.sync();
             }
         }
     }
 
-    fn sync(&mut self) {
+    /// Forces written records to disk; false when that failed (retention
+    /// then removes nothing, since its record may not survive a power cut).
+    fn sync(&mut self) -> bool {
+        let mut ok = true;
         if let Some(f) = &self.file {
             if let Err(e) = f.file.sync_data() {
                 metrics()
@@ -368,10 +391,12 @@ impl Writer {
                     .with_label_values(&["fsync"])
                     .inc();
                 tracing::warn!(error = %e, "evidence: fsync failed");
+                ok = false;
             }
         }
         self.last_sync = Instant::now();
         self.unsynced = false;
+        ok
     }
 
     fn write_batch(&mut self) {
@@ -488,7 +513,12 @@ impl Writer {
         let path = self.opts.dir.join(format!("ledger-{:012}.jsonl", self.seq));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let len = file.metadata()?.len();
-        self.file = Some(OpenFile { file, len, day });
+        self.file = Some(OpenFile {
+            path,
+            file,
+            len,
+            day,
+        });
         Ok(())
     }
 

@@ -63,13 +63,20 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Starts the writer thread for `dir` (created if missing).
-    pub fn start(dir: PathBuf) -> std::io::Result<Self> {
+    /// Starts the writer thread for `dir` (created if missing). With
+    /// `retention_days` above 0 it also removes, hourly, the files of days
+    /// older than that (never today's, the one being written).
+    pub fn start(dir: PathBuf, retention_days: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = sync_channel::<MeterRecord>(QUEUE);
         std::thread::Builder::new().name("rempart-metering".into()).spawn(move || {
             let mut open: Option<(String, BufWriter<std::fs::File>)> = None;
+            let mut last_prune: Option<std::time::Instant> = None;
             loop {
+                if retention_days > 0 && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
+                    last_prune = Some(std::time::Instant::now());
+                    prune(&dir, retention_days, now_secs());
+                }
                 match rx.recv_timeout(Duration::from_secs(1)) {
                     Ok(rec) => {
                         let day = day_of(rec.ts);
@@ -122,6 +129,46 @@ impl Meter {
             }
         }
     }
+}
+
+/// How often metering retention is checked: files are per day, so an hour
+/// is late by at most an hour.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// Removes the metering files of days that ended more than `retention_days`
+/// before `now` (seconds since the epoch), one log line each; returns how
+/// many were removed. Metering has no chain, so nothing else records it.
+pub fn prune(dir: &Path, retention_days: u64, now: u64) -> usize {
+    let cutoff = day_of(now.saturating_sub(retention_days.saturating_mul(86_400)));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(day) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("metering-"))
+            .and_then(|n| n.strip_suffix(".jsonl"))
+        else {
+            continue;
+        };
+        // Only names that are days: YYYY-MM-DD sorts as it reads.
+        if day.len() != 10 || day.parse::<crate::day::Day>().is_err() || day >= cutoff.as_str() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                removed += 1;
+                crate::metrics::metrics().metering_pruned_files.inc();
+                tracing::info!(file = %path.display(), retention_days, "metering: removed a file past retention");
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "metering: cannot remove a file past retention");
+            }
+        }
+    }
+    removed
 }
 
 /// Seconds since the epoch, now.
@@ -248,7 +295,7 @@ mod tests {
     #[test]
     fn written_records_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let meter = Meter::start(dir.path().to_owned()).unwrap();
+        let meter = Meter::start(dir.path().to_owned(), 0).unwrap();
         let day1 = 1_795_392_000; // 2026-11-23
         for (ts, lic, path, bytes, charged) in [
             (day1 + 10, "acme", "/films/a", 100, None),
@@ -308,5 +355,59 @@ mod tests {
         .unwrap();
         let rows = report(dir.path(), "2026-01-01", None).unwrap();
         assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn files_past_retention_are_removed_and_today_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_795_392_000 + 3_600; // 2026-11-23, 01:00
+        for day in ["2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"] {
+            std::fs::write(dir.path().join(format!("metering-{day}.jsonl")), "").unwrap();
+        }
+        std::fs::write(dir.path().join("metering-notes.jsonl"), "").unwrap();
+        std::fs::write(dir.path().join("other-2026-01-01.jsonl"), "").unwrap();
+        let before = crate::metrics::metrics().metering_pruned_files.get();
+        assert_eq!(prune(dir.path(), 2, now), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "metering-2026-11-21.jsonl",
+                "metering-2026-11-22.jsonl",
+                "metering-2026-11-23.jsonl",
+                "metering-notes.jsonl",
+                "other-2026-01-01.jsonl"
+            ]
+        );
+        assert!(crate::metrics::metrics().metering_pruned_files.get() > before);
+        // A day goes once it ended more than the retention ago: with one
+        // day, yesterday (ended an hour ago) and today stay.
+        assert_eq!(prune(dir.path(), 1, now), 1);
+        assert!(dir.path().join("metering-2026-11-22.jsonl").exists());
+        assert!(dir.path().join("metering-2026-11-23.jsonl").exists());
+    }
+
+    #[test]
+    fn the_writer_prunes_at_start_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("metering-2000-01-01.jsonl");
+        std::fs::write(&old, "").unwrap();
+        let meter = Meter::start(dir.path().to_owned(), 30).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while old.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!old.exists());
+        drop(meter);
+        // Off (0): nothing is removed.
+        std::fs::write(&old, "").unwrap();
+        let meter = Meter::start(dir.path().to_owned(), 0).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(old.exists());
+        drop(meter);
     }
 }

@@ -62,6 +62,7 @@ pub struct Metrics {
     pub key_directory_fetches: IntCounterVec,
     pub web_bot_auth: IntCounterVec,
     pub metering_errors: IntCounter,
+    pub metering_pruned_files: IntCounter,
     pub behaviour_signals: IntCounterVec,
     /// `behaviour_signals` per signal, resolved once (indexed by `Signal as usize`).
     pub signal_counters: Vec<IntCounter>,
@@ -75,6 +76,7 @@ pub struct Metrics {
     pub evidence_max_bytes: prometheus::IntGauge,
     pub evidence_budget_exhausted: prometheus::IntGauge,
     pub evidence_limited: IntCounter,
+    pub evidence_pruned_files: IntCounter,
     pub connections_refused: IntCounterVec,
     pub honeypot_links: IntCounter,
     /// `rempart_challenges_total` per outcome, resolved once (indexed by
@@ -247,6 +249,11 @@ impl Metrics {
                 "Metering records that could not be written (disk full, permissions)."
             )
             .expect("register rempart_metering_errors_total"),
+            metering_pruned_files: prometheus::register_int_counter!(
+                "rempart_metering_pruned_files_total",
+                "Metering files removed past licensing.metering_retention_days."
+            )
+            .expect("register rempart_metering_pruned_files_total"),
             signal_counters: crate::behaviour::Signal::ALL
                 .iter()
                 .map(|sig| behaviour_signals.with_label_values(&[sig.as_str()]))
@@ -304,6 +311,11 @@ impl Metrics {
                 "Request records of clients above evidence.max_records_per_client_minute, counted in `limited` records."
             )
             .expect("register rempart_evidence_limited_total"),
+            evidence_pruned_files: prometheus::register_int_counter!(
+                "rempart_evidence_pruned_files_total",
+                "Closed ledger files removed by retention, each named first in a `pruned` record."
+            )
+            .expect("register rempart_evidence_pruned_files_total"),
             connections_refused: register_int_counter_vec!(
                 "rempart_connections_closed_total",
                 "Client connections refused or closed by a limit: total, client (per-address cap), header-timeout, idle-timeout, header-size, header-memory.",

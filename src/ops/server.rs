@@ -152,12 +152,18 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     server.add_service(service);
 
     let metering_dir = config.resolve(&config.raw.licensing.metering_dir);
-    let meter = Arc::new(Meter::start(metering_dir.clone()).with_context(|| {
-        format!(
-            "{}: cannot start the metering writer",
-            metering_dir.display()
+    let meter = Arc::new(
+        Meter::start(
+            metering_dir.clone(),
+            config.raw.licensing.metering_retention_days,
         )
-    })?);
+        .with_context(|| {
+            format!(
+                "{}: cannot start the metering writer",
+                metering_dir.display()
+            )
+        })?,
+    );
     let robots = &config.raw.robots;
     let origin_robots = robots
         .merge_origin
@@ -200,6 +206,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             per_client_minute: ev.max_records_per_client_minute,
             limit_window: Duration::from_secs(60),
             tally_interval: Duration::from_secs(ev.tally_interval_s.max(1)),
+            retention_age: Duration::from_secs(ev.retention_days.saturating_mul(86_400)),
+            retention_bytes: ev.retention_bytes,
+            prune_interval: Duration::from_secs(60),
         })
         .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
         let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;

@@ -1,7 +1,8 @@
-//! The resolver of origin names: the system's (`/etc/resolv.conf`), or the
-//! name servers `server.upstream_nameservers` names (a cluster's DNS, a
-//! split-horizon server, a test's), asked alike at load and in the
-//! background, so that both see the same answers.
+//! DNS resolvers: the system's (`/etc/resolv.conf`) or named servers, for
+//! reverse-DNS verification (`rdns.nameservers`) and for origin names
+//! (`server.upstream_nameservers`: a cluster's DNS, a split-horizon server, a
+//! test's), the latter asked alike at load and in the background, so that
+//! both see the same answers.
 
 use std::net::SocketAddr;
 
@@ -12,28 +13,41 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
-/// A resolver asking `nameservers`, or the system's when there are none.
-pub fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
-    if nameservers.is_empty() {
-        return TokioResolver::builder_tokio()
-            .map(|b| b.build())
-            .map_err(|e| format!("no system resolver configuration: {e}"));
-    }
-    let group: NameServerConfigGroup = nameservers
-        .iter()
-        .map(|a| NameServerConfig::new(*a, Protocol::Udp))
-        .collect::<Vec<_>>()
-        .into();
-    let mut builder = TokioResolver::builder_with_config(
-        ResolverConfig::from_parts(None, vec![], group),
-        TokioConnectionProvider::default(),
-    );
-    let mut o = ResolverOpts::default();
-    // The named servers answer alone: /etc/hosts is the system's view.
-    o.use_hosts_file = ResolveHosts::Never;
-    o.attempts = 2;
-    *builder.options_mut() = o;
+/// A resolver asking `nameservers`, or the system's when there are none,
+/// with its options tuned by the caller (reverse DNS and origin names want
+/// different timeouts, caches and hosts-file use).
+pub fn resolver(
+    nameservers: &[SocketAddr],
+    tune: impl FnOnce(&mut ResolverOpts),
+) -> Result<TokioResolver, String> {
+    let mut builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio()
+            .map_err(|e| format!("no system resolver configuration: {e}"))?
+    } else {
+        let group: NameServerConfigGroup = nameservers
+            .iter()
+            .map(|a| NameServerConfig::new(*a, Protocol::Udp))
+            .collect::<Vec<_>>()
+            .into();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, vec![], group),
+            TokioConnectionProvider::default(),
+        )
+    };
+    tune(builder.options_mut());
     Ok(builder.build())
+}
+
+/// The resolver of origin names: when servers are named, they answer
+/// alone (`/etc/hosts` is the system's view, not theirs).
+pub fn origin_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let named = !nameservers.is_empty();
+    resolver(nameservers, |o| {
+        if named {
+            o.use_hosts_file = ResolveHosts::Never;
+            o.attempts = 2;
+        }
+    })
 }
 
 /// Resolves `host` with the named servers, from synchronous code (config
@@ -48,7 +62,7 @@ pub fn lookup_blocking(
         .build()
         .map_err(|e| format!("cannot start a resolver: {e}"))?;
     rt.block_on(async {
-        let r = resolver(nameservers)?;
+        let r = origin_resolver(nameservers)?;
         let answer = r
             .lookup_ip(host)
             .await

@@ -117,47 +117,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             no_range_refresh: true,
         })
         .map(|()| ExitCode::SUCCESS),
-        Command::Check { config, offline } => match offline_snapshot(&config) {
-            Ok(snap) => {
-                if !offline {
-                    let loaded = Config::load(&config)?;
-                    match rempart::snapshot::resolve_origins(&loaded) {
-                        Ok(origins) => {
-                            for (url, addrs) in origins {
-                                let shown: Vec<String> =
-                                    addrs.iter().map(|a| a.to_string()).collect();
-                                println!(
-                                    "origin {url}: {}",
-                                    if shown.is_empty() {
-                                        "built in".to_owned()
-                                    } else {
-                                        shown.join(", ")
-                                    }
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("{e:#}");
-                            return Ok(ExitCode::FAILURE);
-                        }
-                    }
-                }
-                println!(
-                    "{}: ok ({} agents, {} tokens, {} range files with {} prefixes, {} rules)",
-                    config.display(),
-                    snap.catalogue.agents().len(),
-                    snap.catalogue.token_count(),
-                    snap.ranges.sources().len(),
-                    snap.ranges.prefix_count(),
-                    snap.policy.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("{e:#}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Check { config, offline } => check_command(&config, offline),
         Command::Classify {
             config,
             ua,
@@ -174,6 +134,51 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evidence { command } => evidence_command(command),
         Command::Network { command } => network_command(command),
         Command::Optout { command } => optout_command(command),
+    }
+}
+
+/// `rempart check`: the config and everything it names, then each origin
+/// resolved as `rempart run` will (unless `--offline`).
+fn check_command(config: &std::path::Path, offline: bool) -> anyhow::Result<ExitCode> {
+    match offline_snapshot(config) {
+        Ok(snap) => {
+            if !offline {
+                let loaded = Config::load(config)?;
+                match rempart::snapshot::resolve_origins(&loaded) {
+                    Ok(origins) => {
+                        for (url, addrs) in origins {
+                            let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                            println!(
+                                "origin {url}: {}",
+                                if shown.is_empty() {
+                                    "built in".to_owned()
+                                } else {
+                                    shown.join(", ")
+                                }
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{e:#}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+            println!(
+                "{}: ok ({} agents, {} tokens, {} range files with {} prefixes, {} rules)",
+                config.display(),
+                snap.catalogue.agents().len(),
+                snap.catalogue.token_count(),
+                snap.ranges.sources().len(),
+                snap.ranges.prefix_count(),
+                snap.policy.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

@@ -14,11 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{
-    NameServerConfig, NameServerConfigGroup, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::config::ResolverOpts;
 use hickory_resolver::TokioResolver;
 
 use crate::metrics::metrics;
@@ -145,31 +141,16 @@ impl ReverseDns for BlockingRdns {
 
 impl Rdns {
     pub fn new(opts: RdnsOptions) -> anyhow::Result<Self> {
-        let provider = TokioConnectionProvider::default();
-        let mut builder = if opts.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| {
-                anyhow::anyhow!("reverse DNS: no system resolver configuration: {e}")
-            })?
-        } else {
-            let group: NameServerConfigGroup = opts
-                .nameservers
-                .iter()
-                .map(|a| NameServerConfig::new(*a, Protocol::Udp))
-                .collect::<Vec<_>>()
-                .into();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], group),
-                provider,
-            )
-        };
-        let mut o = ResolverOpts::default();
-        o.timeout = opts.timeout;
-        o.attempts = 1;
-        o.positive_max_ttl = Some(opts.max_ttl);
-        o.negative_max_ttl = Some(opts.negative_ttl);
-        *builder.options_mut() = o;
+        let resolver = crate::dns::resolver(&opts.nameservers, |o| {
+            *o = ResolverOpts::default();
+            o.timeout = opts.timeout;
+            o.attempts = 1;
+            o.positive_max_ttl = Some(opts.max_ttl);
+            o.negative_max_ttl = Some(opts.negative_ttl);
+        })
+        .map_err(|e| anyhow::anyhow!("reverse DNS: {e}"))?;
         Ok(Self {
-            resolver: builder.build(),
+            resolver,
             cache: quick_cache::sync::Cache::new(opts.cache_entries.max(16)),
             pending: quick_cache::sync::Cache::new(opts.max_in_flight.max(1) * 4),
             in_flight: AtomicUsize::new(0),

@@ -16,6 +16,7 @@ use prometheus::{
 use crate::model::{Action, Purpose, Verification};
 
 mod http;
+mod labels;
 
 pub use http::http;
 
@@ -430,88 +431,24 @@ impl Metrics {
     /// Creates the series of bounded label sets at zero, so that dashboards
     /// and alerts (`increase(...) > 0`) see them before the first event.
     fn initialise(&self) {
-        for r in ["ok", "unchanged", "error"] {
-            self.config_reloads.with_label_values(&[r]);
-        }
-        for s in ["connect", "proxy"] {
-            self.upstream_errors.with_label_values(&[s]);
-        }
-        for op in ["write", "fsync"] {
-            self.evidence_errors.with_label_values(&[op]);
-        }
-        for k in ["connect", "write", "queue-full"] {
-            self.behaviour_store_errors.with_label_values(&[k]);
-        }
-        let bad = [
-            "missing-host",
-            "repeated-host",
-            "repeated-user-agent",
-            "headers-too-large",
-            "signature-headers",
-            "target-form",
-            "target-escape",
-            "target-encoded-separator",
-            "target-backslash",
-            "target-path-parameter",
-            "target-invalid-utf8",
-            "target-control",
-            "target-fragment",
-            "target-double-encoding",
-        ];
-        for r in bad {
-            self.bad_requests.with_label_values(&[r]);
-        }
-        let closed = [
-            "total",
-            "client",
-            "header-timeout",
-            "idle-timeout",
-            "header-size",
-            "header-memory",
-        ];
-        for r in closed {
-            self.connections_refused.with_label_values(&[r]);
-        }
-        let payment = [
-            "ConflictingPriceHeaders",
-            "InvalidCrawlerPriceValue",
-            "StrongAuthRequired",
-            "InvalidCrawlerExactPrice",
-            "InvalidCrawlerMaxPrice",
-        ];
-        for e in payment {
-            self.crawler_payment_errors.with_label_values(&[e]);
-        }
-        for r in ["ok", "error", "timeout"] {
-            self.key_directory_fetches.with_label_values(&[r]);
-        }
-        for r in ["invalid", "quota"] {
-            self.licence_rejections.with_label_values(&[r]);
-        }
-        for r in ["hit", "confirmed", "unconfirmed", "busy"] {
-            self.rdns.with_label_values(&[r]);
-        }
-        let documents = [
-            "robots.txt",
-            "offer",
-            "tdmrep.json",
-            "tdm-policy",
-            "license.xml",
-            "clause",
-            "challenge",
-        ];
-        for d in documents {
-            self.served_documents.with_label_values(&[d]);
-        }
-        for s in [
-            "verified",
-            "signed-unbound",
-            "unverifiable",
-            "invalid",
-            "hostile",
-        ] {
-            self.web_bot_auth.with_label_values(&[s]);
-        }
+        use labels::*;
+        let zero = |vec: &IntCounterVec, values: &[&str]| {
+            for v in values {
+                vec.with_label_values(&[v]);
+            }
+        };
+        zero(&self.config_reloads, RELOAD_RESULTS);
+        zero(&self.upstream_errors, UPSTREAM_STAGES);
+        zero(&self.evidence_errors, EVIDENCE_OPERATIONS);
+        zero(&self.behaviour_store_errors, STORE_ERRORS);
+        zero(&self.bad_requests, BAD_REQUEST_REASONS);
+        zero(&self.connections_refused, CONNECTION_LIMITS);
+        zero(&self.crawler_payment_errors, PAYMENT_ERRORS);
+        zero(&self.key_directory_fetches, FETCH_RESULTS);
+        zero(&self.licence_rejections, LICENCE_REJECTIONS);
+        zero(&self.rdns, RDNS_RESULTS);
+        zero(&self.served_documents, DOCUMENTS);
+        zero(&self.web_bot_auth, SIGNATURE_RESULTS);
     }
 
     /// Counts one request from a hosting network by its action.

@@ -337,21 +337,9 @@ fn render_table(html: &mut String, t: &Value) {
     html.push_str("</tbody></table>");
 }
 
-/// HTML-escapes text for an element's content or a quoted attribute.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML-escapes text for an element's content or a quoted attribute: the
+/// pages' own escaping.
+pub use crate::respond::markdown::html_escape as escape;
 
 /// The Content-Security-Policy: nothing but the inline style and script
 /// (by hash) and the script's own fetch of `/console.json`.

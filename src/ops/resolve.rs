@@ -98,7 +98,7 @@ impl OriginResolver {
 impl BackgroundService for OriginResolver {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut servers = self.snapshot.load().upstream.nameservers.clone();
-        let mut resolver = crate::dns::resolver(&servers);
+        let mut resolver = crate::dns::origin_resolver(&servers);
         let mut due = Due::new();
         let mut next_check = Instant::now();
         let mut warned = false;
@@ -107,7 +107,7 @@ impl BackgroundService for OriginResolver {
             let wanted = &self.snapshot.load().upstream.nameservers;
             if *wanted != servers {
                 servers = wanted.clone();
-                resolver = crate::dns::resolver(&servers);
+                resolver = crate::dns::origin_resolver(&servers);
                 due.clear();
                 warned = false;
             }

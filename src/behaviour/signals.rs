@@ -1,6 +1,9 @@
 //! The behaviour signals, as a small bit set, and the ones that a single
 //! request shows on its own: header anomalies and the class of its path.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 
 /// One thing a client did that a person in a browser does not do.
@@ -232,7 +235,7 @@ impl PathClasses {
     }
 }
 
-fn header_present(headers: &http::HeaderMap, name: &str) -> bool {
+fn header_present(headers: &http::HeaderMap, name: http::HeaderName) -> bool {
     headers.get(name).is_some_and(|v| !v.is_empty())
 }
 
@@ -258,12 +261,13 @@ pub fn header_signals(
     if accept.is_none() {
         set.insert(Signal::NoAccept);
     }
-    if !header_present(headers, "accept-language") {
+    if !header_present(headers, http::header::ACCEPT_LANGUAGE) {
         set.insert(Signal::NoAcceptLanguage);
     }
     let family = Family::of(user_agent);
-    let hints = header_present(headers, "sec-ch-ua");
-    let fetch = headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+    // Fetch metadata and client hints mean something over HTTPS only.
+    let fetch = secure && headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+    let hints = secure && header_present(headers, crate::request::names::SEC_CH_UA);
     if secure && family == Family::Chromium && !hints && !fetch {
         set.insert(Signal::HeadlessChromium);
     }
@@ -271,7 +275,7 @@ pub fn header_signals(
         // Every request a browser makes carries Accept and Accept-Language
         // and is HTTP/1.1 or later; a navigation never accepts only `*/*`.
         let navigate = headers
-            .get("sec-fetch-mode")
+            .get(crate::request::names::SEC_FETCH_MODE)
             .is_some_and(|v| v.as_bytes() == b"navigate");
         let mismatch = set.contains(Signal::Http10)
             || set.contains(Signal::NoAccept)
@@ -300,15 +304,33 @@ enum Family {
     Other,
 }
 
+/// The product tokens the family test looks for, each searcher built once
+/// (building one costs as much as a search through a user agent).
+struct Products {
+    chrome: Finder<'static>,
+    firefox: Finder<'static>,
+    webkit: Finder<'static>,
+    safari: Finder<'static>,
+}
+
+static PRODUCTS: LazyLock<Products> = LazyLock::new(|| Products {
+    chrome: Finder::new(b"Chrome/"),
+    firefox: Finder::new(b"Firefox/"),
+    webkit: Finder::new(b"AppleWebKit/"),
+    safari: Finder::new(b"Safari/"),
+});
+
 impl Family {
     fn of(ua: &[u8]) -> Self {
-        if major_after(ua, b"Chrome/").is_some_and(|v| v >= 90) {
+        let p = &*PRODUCTS;
+        let chrome = major_after(ua, &p.chrome);
+        if chrome.is_some_and(|v| v >= 90) {
             Family::Chromium
-        } else if major_after(ua, b"Firefox/").is_some_and(|v| v >= 90) {
+        } else if major_after(ua, &p.firefox).is_some_and(|v| v >= 90) {
             Family::Firefox
-        } else if memchr::memmem::find(ua, b"AppleWebKit/").is_some()
-            && memchr::memmem::find(ua, b"Safari/").is_some()
-            && memchr::memmem::find(ua, b"Chrome/").is_none()
+        } else if p.webkit.find(ua).is_some()
+            && p.safari.find(ua).is_some()
+            && p.chrome.find(ua).is_none()
         {
             Family::WebKit
         } else {
@@ -318,8 +340,8 @@ impl Family {
 }
 
 /// The major version after `token` (`Chrome/126.0` → 126).
-fn major_after(ua: &[u8], token: &[u8]) -> Option<u32> {
-    let at = memchr::memmem::find(ua, token)? + token.len();
+fn major_after(ua: &[u8], token: &Finder<'_>) -> Option<u32> {
+    let at = token.find(ua)? + token.needle().len();
     let digits = ua[at..].iter().take_while(|b| b.is_ascii_digit()).take(6);
     digits.fold(None, |acc, d| {
         Some(acc.unwrap_or(0) * 10 + u32::from(d - b'0'))

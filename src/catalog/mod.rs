@@ -10,6 +10,7 @@ pub mod file;
 pub mod fold;
 pub mod import;
 pub mod matcher;
+pub mod memo;
 pub mod refresh;
 pub mod sources;
 pub mod tokens;
@@ -74,6 +75,8 @@ pub struct Catalogue {
     matcher: UaMatcher,
     /// Identifies the bots that name themselves but no catalogue file names.
     self_declared: SelfDeclared,
+    /// What recent user agents were found to say (see [`crate::identify`]).
+    memo: memo::UaMemo,
 }
 
 impl Catalogue {
@@ -148,7 +151,13 @@ impl Catalogue {
             agents,
             matcher,
             self_declared: SelfDeclared::default(),
+            memo: memo::UaMemo::new(),
         })
+    }
+
+    /// The table of recent user agents' answers, bound to this catalogue.
+    pub fn memo(&self) -> &memo::UaMemo {
+        &self.memo
     }
 
     /// The catalogue agent named in a user agent, if any.
@@ -167,6 +176,7 @@ impl Catalogue {
     /// Sets the AI operators' domains of generic identification (while the snapshot is built).
     pub fn with_self_declared(mut self, rule: SelfDeclared) -> Self {
         self.self_declared = rule;
+        self.memo = memo::UaMemo::new();
         self
     }
 

@@ -82,11 +82,82 @@ impl Identity {
     }
 }
 
+/// What a user agent says on its own, before the address is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Says {
+    /// A catalogue agent's token.
+    Agent(AgentId),
+    /// A bot naming itself, no catalogue agent ([`selfdeclared`]).
+    Declared(Purpose),
+    Browser,
+    Unknown,
+}
+
+/// The codes of [`Says`] in the catalogue's memo: agents from 0, then the rest.
+const SAYS_DECLARED: u16 = 0xff00;
+const SAYS_BROWSER: u16 = 0xfff0;
+const SAYS_UNKNOWN: u16 = 0xfff1;
+
+impl Says {
+    /// Works it out: the catalogue's tokens, then a self-declared bot, then
+    /// the browsers' form.
+    fn work_out(catalogue: &Catalogue, ua: &[u8]) -> Self {
+        if let Some(id) = catalogue.match_ua(ua) {
+            Says::Agent(id)
+        } else if let Some(purpose) = catalogue.self_declared(ua) {
+            Says::Declared(purpose)
+        } else if looks_like_browser(ua) {
+            Says::Browser
+        } else {
+            Says::Unknown
+        }
+    }
+
+    /// What `ua` says, remembered per catalogue (a pure function of the
+    /// bytes and the catalogue, so the answer is the same either way). An
+    /// agent index too large for the code is worked out every time.
+    fn of(catalogue: &Catalogue, ua: &[u8]) -> Self {
+        let mut fresh = None;
+        let code = catalogue.memo().answer(ua, || {
+            let says = Self::work_out(catalogue, ua);
+            fresh = Some(says);
+            says.code().unwrap_or(u16::MAX)
+        });
+        fresh.unwrap_or_else(|| {
+            Self::from_code(code).unwrap_or_else(|| Self::work_out(catalogue, ua))
+        })
+    }
+
+    fn code(self) -> Option<u16> {
+        match self {
+            Says::Agent(id) => u16::try_from(id.0).ok().filter(|&c| c < SAYS_DECLARED),
+            Says::Declared(p) => Purpose::ALL
+                .iter()
+                .position(|&q| q == p)
+                .map(|i| SAYS_DECLARED + i as u16),
+            Says::Browser => Some(SAYS_BROWSER),
+            Says::Unknown => Some(SAYS_UNKNOWN),
+        }
+    }
+
+    fn from_code(code: u16) -> Option<Self> {
+        match code {
+            c if c < SAYS_DECLARED => Some(Says::Agent(AgentId(u32::from(c)))),
+            SAYS_BROWSER => Some(Says::Browser),
+            SAYS_UNKNOWN => Some(Says::Unknown),
+            c => Purpose::ALL
+                .get(usize::from(c - SAYS_DECLARED))
+                .map(|&p| Says::Declared(p)),
+        }
+    }
+}
+
 /// Identifies a request from its user agent and client address.
 pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAddr) -> Identity {
     let operator_sources = ranges.lookup(ip);
-    let Some(id) = catalogue.match_ua(ua) else {
-        if let Some(purpose) = catalogue.self_declared(ua) {
+    let id = match Says::of(catalogue, ua) {
+        Says::Agent(id) => id,
+        Says::Declared(purpose) => {
             return Identity {
                 kind: IdentityKind::Declared,
                 agent: None,
@@ -97,20 +168,22 @@ pub fn identify(catalogue: &Catalogue, ranges: &RangeTable, ua: &[u8], ip: IpAdd
                 network: NetworkFacts::UNKNOWN,
             };
         }
-        let kind = if looks_like_browser(ua) {
-            IdentityKind::Browser
-        } else {
-            IdentityKind::Unknown
-        };
-        return Identity {
-            kind,
-            agent: None,
-            purpose: None,
-            verification: Verification::None,
-            method: VerifyMethod::None,
-            operator_sources,
-            network: NetworkFacts::UNKNOWN,
-        };
+        says => {
+            let kind = if says == Says::Browser {
+                IdentityKind::Browser
+            } else {
+                IdentityKind::Unknown
+            };
+            return Identity {
+                kind,
+                agent: None,
+                purpose: None,
+                verification: Verification::None,
+                method: VerifyMethod::None,
+                operator_sources,
+                network: NetworkFacts::UNKNOWN,
+            };
+        }
     };
     let agent = catalogue.agent(id);
     let (kind, verification, method) = if agent.purpose == crate::model::Purpose::Tool {
@@ -236,6 +309,57 @@ mod tests {
             identify(&c, &r, b"\xff\xfe\x00", ip("127.0.0.1")).kind,
             IdentityKind::Unknown
         );
+    }
+
+    #[test]
+    fn what_a_user_agent_says_is_remembered_as_worked_out() {
+        let (c, r) = setup();
+        let c = c.with_self_declared(
+            selfdeclared::SelfDeclared::compile(
+                Path::new("d.toml"),
+                &toml::from_str(
+                    "[[operator]]\nname='OpenAI'\npurpose='ai-search'\ndomains=['openai.com']\nsource='s'\n",
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        let uas: [&[u8]; 6] = [
+            b"GPTBot/1.2",
+            b"curl/8.5.0",
+            b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+            b"NewBot/1.0 (+https://openai.com/newbot)",
+            b"SomeCrawler/2.0 (+https://example.org/bot)",
+            b"",
+        ];
+        let want = [
+            Says::Agent(AgentId(0)),
+            Says::Agent(AgentId(2)),
+            Says::Browser,
+            Says::Declared(Purpose::AiSearch),
+            Says::Declared(Purpose::OtherBot),
+            Says::Unknown,
+        ];
+        for round in 0..3 {
+            for (ua, want) in uas.iter().zip(want) {
+                assert_eq!(Says::work_out(&c, ua), want, "round {round}");
+                assert_eq!(Says::of(&c, ua), want, "round {round}");
+                let code = want.code().unwrap();
+                assert_eq!(Says::from_code(code), Some(want));
+            }
+        }
+        // The identities themselves, from the table: as on the first request.
+        let first: Vec<_> = uas
+            .iter()
+            .map(|ua| identify(&c, &r, ua, ip("192.0.2.9")))
+            .collect();
+        for (ua, id) in uas.iter().zip(&first) {
+            let again = identify(&c, &r, ua, ip("192.0.2.9"));
+            assert_eq!(
+                (again.kind, again.agent, again.purpose, again.verification),
+                (id.kind, id.agent, id.purpose, id.verification)
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod fetch;
 pub mod guard;
+pub mod memory;
 pub mod network;
 pub mod pidfile;
 pub mod proxy_protocol;

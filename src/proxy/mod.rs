@@ -150,6 +150,17 @@ impl RempartProxy {
     }
 }
 
+/// A request's id: the process's prefix and its sequence number, written
+/// out only where it is shown (the access log, the evidence record).
+#[derive(Debug, Clone, Copy)]
+struct RequestId(u32, u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{:x}", self.0, self.1)
+    }
+}
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -421,30 +432,31 @@ impl ProxyHttp for RempartProxy {
             count::ledger(snap, o, ledger);
         }
         let log = self.access_log.as_ref().filter(|_| snap.access_log);
-        let wants_record = o.evidence && self.evidence.is_some();
-        let id = (wants_record || log.is_some()).then(|| {
-            format!(
-                "{:08x}-{:x}",
-                self.id_prefix,
-                self.next_id.fetch_add(1, Ordering::Relaxed)
-            )
-        });
+        let record = o.evidence.then_some(self.evidence.as_ref()).flatten();
+        let id = (record.is_some() || log.is_some())
+            .then(|| RequestId(self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed)));
         if let Some(log) = log {
-            ctx.access_log(log, session, status, id.as_deref().unwrap_or(""));
+            let id = id.map(|i| i.to_string()).unwrap_or_default();
+            ctx.access_log(log, session, status, &id);
         }
-        if let (true, Some((ledger, key)), Some(id)) = (o.evidence, &self.evidence, id) {
-            let record = crate::evidence::build::request_record(
-                snap,
-                o,
-                &ctx.kept,
-                key,
-                &self.published,
-                id,
-                status,
-            );
-            if let Some(record) = record {
-                ledger.record(Body::Request(Box::new(record)));
-            }
+        if let (Some((ledger, key)), Some(id)) = (record, id) {
+            // The last phase: what the record needs moves to the writer
+            // thread, which builds it there.
+            let (snap, kept) = (snap.clone(), std::mem::take(&mut ctx.kept));
+            let Some(o) = ctx.outcome.take() else { return };
+            let (key, published) = (key.clone(), self.published.clone());
+            ledger.record_later(Box::new(move || {
+                crate::evidence::build::request_record(
+                    &snap,
+                    &o,
+                    &kept,
+                    &key,
+                    &published,
+                    id.to_string(),
+                    status,
+                )
+                .map(|r| Body::Request(Box::new(r)))
+            }));
         }
     }
 }

@@ -31,6 +31,8 @@ pub mod names {
     pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
     pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const SEC_CH_UA: HeaderName = HeaderName::from_static("sec-ch-ua");
+    pub const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 }
 
 /// What the connection and the parser hand over.

@@ -307,8 +307,8 @@ mod tests {
             .filter_map(|m| {
                 m.get_label()
                     .iter()
-                    .find(|l| l.get_name() == "host")
-                    .map(|l| l.get_value().to_owned())
+                    .find(|l| l.name() == "host")
+                    .map(|l| l.value().to_owned())
             })
             .collect::<std::collections::BTreeSet<_>>();
         assert_eq!(

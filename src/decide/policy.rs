@@ -5,6 +5,12 @@
 //! is recorded and counted, and evaluation goes on as if it were absent. So
 //! adding a log-only rule never changes what a client gets, which is what makes
 //! it safe to try a new rule on live traffic.
+//!
+//! The operator's overrides (the console's quick controls, see
+//! [`crate::config::overrides`]) are compiled in by [`Policy::with_overrides`]:
+//! an agent's `allow` or `block` as a rule before every configured one, a
+//! rule's log-only as its mode. Either may carry an end, after which it no
+//! longer applies; the clock is read only when such a rule matches.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,9 +1,10 @@
 //! The admin listener: `/metrics` (Prometheus text format, the default
 //! registry shared with pingora), `/healthz` (alive), `/readyz` (a config is
-//! loaded and the upstream accepts connections), `POST /reload`, and the
-//! read-only console (`/`, `/console.json`, see [`crate::ops::console`]). It binds
-//! to loopback unless the config says otherwise: whoever reaches it can
-//! reload the config.
+//! loaded and the upstream accepts connections), `POST /reload`, the
+//! console (`/`, `/console.json`, see [`crate::ops::console`]) and its quick
+//! controls (`POST /controls/…`, see [`crate::ops::controls`], which require
+//! the token). It binds to loopback unless the config says otherwise:
+//! whoever reaches it can reload the config.
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -27,7 +28,7 @@ pub struct AdminApp {
     pub readiness: crate::config::Readiness,
     /// The origin pool, for `/readyz` in its origin mode.
     pub origins: Option<Arc<crate::proxy::origins::Pool>>,
-    /// The read-only console (`/` and `/console.json`).
+    /// The console (`/` and `/console.json`).
     pub console: crate::ops::console::Console,
 }
 

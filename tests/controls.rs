@@ -360,3 +360,70 @@ fn a_refused_override_puts_the_file_back() {
         kept
     );
 }
+
+/// The override file is a config input like any other: `rempart classify`
+/// decides with it (the same decision function as the proxy), and `rempart
+/// check` refuses a mistake in it with its file, line and key.
+#[test]
+fn classify_and_check_read_the_override_file() {
+    let (dir, config) = config_for_check("", |t| t);
+    let overrides = dir.path().join("state/overrides.toml");
+    std::fs::create_dir_all(overrides.parent().expect("state dir")).expect("state dir");
+    std::fs::write(
+        &overrides,
+        "[[override]]\nagent = \"GPTBot\"\naction = \"allow\"\nset_by = \"hand\"\n",
+    )
+    .expect("override file");
+    let (code, out, err) = run_cli(
+        &[
+            "classify", "--config", &config, "--ua", GPTBOT, "--ip", GPTBOT_IP, "--path",
+            "/films/x",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("verdict");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("allow"), Some("override-allow-GPTBot")),
+        "{v}"
+    );
+    let listed = check(Path::new(&config));
+    assert!(
+        listed.contains("agent GPTBot: allow until removed (in force, set by hand)"),
+        "{listed}"
+    );
+    // Under --state-dir, the state directory's file is the one read.
+    let state = tempfile::tempdir().expect("state dir");
+    std::fs::write(
+        state.path().join("overrides.toml"),
+        "[[override]]\nrule = \"scrapers\"\nmode = \"log-only\"\nuntil_unix = 1\n",
+    )
+    .expect("state override file");
+    let state_dir = state.path().to_string_lossy().into_owned();
+    let (code, out, err) = run_cli(
+        &[
+            "check",
+            "--offline",
+            "--config",
+            &config,
+            "--state-dir",
+            &state_dir,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rule scrapers: log-only until 1970-01-01T00:00:01Z (expired)"),
+        "{out}"
+    );
+    std::fs::write(
+        &overrides,
+        "[[override]]\nagent = \"GPTBot\"\naction = \"let-in\"\n",
+    )
+    .expect("bad file");
+    let (code, _, err) = run_cli(&["check", "--offline", "--config", &config], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("overrides.toml:3:"), "{err}");
+    assert!(err.contains("key `override[0].action`"), "{err}");
+}

@@ -255,6 +255,21 @@ fn a_control_changes_the_next_answer_and_survives_a_restart() {
     );
     assert_eq!(c["result"], "ok");
     assert!(c["config"].as_str().is_some_and(|h| h.len() == 16));
+    // And the evidence report lists it.
+    let dir = proxy.evidence_dir().to_string_lossy().into_owned();
+    let (code, out, err) = run_cli(&["evidence", "report", &dir, "--format", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("report JSON");
+    let listed = &report["controls"][0];
+    assert_eq!(
+        (
+            listed["control"].as_str(),
+            listed["target"].as_str(),
+            listed["until"].as_str()
+        ),
+        (Some("allow"), Some("agent GPTBot"), Some("until removed")),
+        "{report:#}"
+    );
 
     let r = control(&proxy, "block", r#"{"agent":"GPTBot"}"#);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -61,6 +61,10 @@ pub enum Command {
         /// Do not resolve the origins (a machine without the origin's DNS).
         #[arg(long)]
         offline: bool,
+        /// The state directory `rempart run --state-dir` is given: its
+        /// override file is the one checked and listed.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Print the verdict for a request, or for every line of stdin (JSON lines or combined logs).
     Classify {

@@ -117,7 +117,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             no_range_refresh: true,
         })
         .map(|()| ExitCode::SUCCESS),
-        Command::Check { config, offline } => check_command(&config, offline),
+        Command::Check {
+            config,
+            offline,
+            state_dir,
+        } => check_command(&config, offline, state_dir.as_deref()),
         Command::Classify {
             config,
             ua,
@@ -139,8 +143,24 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `rempart check`: the config and everything it names, then each origin
 /// resolved as `rempart run` will (unless `--offline`).
-fn check_command(config: &std::path::Path, offline: bool) -> anyhow::Result<ExitCode> {
-    match offline_snapshot(config) {
+fn check_command(
+    config: &std::path::Path,
+    offline: bool,
+    state_dir: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let compiled = Config::load(config).and_then(|mut c| {
+        if let Some(dir) = state_dir {
+            c.relocate_state(dir);
+        }
+        Snapshot::compile(
+            &c,
+            &rempart::snapshot::CompileOptions {
+                demo_origin: None,
+                offline: true,
+            },
+        )
+    });
+    match compiled {
         Ok(snap) => {
             if !offline {
                 let loaded = Config::load(config)?;
@@ -173,12 +193,43 @@ fn check_command(config: &std::path::Path, offline: bool) -> anyhow::Result<Exit
                 snap.ranges.prefix_count(),
                 snap.policy.len()
             );
+            print_overrides(&snap);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{e:#}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The override file's entries, in force or expired, as `check` lists them.
+fn print_overrides(snap: &Snapshot) {
+    let o = &snap.overrides;
+    if o.file.overrides.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!("overrides ({}):", o.path.display());
+    for e in &o.file.overrides {
+        let until = e.until_unix.map_or_else(
+            || "until removed".to_owned(),
+            |u| format!("until {}", rempart::ops::controls::utc(u)),
+        );
+        let state = if e.expired(now) {
+            "expired"
+        } else {
+            "in force"
+        };
+        let set = match (e.set_unix, &e.set_by) {
+            (Some(t), Some(by)) => format!(", set {} by {by}", rempart::ops::controls::utc(t)),
+            (Some(t), None) => format!(", set {}", rempart::ops::controls::utc(t)),
+            (None, Some(by)) => format!(", set by {by}"),
+            (None, None) => String::new(),
+        };
+        println!("  {} {until} ({state}{set})", e.describe());
     }
 }
 

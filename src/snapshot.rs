@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::behaviour::Settings as BehaviourSettings;
 use crate::catalog::Catalogue;
+use crate::config::overrides::Overrides;
 use crate::config::{Config, ConfigError, UpstreamSpec};
 use crate::decide::policy::Policy;
 use crate::identify::network::{NetworkFiles, NetworkTable};
@@ -109,6 +110,11 @@ pub struct Snapshot {
     pub challenge: crate::challenge::Settings,
     /// The TLS certificate and key, checked (and swapped in on reload).
     pub tls_cert: Option<Arc<pingora::tls::sign::CertifiedKey>>,
+    /// The override file compiled into `policy` (listed by `rempart check`
+    /// and the console, expired entries included).
+    pub overrides: Overrides,
+    /// `rempart_http_responses_total` by host, when `metrics.host_label` is on.
+    pub responses_by_host: crate::metrics::http::ByHost,
 }
 
 /// Options decided outside the config file.
@@ -154,6 +160,22 @@ impl Snapshot {
             };
             config.error_at(&key, e.message)
         })?;
+        // The operator's overrides: the policy's first rules.
+        let overrides = Overrides::load(&config.resolve(&raw.admin.overrides_file))?;
+        let policy = policy
+            .with_overrides(
+                &overrides.file.overrides,
+                &catalogue,
+                std::time::SystemTime::now(),
+            )
+            .map_err(|e| {
+                let key = if e.field.is_empty() {
+                    format!("override[{}]", e.rule)
+                } else {
+                    format!("override[{}].{}", e.rule, e.field)
+                };
+                overrides.error_at(&key, e.message)
+            })?;
         let licensees = Licensees::compile(&raw.licensees, &catalogue).map_err(|e| {
             config.error_at(&format!("licensees[{}].{}", e.index, e.field), e.message)
         })?;
@@ -218,6 +240,7 @@ impl Snapshot {
             hashed.push(config.resolve(&t.cert_file));
             hashed.push(config.resolve(&t.key_file));
         }
+        hashed.push(overrides.path.clone());
         let hash = content_hash(config, &hashed, &ranges, &templates);
         // One slot more than agents: the bots that declare themselves unlisted.
         let agent_counters = AgentCounters::new(catalogue.agents().len() + 1);
@@ -249,6 +272,8 @@ impl Snapshot {
             access_log: raw.server.access_log,
             challenge,
             tls_cert,
+            overrides,
+            responses_by_host: crate::metrics::http::ByHost::new(&raw.metrics),
         })
     }
 

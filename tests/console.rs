@@ -197,3 +197,214 @@ fn names_from_data_files_are_escaped() {
         "<img src=x onerror=alert(1)>&Co"
     );
 }
+
+/// A proxy whose admin listener has a token (the controls are on), after
+/// GPTBot was offered a licence once.
+fn with_controls(token: &str) -> (Origin, Proxy, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().expect("token dir");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, token).expect("token");
+    let origin = Origin::start();
+    let keys = format!("token_file = \"{}\"\n", token_file.display());
+    let proxy = Proxy::start_edited(
+        &origin.url(),
+        r#"trusted_proxies = ["127.0.0.0/8"]"#,
+        &default_rules(),
+        &[],
+        &move |text| text.replacen("[admin]\n", &format!("[admin]\n{keys}"), 1),
+    );
+    (origin, proxy, secrets)
+}
+
+fn gptbot(proxy: &Proxy) -> Resp {
+    proxy.get(
+        "/films/la-traversee",
+        &[("user-agent", GPTBOT), ("x-forwarded-for", GPTBOT_IP)],
+    )
+}
+
+/// Headless Chromium driven over its DevTools protocol: one page, and
+/// `Runtime.evaluate` in it.
+struct Browser {
+    child: std::process::Child,
+    ws: tungstenite::WebSocket<std::net::TcpStream>,
+    session: String,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(chromium: &PathBuf, url: &str) -> Self {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let child = Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-extensions",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run chromium");
+        // Chromium writes the port it chose, and the browser's path.
+        let file = profile.path().join("DevToolsActivePort");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (port, path) = loop {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let mut lines = text.lines();
+            if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                break (port.to_owned(), path.to_owned());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromium did not open its DevTools port"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("devtools");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream)
+            .expect("devtools websocket");
+        let mut b = Self {
+            child,
+            ws,
+            session: String::new(),
+            next_id: 0,
+            _profile: profile,
+        };
+        let target = b.call(
+            "Target.createTarget",
+            serde_json::json!({ "url": url }),
+            false,
+        );
+        let id = target["targetId"].clone();
+        let attached = b.call(
+            "Target.attachToTarget",
+            serde_json::json!({ "targetId": id, "flatten": true }),
+            false,
+        );
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_owned();
+        b
+    }
+
+    /// Sends one command (to the page when `page`) and returns its result.
+    fn call(&mut self, method: &str, params: serde_json::Value, page: bool) -> serde_json::Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        if page {
+            msg["sessionId"] = serde_json::json!(self.session);
+        }
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .expect("send to devtools");
+        loop {
+            let m = self.ws.read().expect("devtools answer");
+            let Ok(text) = m.to_text() else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+                continue;
+            };
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a script expression in the page.
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": expression, "returnByValue": true }),
+            true,
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Evaluates `expression` until it is true (or 20 s pass).
+    fn wait_for(&mut self, expression: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if self.eval(expression) == serde_json::json!(true) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The operator types the token, names GPTBot and clicks "Allow agent" in
+/// the page: the page's script posts the control, and GPTBot's next
+/// request reaches the origin instead of the licensing offer.
+#[test]
+fn a_control_clicked_in_chromium_changes_the_next_answer() {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no chromium binary: .ci/run installs it"
+        );
+        println!("SKIPPED a_control_clicked_in_chromium_changes_the_next_answer: no chromium binary (apt-get install chromium)");
+        return;
+    };
+    let token = "browser-test-token";
+    let (origin, proxy, _secrets) = with_controls(token);
+    assert_eq!(gptbot(&proxy).status, 402);
+    let mut b = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", proxy.admin));
+    assert!(
+        b.wait_for("document.getElementById('live')?.textContent === 'live'"),
+        "the page's script ran"
+    );
+    assert!(
+        b.wait_for("document.getElementById('agents').textContent.includes('GPTBot')"),
+        "the agents table shows GPTBot"
+    );
+    let before = origin.count();
+    b.eval(&format!(
+        "document.getElementById('token').value = {token:?};\
+         document.getElementById('agent').value = 'GPTBot';\
+         document.getElementById('allow').click(); true"
+    ));
+    assert!(
+        b.wait_for("document.getElementById('result').dataset.status === '200'"),
+        "the control's answer: {}",
+        b.eval("document.getElementById('result').textContent")
+    );
+    let r = gptbot(&proxy);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.starts_with(ORIGIN_BODY), "{}", r.body);
+    assert_eq!(origin.count(), before + 1, "the origin received it");
+    // The page lists the override once its script refreshed.
+    assert!(
+        b.wait_for(
+            "document.getElementById('overrides').textContent.includes('GPTBot') && \
+             document.getElementById('overrides').textContent.includes('in force')"
+        ),
+        "the overrides table"
+    );
+    // A wrong token, typed in the page, changes nothing.
+    b.eval(
+        "document.getElementById('token').value = 'wrong';\
+         document.getElementById('block').click(); true",
+    );
+    assert!(b.wait_for("document.getElementById('result').dataset.status === '401'"));
+    assert_eq!(gptbot(&proxy).status, 200);
+}

@@ -617,3 +617,76 @@ fn http_metrics_count_every_response_by_status_and_action_and_time_it() {
     );
     assert!(proxy.metric(r#"rempart_response_bytes_total{action="offer"}"#) > 0.0);
 }
+
+/// With `metrics.host_label`, responses are counted by host: each
+/// configured host under its name (at zero from the start), any other under
+/// `other`, and there is no series without the label.
+#[test]
+fn the_host_label_counts_configured_hosts_and_other() {
+    let origin = Origin::start();
+    let proxy = Proxy::start_with(
+        &origin.url(),
+        "",
+        &policy(
+            "offer",
+            "[metrics]\nhost_label = true\nhosts = [\"www.example.com\", \"Media.Example.com\"]\n",
+        ),
+    );
+    let series = |host: &str, status: &str, action: &str| {
+        format!(
+            r#"rempart_http_responses_total{{action="{action}",host="{host}",status="{status}"}}"#
+        )
+    };
+    let text = proxy.metrics_text();
+    for host in ["www.example.com", "media.example.com", "other"] {
+        let s = series(host, "402", "offer");
+        assert!(
+            text.lines().any(|l| l == format!("{s} 0")),
+            "{s} at zero from the start"
+        );
+    }
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("rempart_http_responses_total{action=\"allow\",status=")),
+        "no series without the host label"
+    );
+    let browse = |host: &str| {
+        proxy
+            .get(
+                "/films/a",
+                &[
+                    ("user-agent", CHROME),
+                    BROWSER_ACCEPT,
+                    BROWSER_LANGUAGE,
+                    ("host", host),
+                ],
+            )
+            .status
+    };
+    assert_eq!(browse("www.example.com"), 200);
+    assert_eq!(browse("WWW.example.com:8080"), 200);
+    assert_eq!(browse("unknown.example"), 200);
+    let gpt = proxy.get(
+        "/films/x",
+        &[("user-agent", GPTBOT), ("host", "media.example.com")],
+    );
+    assert_eq!(gpt.status, 402);
+    assert_eq!(
+        proxy.metric(&series("www.example.com", "200", "allow")),
+        2.0
+    );
+    assert_eq!(proxy.metric(&series("other", "200", "allow")), 1.0);
+    assert_eq!(
+        proxy.metric(&series("media.example.com", "402", "offer")),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric(&series("www.example.com", "402", "offer")),
+        0.0
+    );
+    assert!(
+        !proxy.metrics_text().contains("unknown.example"),
+        "a client's Host never becomes a label"
+    );
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod located;
 pub mod network;
 pub mod operations;
+pub mod overrides;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,22 @@ pub struct RawConfig {
     /// The browser challenge (`challenge` rules).
     #[serde(default)]
     pub challenge: challenge::ChallengeSection,
+    /// What the exported metrics are labelled with.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// What the exported metrics are labelled with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Label `rempart_http_responses_total` with the request's host: one of
+    /// `hosts`, or `other`. Read at start (a label set is fixed once
+    /// exported); `hosts` itself is read again on reload.
+    pub host_label: bool,
+    /// The hosts counted under their own name (others are `other`), so
+    /// that a client's `Host` header cannot grow the series.
+    pub hosts: Vec<String>,
 }
 
 /// Web Bot Auth key directories.
@@ -275,6 +292,11 @@ pub struct AdminSection {
     /// changing state may name in `Host`: a page rebinding its own name to
     /// the admin address is refused.
     pub allowed_hosts: Vec<String>,
+    /// The override file the console's controls write (agents allowed or
+    /// blocked, rules put in log-only), read with the config on every
+    /// load; a missing file is no overrides. Relative to the config's
+    /// directory; under `--state-dir`, `overrides.toml` there.
+    pub overrides_file: PathBuf,
     /// What `/readyz` means: `self` (this proxy can serve: a config is
     /// loaded and the listeners are up) or `origin` (and the origin accepts
     /// a connection). `self` by default, so that an origin blip does not
@@ -298,6 +320,7 @@ impl Default for AdminSection {
             listen: DEFAULT_ADMIN.into(),
             token_file: None,
             allowed_hosts: Vec::new(),
+            overrides_file: "state/overrides.toml".into(),
             readiness: Readiness::Proxy,
         }
     }
@@ -475,6 +498,21 @@ impl Config {
                 "must be 0 (off) or at most 36500".into(),
             ));
         }
+        for (i, h) in raw.metrics.hosts.iter().enumerate() {
+            let h = h.trim();
+            if h.is_empty() || h.contains(['/', ' ', '*', ':']) || h.eq_ignore_ascii_case("other") {
+                return Err(at(
+                    &format!("metrics.hosts[{i}]"),
+                    format!("{h:?} is not a host name (no port, no wildcard, not \"other\")"),
+                ));
+            }
+        }
+        if raw.metrics.host_label && raw.metrics.hosts.is_empty() {
+            return Err(at(
+                "metrics.host_label",
+                "name the hosts to count in metrics.hosts (any other is \"other\")".into(),
+            ));
+        }
         if raw.catalog.agents.is_empty() {
             return Err(at(
                 "catalog.agents",
@@ -502,6 +540,7 @@ impl Config {
         raw.challenge.key_file = dir.join("challenge-key");
         raw.licensing.metering_dir = dir.join("metering");
         raw.ranges.state_dir = dir.join("ipranges");
+        raw.admin.overrides_file = dir.join("overrides.toml");
         raw.server
             .pid_file
             .get_or_insert_with(|| dir.join("rempart.pid"));

@@ -5,12 +5,21 @@
 //! is recorded and counted, and evaluation goes on as if it were absent. So
 //! adding a log-only rule never changes what a client gets, which is what makes
 //! it safe to try a new rule on live traffic.
+//!
+//! The operator's overrides (the console's quick controls, see
+//! [`crate::config::overrides`]) are compiled in by [`Policy::with_overrides`]:
+//! an agent's `allow` or `block` as a rule before every configured one, a
+//! rule's log-only as its mode. Either may carry an end, after which it no
+//! longer applies; the clock is read only when such a rule matches.
+
+use std::time::{Duration, SystemTime};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{Assessment, Signal, SignalSet};
 use crate::catalog::{AgentId, Catalogue};
+use crate::config::overrides::{OverrideAction, OverrideSpec, Target};
 use crate::identify::Identity;
 use crate::model::{Action, IdentityKind, Purpose, Verification};
 
@@ -47,7 +56,7 @@ pub struct RuleSpec {
 }
 
 /// Whether a rule acts or only records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     #[default]
@@ -112,6 +121,25 @@ struct Rule {
     min_score: u16,
     action: Action,
     mode: Mode,
+    /// An override's rule stops matching at this time (none: never).
+    until: Option<SystemTime>,
+    /// An override put this rule in log-only: until the inner time, or
+    /// until the override is removed.
+    forced_log_only: Option<Option<SystemTime>>,
+    /// Added by an agent override.
+    from_override: bool,
+}
+
+/// The name an agent override's rule is counted and recorded under.
+pub fn override_rule_name(action: OverrideAction, agent: &str) -> String {
+    format!("override-{}-{agent}", action.as_str())
+}
+
+/// Whether something that ends at `until` is still in force. The clock is
+/// read only for a rule that matched and has an end: requests that meet no
+/// ending override never read it.
+fn in_force(until: Option<SystemTime>) -> bool {
+    until.is_none_or(|t| SystemTime::now() < t)
 }
 
 /// Where a request goes: what path and host rules match on.
@@ -270,6 +298,9 @@ impl Policy {
                 min_score: spec.min_score.unwrap_or(0),
                 action: spec.action,
                 mode: spec.mode,
+                until: None,
+                forced_log_only: None,
+                from_override: false,
             });
         }
         if rules.len() > u16::MAX as usize {
@@ -303,12 +334,15 @@ impl Policy {
             if !rule.matches(place, identity, conduct) {
                 continue;
             }
+            if rule.until.is_some() && !in_force(rule.until) {
+                continue;
+            }
             let id = RuleId(i as u16);
             if waive_challenge && rule.action == Action::Challenge {
                 waived = waived.or(Some(id));
                 continue;
             }
-            match rule.mode {
+            match rule.mode() {
                 Mode::LogOnly => {
                     if shadow.is_none() {
                         shadow = Some((id, rule.action));
@@ -338,12 +372,119 @@ impl Policy {
             .map_or("default", |r| r.name.as_str())
     }
 
-    /// The log-only rules, by name, with the action each would take.
+    /// The log-only rules (by configuration or by override), by name, with
+    /// the action each would take.
     pub fn shadow_rules(&self) -> impl Iterator<Item = (&str, Action)> {
         self.rules
             .iter()
-            .filter(|r| r.mode == Mode::LogOnly)
+            .filter(|r| r.mode == Mode::LogOnly || r.forced_log_only.is_some())
             .map(|r| (r.name.as_str(), r.action))
+    }
+
+    /// Applies the operator's overrides (see [`crate::config::overrides`]):
+    /// each agent override becomes a rule placed before every configured
+    /// one, and each log-only override puts its rule in log-only. Those
+    /// that ended by `now` are left out; the others carry their end, after
+    /// which they no longer apply. `RuleError::rule` is the override's index.
+    ///
+    /// An `allow` applies to the agent as identified but not to a client
+    /// caught claiming its name from elsewhere (`spoofed`): letting GPTBot
+    /// in never lets in whoever writes "GPTBot" in a user agent.
+    pub fn with_overrides(
+        mut self,
+        overrides: &[OverrideSpec],
+        catalogue: &Catalogue,
+        now: SystemTime,
+    ) -> Result<Self, RuleError> {
+        let mut first = Vec::new();
+        for (i, o) in overrides.iter().enumerate() {
+            let err = |field: &str, message: String| RuleError {
+                rule: i,
+                field: field.to_owned(),
+                message,
+            };
+            let until = o
+                .until_unix
+                .map(|u| SystemTime::UNIX_EPOCH + Duration::from_secs(u));
+            let ended = until.is_some_and(|u| u <= now);
+            match o.target() {
+                Some(Target::Agent(name, action)) => {
+                    let id = catalogue.by_name(name).ok_or_else(|| {
+                        err("agent", format!("no agent {name:?} in the catalogue"))
+                    })?;
+                    if ended {
+                        continue;
+                    }
+                    let verifications = match action {
+                        OverrideAction::Allow => Mask::of(
+                            [Verification::Verified, Verification::Unverifiable]
+                                .into_iter()
+                                .map(verification_bit),
+                        ),
+                        OverrideAction::Block => Mask::default(),
+                    };
+                    let name = override_rule_name(action, &catalogue.agents()[id.0 as usize].name);
+                    if self.rules.iter().any(|r| r.name == name) {
+                        return Err(err("agent", format!("a rule is already named {name:?}")));
+                    }
+                    first.push(Rule {
+                        name,
+                        kinds: Mask::default(),
+                        purposes: Mask::default(),
+                        verifications,
+                        agents: Some(vec![id.0]),
+                        hosts: Vec::new(),
+                        exact: Vec::new(),
+                        prefixes: Vec::new(),
+                        globs: None,
+                        signals: SignalSet::EMPTY,
+                        min_score: 0,
+                        action: match action {
+                            OverrideAction::Allow => Action::Allow,
+                            OverrideAction::Block => Action::Block,
+                        },
+                        mode: Mode::Enforce,
+                        until,
+                        forced_log_only: None,
+                        from_override: true,
+                    });
+                }
+                Some(Target::LogOnly(name)) => {
+                    let rule = self
+                        .rules
+                        .iter_mut()
+                        .find(|r| r.name == name)
+                        .ok_or_else(|| err("rule", format!("no rule named {name:?}")))?;
+                    if rule.mode == Mode::LogOnly {
+                        return Err(err("rule", format!("rule {name:?} is log-only already")));
+                    }
+                    if !ended {
+                        rule.forced_log_only = Some(until);
+                    }
+                }
+                None => return Err(err("", "name an agent or a rule".into())),
+            }
+        }
+        if !first.is_empty() {
+            first.append(&mut self.rules);
+            self.rules = first;
+        }
+        if self.rules.len() > u16::MAX as usize {
+            return Err(RuleError {
+                rule: overrides.len(),
+                field: String::new(),
+                message: "too many rules".into(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// The rules of the config, without those the overrides added.
+    pub fn configured_rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|r| !r.from_override)
+            .map(|r| r.name.as_str())
     }
 
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
@@ -360,6 +501,15 @@ impl Policy {
 }
 
 impl Rule {
+    /// The mode in force now: an override's log-only while it lasts, else
+    /// the rule's own.
+    fn mode(&self) -> Mode {
+        match self.forced_log_only {
+            Some(until) if in_force(until) => Mode::LogOnly,
+            _ => self.mode,
+        }
+    }
+
     fn matches(&self, place: &Place<'_>, id: &Identity, conduct: &Assessment) -> bool {
         if conduct.score < self.min_score
             || (!self.signals.is_empty() && !self.signals.intersects(conduct.signals))
@@ -482,6 +632,121 @@ mod tests {
         verification = ["spoofed"]
         action = "block"
     "#;
+
+    fn overridden(text: &str, now: SystemTime) -> Result<Policy, RuleError> {
+        let file = crate::config::overrides::OverrideFile::parse(
+            std::path::Path::new("overrides.toml"),
+            text,
+        )
+        .unwrap();
+        rules(DEFAULT).with_overrides(&file.overrides, &catalogue(), now)
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// Agent overrides come before every rule; an `allow` never reaches a
+    /// client caught claiming the agent's name.
+    #[test]
+    fn agent_overrides_are_the_first_rules() {
+        let gpt = declared(0, Purpose::AiTraining, Verification::Verified);
+        let fake = declared(0, Purpose::AiTraining, Verification::Spoofed);
+        let place = facts(None, "/films/x");
+        let none = Assessment::default();
+        assert_eq!(
+            rules(DEFAULT).decide(&place, &gpt, &none).action,
+            Action::Offer
+        );
+        let p = overridden("[[override]]\nagent = 'GPTBot'\naction = 'allow'\n", at(0)).unwrap();
+        let d = p.decide(&place, &gpt, &none);
+        assert_eq!(d.action, Action::Allow);
+        assert_eq!(p.rule_name(d.rule), "override-allow-GPTBot");
+        // The impostor meets the rules as without the override.
+        assert_eq!(p.decide(&place, &fake, &none).action, Action::Offer);
+        let google = declared(1, Purpose::SearchEngine, Verification::Verified);
+        assert_eq!(p.decide(&place, &google, &none).action, Action::Allow);
+        let p = overridden(
+            "[[override]]\nagent = 'Googlebot'\naction = 'block'\n",
+            at(0),
+        )
+        .unwrap();
+        let d = p.decide(&place, &google, &none);
+        assert_eq!(
+            (d.action, p.rule_name(d.rule)),
+            (Action::Block, "override-block-Googlebot")
+        );
+        assert_eq!(p.decide(&place, &gpt, &none).action, Action::Offer);
+    }
+
+    /// A log-only override makes its rule a shadow: the request goes on to
+    /// the next rules, and the would-be action is noted.
+    #[test]
+    fn a_log_only_override_shadows_its_rule() {
+        let fake = declared(1, Purpose::SearchEngine, Verification::Spoofed);
+        let place = facts(None, "/films/x");
+        let p = overridden("[[override]]\nrule = 'spoofed'\nmode = 'log-only'\n", at(0)).unwrap();
+        let d = p.decide(&place, &fake, &Assessment::default());
+        assert_eq!(d.action, Action::Allow);
+        assert_eq!(d.shadow, Some((RuleId(3), Action::Block)));
+        assert!(p.shadow_rules().any(|r| r == ("spoofed", Action::Block)));
+    }
+
+    /// An override applies until its end, then no longer, without a new
+    /// compile; one that ended before the compile is left out.
+    #[test]
+    fn overrides_end_on_time() {
+        let gpt = declared(0, Purpose::AiTraining, Verification::Verified);
+        let place = facts(None, "/films/x");
+        let none = Assessment::default();
+        let now = SystemTime::now();
+        let soon = now + Duration::from_millis(300);
+        let until = soon
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1;
+        let text = format!(
+            "[[override]]\nagent = 'GPTBot'\naction = 'allow'\nuntil_unix = {until}\n\
+             [[override]]\nrule = 'ai-offer'\nmode = 'log-only'\nuntil_unix = {until}\n"
+        );
+        let p = overridden(&text, now).unwrap();
+        assert_eq!(p.decide(&place, &gpt, &none).action, Action::Allow);
+        assert_eq!(p.len(), 5);
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(until);
+        while SystemTime::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let d = p.decide(&place, &gpt, &none);
+        assert_eq!((d.action, d.shadow), (Action::Offer, None));
+        // Compiled after its end: not there at all.
+        let p = overridden(&text, end).unwrap();
+        assert_eq!(p.len(), 4);
+        assert!(p.shadow_rules().next().is_none());
+    }
+
+    #[test]
+    fn overrides_name_what_is_not_there() {
+        let e = overridden(
+            "[[override]]\nagent = 'NoSuchBot'\naction = 'allow'\n",
+            at(0),
+        )
+        .unwrap_err();
+        assert_eq!((e.rule, e.field.as_str()), (0, "agent"));
+        let e = overridden(
+            "[[override]]\nagent = 'GPTBot'\naction = 'allow'\n[[override]]\nrule = 'nope'\nmode = 'log-only'\n",
+            at(0),
+        )
+        .unwrap_err();
+        assert_eq!((e.rule, e.field.as_str()), (1, "rule"));
+        // An unknown agent is an error even once its override ended.
+        let e = overridden(
+            "[[override]]\nagent = 'NoSuchBot'\naction = 'allow'\nuntil_unix = 1\n",
+            at(10),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "agent");
+    }
 
     #[test]
     fn first_matching_rule_wins() {

@@ -16,7 +16,7 @@ pub mod report;
 pub mod verify;
 pub mod writer;
 
-pub use record::{Body, ClientId, PublishedRecord, RequestRecord};
+pub use record::{Body, ClientId, ControlRecord, PublishedRecord, RequestRecord};
 pub use writer::{Evidence, LedgerOptions};
 
 #[cfg(test)]

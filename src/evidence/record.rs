@@ -147,6 +147,31 @@ pub struct PublishedRecord {
     pub content: String,
 }
 
+/// An override set or removed through the admin console's controls, and
+/// what came of it: who was let in or kept out, from when (the line's `ts`)
+/// until when, and the config in force afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ControlRecord {
+    /// `allow`, `block`, `log-only` or `remove`.
+    pub control: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// When the override stops applying (UTC, RFC 3339); none: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// `ok`, or `invalid` (refused: the override file was restored and the
+    /// previous configuration kept serving) or `error`.
+    pub result: String,
+    /// The config hash in force afterwards (short form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// The body of a ledger line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -160,6 +185,8 @@ pub enum Body {
     },
     Request(Box<RequestRecord>),
     Published(PublishedRecord),
+    /// An operator's control from the admin console.
+    Control(ControlRecord),
     /// Records that could not be written (queue overflow, or a full disk for
     /// longer than the queue could hold): the chain says what is missing.
     Gap {

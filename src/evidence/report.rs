@@ -51,6 +51,19 @@ pub struct Published {
     pub bytes: usize,
 }
 
+/// A control of the admin console, as the report lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Control {
+    /// When it was applied (the record's time).
+    pub at: String,
+    pub control: String,
+    /// `agent GPTBot` or `rule spoofed-agents`.
+    pub target: String,
+    /// When the override stops applying, or `until removed`.
+    pub until: String,
+    pub result: String,
+}
+
 /// A bar of a chart, in SVG units.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bar {
@@ -78,6 +91,8 @@ pub struct Report {
     pub limited: u64,
     pub groups: Vec<Group>,
     pub published: Vec<Published>,
+    /// The operator's quick controls in the period, in order.
+    pub controls: Vec<Control>,
     pub days: Vec<String>,
     pub operators: Vec<(String, &'static str)>,
     pub day_bars: Vec<Bar>,
@@ -142,6 +157,7 @@ pub fn build(
     }
     let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
     let mut published: Vec<Published> = Vec::new();
+    let mut controls: Vec<Control> = Vec::new();
     let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut all_paths: HashMap<String, u64> = HashMap::new();
     let mut referrals = super::referrals::Acc::default();
@@ -169,6 +185,17 @@ pub fn build(
                         bytes: p.content.len(),
                     });
                 }
+                Body::Control(c) if in_range => controls.push(Control {
+                    at: line.ts.clone(),
+                    control: c.control,
+                    target: match (c.agent, c.rule) {
+                        (Some(a), _) => format!("agent {a}"),
+                        (None, Some(r)) => format!("rule {r}"),
+                        (None, None) => String::new(),
+                    },
+                    until: c.until.unwrap_or_else(|| "until removed".into()),
+                    result: c.result,
+                }),
                 Body::Gap { missing, .. } if in_range => gaps += missing,
                 Body::Limited { records, .. } if in_range => limited += records,
                 Body::Tally {
@@ -328,6 +355,7 @@ pub fn build(
         limited,
         groups: out,
         published,
+        controls,
         days,
         operators: colors,
         day_bars,

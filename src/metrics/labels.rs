@@ -61,3 +61,6 @@ pub const SIGNATURE_RESULTS: &[&str] = &[
     "invalid",
     "hostile",
 ];
+/// The console's controls (`POST /controls/<control>`) and their results.
+pub const CONTROLS: &[&str] = &["allow", "block", "log-only", "remove"];
+pub const CONTROL_RESULTS: &[&str] = &["ok", "forbidden", "unauthorized", "invalid", "error"];

@@ -15,8 +15,8 @@ use prometheus::{
 
 use crate::model::{Action, Purpose, Verification};
 
-mod http;
-mod labels;
+pub mod http;
+pub mod labels;
 
 pub use http::http;
 
@@ -84,6 +84,8 @@ pub struct Metrics {
     /// `challenge::Event as usize`).
     pub challenges: Vec<IntCounter>,
     pub config_reloads: IntCounterVec,
+    /// The console's controls, by control and result.
+    pub console_controls: IntCounterVec,
     pub config_last_reload_success: IntGauge,
     pub rdns: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -335,6 +337,12 @@ impl Metrics {
                 &["result"]
             )
             .expect("register rempart_config_reload_total"),
+            console_controls: register_int_counter_vec!(
+                "rempart_console_controls_total",
+                "The admin console's controls (allow, block, log-only, remove), by result (ok; forbidden: no token configured, another site or Host; unauthorized: no or a wrong token; invalid: a bad request, or a reload refused and the override file restored; error: the file could not be written).",
+                &["control", "result"]
+            )
+            .expect("register rempart_console_controls_total"),
             config_last_reload_success: register_int_gauge!(
                 "rempart_config_last_reload_success",
                 "1 when the last config load (start or reload) succeeded, 0 while the last reload was refused."
@@ -449,6 +457,11 @@ impl Metrics {
         zero(&self.rdns, RDNS_RESULTS);
         zero(&self.served_documents, DOCUMENTS);
         zero(&self.web_bot_auth, SIGNATURE_RESULTS);
+        for control in CONTROLS {
+            for result in CONTROL_RESULTS {
+                self.console_controls.with_label_values(&[control, result]);
+            }
+        }
     }
 
     /// Counts one request from a hosting network by its action.

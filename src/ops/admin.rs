@@ -1,9 +1,10 @@
 //! The admin listener: `/metrics` (Prometheus text format, the default
 //! registry shared with pingora), `/healthz` (alive), `/readyz` (a config is
-//! loaded and the upstream accepts connections), `POST /reload`, and the
-//! read-only console (`/`, `/console.json`, see [`crate::ops::console`]). It binds
-//! to loopback unless the config says otherwise: whoever reaches it can
-//! reload the config.
+//! loaded and the upstream accepts connections), `POST /reload`, the
+//! console (`/`, `/console.json`, see [`crate::ops::console`]) and its quick
+//! controls (`POST /controls/…`, see [`crate::ops::controls`], which require
+//! the token). It binds to loopback unless the config says otherwise:
+//! whoever reaches it can reload the config.
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -15,6 +16,7 @@ use sha2::Digest;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ops::controls::{self, Answer, Control};
 use crate::ops::reload::{short_hash, Outcome, Reloader};
 use crate::snapshot::SharedSnapshot;
 
@@ -26,7 +28,7 @@ pub struct AdminApp {
     pub readiness: crate::config::Readiness,
     /// The origin pool, for `/readyz` in its origin mode.
     pub origins: Option<Arc<crate::proxy::origins::Pool>>,
-    /// The read-only console (`/` and `/console.json`).
+    /// The console (`/` and `/console.json`).
     pub console: crate::ops::console::Console,
 }
 
@@ -191,6 +193,90 @@ impl AdminApp {
     }
 }
 
+impl AdminApp {
+    /// `POST /controls/<control>`: checked here (the token is required,
+    /// not only honoured), then applied off the runtime.
+    async fn control(&self, session: &mut ServerSession, control: Control) -> Response<Vec<u8>> {
+        let answer = self.control_answer(session, control).await;
+        controls::count(control, &answer);
+        // The answer, never the request's headers: the token is not logged.
+        if answer.result == "ok" {
+            tracing::info!(control = control.as_str(), message = %answer.message, "console control applied");
+        } else {
+            tracing::warn!(control = control.as_str(), result = answer.result, message = %answer.message, "console control refused");
+        }
+        text(
+            answer.status,
+            "text/plain; charset=utf-8",
+            format!("{}\n", answer.message).into_bytes(),
+        )
+    }
+
+    async fn control_answer(&self, session: &mut ServerSession, control: Control) -> Answer {
+        if !self.guard.has_token() {
+            return Answer::refused(StatusCode::FORBIDDEN, NO_TOKEN);
+        }
+        if let Some((status, why)) = self.guard.refuse(session.req_header()) {
+            return Answer::refused(status, why.trim_end());
+        }
+        let Some(reloader) = self.reloader.clone() else {
+            return Answer::refused(StatusCode::NOT_FOUND, "controls are not available");
+        };
+        let json = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json {
+            return Answer::refused(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the control as Content-Type: application/json",
+            );
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > controls::MAX_BODY {
+                        return Answer::refused(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "the body is too large",
+                        );
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Answer::refused(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the body: {e}"),
+                    )
+                }
+            }
+        }
+        let body = match controls::parse_body(&bytes) {
+            Ok(b) => b,
+            Err(a) => return a,
+        };
+        match tokio::task::spawn_blocking(move || controls::apply(&reloader, control, &body)).await
+        {
+            Ok(a) => a,
+            Err(e) => Answer::refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("control failed: {e}"),
+            ),
+        }
+    }
+}
+
+/// Why the controls are off, for the answer and the console page.
+pub const NO_TOKEN: &str = "the controls need the admin token: set admin.token_file to a file holding a secret, restart, and give the token to the console";
+
 fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -208,6 +294,16 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_owned();
         let post = session.req_header().method == http::Method::POST;
+        if let Some(control) = Control::from_path(&path) {
+            if !post {
+                return text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain",
+                    b"use POST with a JSON body\n".to_vec(),
+                );
+            }
+            return self.control(session, control).await;
+        }
         let refused = post
             .then(|| self.guard.refuse(session.req_header()))
             .flatten();
@@ -236,8 +332,12 @@ impl ServeHttp for AdminApp {
                     ),
                 }
             }
-            ("/", false) => self.console.page(&self.snapshot.load()),
-            ("/console.json", false) => self.console.json(&self.snapshot.load()),
+            ("/", false) => self
+                .console
+                .page(&self.snapshot.load(), self.guard.has_token()),
+            ("/console.json", false) => self
+                .console
+                .json(&self.snapshot.load(), self.guard.has_token()),
             ("/healthz", _) => text(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             _ => text(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }

@@ -1,8 +1,10 @@
-//! The read-only console of the admin listener: `GET /` is a small HTML
-//! page and `GET /console.json` the same view as JSON, both read from the
-//! process's own metric handles and the snapshot in force (never from the
-//! `/metrics` text). Nothing here changes state, so no token is asked for;
-//! the admin listener's own guards (loopback by default) still apply.
+//! The console of the admin listener: `GET /` is a small HTML page and
+//! `GET /console.json` the same view as JSON, both read from the process's
+//! own metric handles and the snapshot in force (never from the `/metrics`
+//! text). Reading asks for no token; the admin listener's own guards
+//! (loopback by default) still apply. The page's quick controls post to
+//! `/controls/…` ([`crate::ops::controls`]) with the admin token the
+//! operator types in, set by the script as an `Authorization` header.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -12,6 +14,7 @@ use prometheus::core::Collector;
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use crate::config::overrides::Target;
 use crate::metrics::{metrics, AgentRow, ACTIONS};
 use crate::snapshot::Snapshot;
 
@@ -24,7 +27,9 @@ const TOP_AGENTS: usize = 20;
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.3em}h2{font-size:1.05em;margin-top:1.4em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}\
-th{background:#f3f3f3}p.note{color:#666}";
+th{background:#f3f3f3}p.note{color:#666}\
+div.controls label{display:inline-block;margin:.2em .8em .2em 0}\
+div.controls button{margin:.2em .4em .2em 0}#result{white-space:pre-wrap}";
 
 /// Refreshes every table from `/console.json` every ten seconds; values go
 /// in as text nodes, never as markup.
@@ -33,7 +38,16 @@ for(const t of d.tables){const b=document.getElementById(t.id);if(!b)continue;b.
 for(const row of t.rows){const tr=document.createElement('tr');for(const c of row){\
 const td=document.createElement('td');td.textContent=String(c);tr.appendChild(td)}b.appendChild(tr)}}\
 document.getElementById('at').textContent=d.generated_unix;\
-document.getElementById('live').textContent='live';}).catch(()=>{})}r();setInterval(r,10000);";
+document.getElementById('live').textContent='live';}).catch(()=>{})}r();setInterval(r,10000);\
+function v(id){const e=document.getElementById(id);return e?e.value.trim():''}\
+function c(n,b){const o=document.getElementById('result');o.textContent='…';\
+fetch('/controls/'+n,{method:'POST',cache:'no-store',headers:{'Content-Type':'application/json',\
+'Authorization':'Bearer '+v('token')},body:JSON.stringify(b)}).then(x=>x.text().then(m=>{\
+o.textContent=x.status+' '+m;o.dataset.status=String(x.status);r()})).catch(e=>{o.textContent=String(e)})}\
+for(const [id,n,k] of [['allow','allow','agent'],['block','block','agent'],['log-only','log-only','rule'],\
+['remove-agent','remove','agent'],['remove-rule','remove','rule']]){const e=document.getElementById(id);\
+if(e)e.addEventListener('click',()=>{const b={};b[k]=v(k);const d=v('seconds');\
+if(n!=='remove'&&d)b.seconds=Number(d);c(n,b)})}";
 
 /// Totals by action at one instant: the ring's unit.
 type Totals = [u64; ACTIONS.len()];
@@ -84,8 +98,9 @@ impl Console {
             .unwrap_or((now, totals))
     }
 
-    /// The whole view, as `/console.json` serves it.
-    pub fn view(&self, snap: &Snapshot) -> Value {
+    /// The whole view, as `/console.json` serves it; `controls` says
+    /// whether the controls are on (an admin token is configured).
+    pub fn view(&self, snap: &Snapshot, controls: bool) -> Value {
         snap.publish_ages();
         let m = metrics();
         let totals = m.requests_by_action();
@@ -113,6 +128,12 @@ impl Console {
             "evidence": evidence(),
             "config": config(),
             "ranges": labelled(&m.ipranges_age, &["source"]),
+            "overrides": overrides(snap),
+            "controls": {
+                "enabled": controls,
+                "how": if controls { Value::Null } else { json!(crate::ops::admin::NO_TOKEN) },
+                "counts": labelled(&m.console_controls, &["control", "result"]),
+            },
         });
         let tables = tables(&v, &agents_rows(&agents));
         v["tables"] = tables;
@@ -120,18 +141,83 @@ impl Console {
     }
 
     /// `GET /console.json`.
-    pub fn json(&self, snap: &Snapshot) -> http::Response<Vec<u8>> {
-        let body = serde_json::to_vec_pretty(&self.view(snap)).unwrap_or_default();
+    pub fn json(&self, snap: &Snapshot, controls: bool) -> http::Response<Vec<u8>> {
+        let body = serde_json::to_vec_pretty(&self.view(snap, controls)).unwrap_or_default();
         respond("application/json", body)
     }
 
     /// `GET /`: the page, filled in on the server (it reads without its
     /// script) and refreshed by the script.
-    pub fn page(&self, snap: &Snapshot) -> http::Response<Vec<u8>> {
+    pub fn page(&self, snap: &Snapshot, controls: bool) -> http::Response<Vec<u8>> {
+        let view = self.view(snap, controls);
         respond(
             "text/html; charset=utf-8",
-            render(&self.view(snap)).into_bytes(),
+            render(&view, &choices(snap, controls)).into_bytes(),
         )
+    }
+}
+
+/// The override file's entries, expired ones marked so.
+fn overrides(snap: &Snapshot) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rows: Vec<Value> = snap
+        .overrides
+        .file
+        .overrides
+        .iter()
+        .map(|o| {
+            let (kind, name, what) = match o.target() {
+                Some(Target::Agent(a, action)) => ("agent", a, action.as_str()),
+                Some(Target::LogOnly(r)) => ("rule", r, "log-only"),
+                None => ("?", "", ""),
+            };
+            json!({
+                "kind": kind,
+                "name": name,
+                "override": what,
+                "until": o.until_unix.map_or_else(|| "until removed".to_owned(), crate::ops::controls::utc),
+                "state": if o.expired(now) { "expired" } else { "in force" },
+                "set": o.set_unix.map_or_else(String::new, crate::ops::controls::utc),
+                "set_by": o.set_by.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    json!({
+        "file": snap.overrides.path.display().to_string(),
+        "entries": rows,
+    })
+}
+
+/// What the controls' fields offer: the catalogue's agents and the
+/// configured rules (none when the controls are off).
+struct Choices {
+    controls: bool,
+    agents: Vec<String>,
+    rules: Vec<String>,
+}
+
+fn choices(snap: &Snapshot, controls: bool) -> Choices {
+    Choices {
+        controls,
+        agents: if controls {
+            snap.catalogue
+                .agents()
+                .iter()
+                .map(|a| a.name.clone())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        rules: if controls {
+            snap.policy
+                .configured_rule_names()
+                .map(str::to_owned)
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -287,18 +373,19 @@ fn tables(v: &Value, agents: &[Vec<String>]) -> Value {
         {"id": "offers", "title": "Offers", "head": ["what", "count"], "rows": pairs(&v["offers"])},
         {"id": "state", "title": "Evidence ledger and configuration", "head": ["what", "value"], "rows": evidence},
         {"id": "ranges", "title": "Range lists", "head": ["source", "age (s)"], "rows": rows_of(&v["ranges"], &["source", "value"])},
+        {"id": "overrides", "title": "Overrides (the override file, compiled before every rule)", "head": ["on", "name", "override", "until", "state", "set", "by"], "rows": rows_of(&v["overrides"]["entries"], &["kind", "name", "override", "until", "state", "set", "set_by"])},
     ])
 }
 
 /// The page: every value escaped, the style and script inline and allowed
 /// by their hashes alone.
-fn render(v: &Value) -> String {
+fn render(v: &Value, choices: &Choices) -> String {
     let mut html = String::with_capacity(16 * 1024);
     html.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     html.push_str("<title>rempart console</title><style>");
     html.push_str(STYLE);
     html.push_str("</style></head><body><h1>rempart console</h1>");
-    html.push_str("<p class=\"note\">Read-only. Generated at <span id=\"at\">");
+    html.push_str("<p class=\"note\">Generated at <span id=\"at\">");
     html.push_str(&escape(&plain(&v["generated_unix"])));
     html.push_str(
         "</span> (Unix time); <span id=\"live\">as served</span>, \
@@ -307,6 +394,7 @@ fn render(v: &Value) -> String {
     for t in v["tables"].as_array().map_or(&[][..], Vec::as_slice) {
         render_table(&mut html, t);
     }
+    render_controls(&mut html, choices);
     html.push_str("<script>");
     html.push_str(SCRIPT);
     html.push_str("</script></body></html>");
@@ -335,6 +423,51 @@ fn render_table(html: &mut String, t: &Value) {
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table>");
+}
+
+/// The quick controls: fields and buttons the script posts from (no form
+/// is submitted: the CSP's `form-action 'none'` holds), or how to turn
+/// them on.
+fn render_controls(html: &mut String, c: &Choices) {
+    html.push_str("<h2>Controls</h2>");
+    if !c.controls {
+        html.push_str("<p class=\"note\" id=\"controls-off\">Controls are off: ");
+        html.push_str(&escape(crate::ops::admin::NO_TOKEN));
+        html.push_str(".</p>");
+        return;
+    }
+    html.push_str(
+        "<p class=\"note\">Each control writes the override file and reloads; \
+         an override applies before every rule, survives restarts and is listed \
+         by <code>rempart check</code>. The token stays in this page.</p>\
+         <div class=\"controls\"><label>Admin token <input id=\"token\" type=\"password\" \
+         autocomplete=\"off\"></label><label>For <select id=\"seconds\">\
+         <option value=\"\">until removed</option><option value=\"3600\">1 hour</option>\
+         <option value=\"86400\">1 day</option><option value=\"604800\">7 days</option>\
+         </select></label><br><label>Agent <input id=\"agent\" list=\"agent-names\" \
+         autocomplete=\"off\"></label><datalist id=\"agent-names\">",
+    );
+    for a in &c.agents {
+        html.push_str("<option value=\"");
+        html.push_str(&escape(a));
+        html.push_str("\"></option>");
+    }
+    html.push_str(
+        "</datalist><button type=\"button\" id=\"allow\">Allow agent</button>\
+         <button type=\"button\" id=\"block\">Block agent</button>\
+         <button type=\"button\" id=\"remove-agent\">Remove its override</button><br>\
+         <label>Rule <select id=\"rule\">",
+    );
+    for r in &c.rules {
+        html.push_str("<option>");
+        html.push_str(&escape(r));
+        html.push_str("</option>");
+    }
+    html.push_str(
+        "</select></label><button type=\"button\" id=\"log-only\">Put rule in log-only</button>\
+         <button type=\"button\" id=\"remove-rule\">Remove its override</button></div>\
+         <p id=\"result\" role=\"status\"></p>",
+    );
 }
 
 /// HTML-escapes text for an element's content or a quoted attribute: the

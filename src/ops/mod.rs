@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod admin;
 pub mod admin_client;
 pub mod console;
+pub mod controls;
 pub mod demo;
 pub mod fetch;
 pub mod guard;

@@ -174,13 +174,34 @@ impl Reloader {
         Ok((config, snap))
     }
 
-    /// Every file whose change triggers a reload: the config, the catalogue
+    /// The override file of the config in force (the console's controls
+    /// write it).
+    pub fn overrides_path(&self) -> PathBuf {
+        let config = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        config.resolve(&config.raw.admin.overrides_file)
+    }
+
+    /// The hash of the snapshot in force.
+    pub fn live_hash(&self) -> String {
+        self.shared.load().hash.clone()
+    }
+
+    /// What the snapshot publishes, and the evidence ledger.
+    pub fn published(&self) -> &Published {
+        &self.published
+    }
+
+    /// Every file whose change triggers a reload: the config, the override
+    /// file, the catalogue
     /// files, the range files (shipped and refreshed), the network data, the
     /// templates.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let config = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let raw = &config.raw;
-        let mut files = vec![config.path.clone()];
+        let mut files = vec![
+            config.path.clone(),
+            config.resolve(&raw.admin.overrides_file),
+        ];
         files.extend(raw.catalog.agents.iter().map(|p| config.resolve(p)));
         files.extend(
             raw.catalog

@@ -73,6 +73,10 @@ pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
         config.upstream =
             parse_upstreams(&opts.upstream).map_err(|(_, m)| anyhow::anyhow!("--upstream: {m}"))?;
     }
+    // Before anything registers the metrics: the label set is fixed then.
+    if !crate::metrics::http::label_hosts(config.raw.metrics.host_label) {
+        anyhow::bail!("metrics.host_label cannot change once the metrics are registered");
+    }
     let demo = if config.upstream == [UpstreamSpec::Demo] {
         let root = config.resolve(&config.raw.server.demo_root);
         let site = DemoSite::load(&root)?;

@@ -144,6 +144,12 @@ impl Published {
         }
     }
 
+    /// The evidence ledger, when one is kept (for records that are not
+    /// documents: the console's controls).
+    pub fn ledger(&self) -> Option<&Evidence> {
+        self.evidence.as_ref()
+    }
+
     /// Archives a document in the ledger.
     fn archive(&self, document: &str, content: &[u8]) {
         if let Some(e) = &self.evidence {

@@ -30,6 +30,8 @@ pub struct RequestCtx {
     /// The origin address this attempt went to, and how many were tried.
     pub origin: Option<(Arc<super::origins::Table>, usize)>,
     pub tries: usize,
+    /// The request's host among `metrics.hosts` (see `metrics::http::ByHost`).
+    pub host_slot: Option<usize>,
 }
 
 impl RequestCtx {
@@ -37,6 +39,9 @@ impl RequestCtx {
     /// copies only where a record or a rewrite will use them.
     pub fn keep(&mut self, snap: &Snapshot, read: &Result<Request<'_>, Malformed>, o: &Outcome) {
         let Ok(req) = read else { return };
+        if snap.responses_by_host.enabled() {
+            self.host_slot = Some(snap.responses_by_host.slot(req.host));
+        }
         let metered = o.licensee.is_some() || o.charge.is_some();
         if o.evidence || metered || snap.access_log {
             self.kept = Kept::new(req.method.as_str(), req.host, req.path(), req.user_agent);

@@ -419,11 +419,22 @@ impl ProxyHttp for RempartProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let bytes = session.body_bytes_sent() as u64;
         ctx.meter(self.meter.as_deref(), status, bytes);
+        let live;
+        let by_host = match &ctx.snapshot {
+            Some(snap) => &snap.responses_by_host,
+            None => {
+                live = self.snapshot.load();
+                &live.responses_by_host
+            }
+        };
+        // A request not read counts as `other`.
+        let host_slot = ctx.host_slot.unwrap_or_else(|| by_host.slot(None));
         crate::metrics::http().count(
             status,
             ctx.outcome.as_ref().map(|o| o.action),
             bytes,
             ctx.started.map(|t| t.elapsed()),
+            Some((by_host, host_slot)),
         );
         let (Some(snap), Some(o)) = (&ctx.snapshot, &ctx.outcome) else {
             return;

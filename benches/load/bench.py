@@ -31,7 +31,7 @@ import report  # noqa: E402
 
 ORIGIN_PORT = 18080
 PORTS = {"rempart": 18081, "nginx-map": 18082, "haproxy": 18083, "baseline": 18084, "bare": 18085,
-         "nginx-plain": 18086}
+         "nginx-plain": 18086, "bare-refuse": 18087}
 ADMIN_PORTS = {"rempart": 18091, "baseline": 18094}
 # The workloads (crowd.py builds their requests; report.py describes them).
 WORKLOADS = ["page", "file", "gptbot", "claudebot"]
@@ -44,9 +44,9 @@ EXPECT = {
     "page": {"*": (200, "allow")},
     "file": {"*": (200, "allow")},
     "gptbot": {"rempart": (402, "offer"), "baseline": (402, "offer"), "nginx-map": (403, None),
-               "haproxy": (403, None), "*": (200, None)},
+               "haproxy": (403, None), "bare-refuse": (403, None), "*": (200, None)},
     "claudebot": {"rempart": (402, "offer"), "baseline": (402, "offer"), "nginx-map": (403, None),
-                  "haproxy": (403, None), "*": (200, None)},
+                  "haproxy": (403, None), "bare-refuse": (403, None), "*": (200, None)},
 }
 
 
@@ -292,7 +292,8 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000; t
         own = os.path.join(self.tmp, name)
         os.makedirs(own)
         for entry in os.listdir(cfg_dir):
-            if entry != "rempart.toml":
+            # The checkout's own state (ledger, keys) stays out: the run's state is its own.
+            if entry not in ("rempart.toml", "state"):
                 os.symlink(os.path.join(cfg_dir, entry), os.path.join(own, entry))
         shipped = open(os.path.join(cfg_dir, "rempart.toml")).read()
         text = bench_config(shipped, PORTS[name], ADMIN_PORTS[name], self.threads)
@@ -316,6 +317,8 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000; t
             self.start("baseline", [self.args.baseline, "run", "--config", cfg], proxy, PORTS["baseline"])
         self.start("bare", [self.args.bare, f"127.0.0.1:{PORTS['bare']}", f"127.0.0.1:{ORIGIN_PORT}", str(n)],
                    proxy, PORTS["bare"])
+        self.start("bare-refuse", [self.args.bare, f"127.0.0.1:{PORTS['bare-refuse']}", f"127.0.0.1:{ORIGIN_PORT}",
+                                   str(n), "refuse"], proxy, PORTS["bare-refuse"])
         for name, extra in (("nginx-plain", ""),
                             ("nginx-map", f"include {os.path.join(HERE, 'nginx-block-ai-bots.conf')};")):
             conf = self.write(f"{name}.conf", self.nginx_common(name, n) + f"""
@@ -554,7 +557,8 @@ def main():
     ap.add_argument("--baseline", default=None, help="another rempart binary measured in the same run")
     ap.add_argument("--baseline-root", default=None, help="the checkout whose config/ the baseline reads")
     args = ap.parse_args()
-    setups = ["rempart"] + (["baseline"] if args.baseline else []) + ["bare", "nginx-plain", "nginx-map", "haproxy"]
+    setups = (["rempart"] + (["baseline"] if args.baseline else [])
+              + ["bare", "bare-refuse", "nginx-plain", "nginx-map", "haproxy"])
     if args.smoke:
         args.rounds, args.duration = 1, 1
     docs = os.path.join(ROOT, "docs", "benchmarks.md")

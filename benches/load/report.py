@@ -9,6 +9,7 @@ import time
 import crowd
 
 LABELS = {"rempart": "rempart (shipped config)", "baseline": "baseline rempart", "bare": "bare pingora",
+          "bare-refuse": "bare pingora refusing the two crawlers",
           "nginx-plain": "nginx plain proxy", "nginx-map": "nginx + ai.robots.txt map",
           "haproxy": "HAProxy + token ACL"}
 
@@ -24,6 +25,7 @@ RATIOS = [
     ("rempart vs nginx + map", "rempart", "nginx-map"),
     ("rempart vs HAProxy", "rempart", "haproxy"),
     ("rempart vs bare pingora (what rempart adds)", "rempart", "bare"),
+    ("rempart vs bare pingora refusing (a refusal's floor)", "rempart", "bare-refuse"),
     ("bare pingora vs nginx plain (pingora's floor)", "bare", "nginx-plain"),
 ]
 
@@ -97,8 +99,9 @@ def run_section(run, expected):
                      f"{sum(r['evidence'][0] for r in rs):,} ({sum(r['evidence'][1] for r in rs):,}) |")
     lines += ["", "### Ratios (medians of this run)", "",
               "rps ratio (higher is faster) and CPU-per-request ratio (lower is cheaper). On the crawler "
-              "workloads the bare proxies forward the page (they refuse nothing), so their figures there are "
-              "those of a proxied page.", "",
+              "workloads the bare pingora proxy forwards the page (it refuses nothing), so its figures there are "
+              "those of a proxied page; the refusing one answers them itself with a 403 (and forwards the "
+              "browsers' requests like the bare one).", "",
               "| workload | " + " | ".join(f"{label}: rps, CPU" for label, _, _ in RATIOS) + " |",
               "|---|" + "---|" * len(RATIOS)]
     for name, desc in DESCRIPTIONS.items():
@@ -160,7 +163,9 @@ def markdown(args, runs, m, criterion, soak, expected):
         "catalogue, range verification, behaviour with fingerprints, opt-out headers, honeypot link, evidence "
         "ledger) as the CDN-front deployment sees traffic; **bare pingora**, the smallest `ProxyHttp` that "
         "forwards (`upstream_peer` only, `benches/bare/proxy.rs`, same pingora version and features as "
-        "rempart), so that pingora's own floor is known; a **plain nginx proxy**; **nginx with the "
+        "rempart), so that pingora's own floor is known; the same proxy **refusing GPTBot and ClaudeBot** "
+        "itself (a 403 with rempart's four headers and a 66-byte page, written on the kept-alive connection "
+        "as rempart writes its answers: pingora's floor for a refusal); a **plain nginx proxy**; **nginx with the "
         "ai.robots.txt map** (`nginx-block-ai-bots.conf`, a regex over the user agent); **HAProxy with the "
         "ai.robots.txt token ACL** (`hdr_sub -i`). The origin is nginx serving static files.", "",
         "Load: " + crowd.describe(), "",

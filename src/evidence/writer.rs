@@ -1,9 +1,7 @@
 //! The ledger writer: a thread of its own, fed through a bounded queue.
 //!
-//! The request path only `try_send`s a fixed-size value: a body, or the
-//! closure that builds a request's record from the decided outcome (its
-//! strings, the address pseudonym's hash), run here, off the request path.
-//! The thread chains records (seq, prev hash), writes them in batches, flushes each
+//! The request path only builds a record and `try_send`s it. The thread
+//! chains records (seq, prev hash), writes them in batches, flushes each
 //! batch to the kernel (so a killed process loses nothing it was handed
 //! before the last batch), and fsyncs on an interval (so a power cut loses at
 //! most that interval). A full queue is counted and written into the ledger
@@ -90,28 +88,10 @@ impl LedgerOptions {
     }
 }
 
-/// A record's builder, run on the writer thread (`None`: nothing to write).
-pub type Build = Box<dyn FnOnce() -> Option<Body> + Send>;
-
-/// What the request path hands the writer.
-enum Queued {
-    Body(Body),
-    Later(Build),
-}
-
-impl Queued {
-    fn into_body(self) -> Option<Body> {
-        match self {
-            Queued::Body(b) => Some(b),
-            Queued::Later(build) => build(),
-        }
-    }
-}
-
 /// The request side of the ledger.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    tx: SyncSender<Queued>,
+    tx: SyncSender<Body>,
     dropped: Arc<AtomicU64>,
     /// Test hook: every write fails as if the disk were full.
     fault: Arc<AtomicBool>,
@@ -217,17 +197,7 @@ impl Evidence {
 
     /// Hands a record to the writer; never waits.
     pub fn record(&self, body: Body) {
-        self.send(Queued::Body(body));
-    }
-
-    /// Hands the writer what builds a record, so that building it (strings,
-    /// hashes) costs the request path nothing; never waits.
-    pub fn record_later(&self, build: Build) {
-        self.send(Queued::Later(build));
-    }
-
-    fn send(&self, q: Queued) {
-        match self.tx.try_send(q) {
+        match self.tx.try_send(body) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +335,7 @@ fn lower_priority() {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Queued>) {
+    fn run(mut self, rx: Receiver<Body>) {
         lower_priority();
         loop {
             // Polled, not woken: a wake-up per record costs the proxy a
@@ -374,8 +344,7 @@ impl Writer {
             let mut closed = false;
             loop {
                 match rx.try_recv() {
-                    Ok(q) => {
-                        let Some(b) = q.into_body() else { continue };
+                    Ok(b) => {
                         if self.admit(&b) {
                             self.queue.push_back(b);
                         }

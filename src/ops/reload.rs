@@ -137,7 +137,6 @@ impl Reloader {
                 publish_info(&hash);
                 self.shared.store(Arc::new(snap));
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = config;
-                crate::ops::memory::return_freed_pages();
                 m.config_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(trigger, hash = short_hash(&hash), "config reloaded");
                 Ok(Outcome::Loaded { hash })

@@ -96,7 +96,6 @@ pub fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
             offline: false,
         },
     )?;
-    crate::ops::memory::return_freed_pages();
     Ok(Prepared {
         config,
         snapshot,

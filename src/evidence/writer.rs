@@ -30,7 +30,7 @@ mod limits;
 mod retention;
 mod tally;
 
-use super::record::{Body, Line, GENESIS};
+use super::record::{Body, Line, LineRef, GENESIS};
 use crate::metrics::metrics;
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
 
@@ -437,11 +437,11 @@ impl Writer {
             let (mut seq, mut prev, mut n) = (self.seq, self.prev.clone(), 0usize);
             let mut unserialisable = None;
             for (i, body) in self.queue.iter().take(1024).enumerate() {
-                let line = Line {
+                let line = LineRef {
                     seq,
-                    ts: ts.clone(),
-                    prev: prev.clone(),
-                    body: body.clone(),
+                    ts: &ts,
+                    prev: &prev,
+                    body,
                 };
                 let text = match serde_json::to_vec(&line) {
                     Ok(t) => t,

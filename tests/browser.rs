@@ -32,16 +32,8 @@ noscript_delay_seconds = 1
 "#;
 
 /// The Chromium binary, if one is installed.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
 fn browser_or_skip(test: &str) -> Option<PathBuf> {
-    let found = chromium();
+    let found = common::chromium();
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -52,19 +44,12 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
     found
 }
 fn chromium_args(cmd: &mut Command, profile: &std::path::Path) {
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-extensions",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    // A person's Chrome, not the HeadlessChrome tool the catalogue names.
-    .arg(format!("--user-agent={CHROME}"))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    cmd.args(common::HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        // A person's Chrome, not the HeadlessChrome tool the catalogue names.
+        .arg(format!("--user-agent={CHROME}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
 }
 
 /// `chromium --headless=new --dump-dom` of `url`: the DOM after the script

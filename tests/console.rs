@@ -108,26 +108,11 @@ fn the_console_page_is_locked_down_and_escaped() {
 }
 
 /// The Chromium binary, if one is installed.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
 /// The DOM of `url` once its script ran (virtual time, no waiting here).
 fn dump_dom(chromium: &PathBuf, url: &str) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
     let out = Command::new(chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-        ])
+        .args(common::HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--virtual-time-budget=5000", "--dump-dom"])
         .arg(url)
@@ -140,7 +125,7 @@ fn dump_dom(chromium: &PathBuf, url: &str) -> String {
 
 #[test]
 fn headless_chromium_shows_the_console() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = common::chromium() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true and no chromium binary: .ci/run installs it"
@@ -237,15 +222,8 @@ impl Browser {
     fn open(chromium: &PathBuf, url: &str) -> Self {
         let profile = tempfile::tempdir().expect("profile dir");
         let child = Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--disable-extensions",
-                "--remote-debugging-port=0",
-            ])
+            .args(common::HEADLESS)
+            .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())
@@ -357,7 +335,7 @@ impl Drop for Browser {
 /// request reaches the origin instead of the licensing offer.
 #[test]
 fn a_control_clicked_in_chromium_changes_the_next_answer() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = common::chromium() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true and no chromium binary: .ci/run installs it"

@@ -25,6 +25,26 @@ pub const GPTBOT_IP: &str = "132.196.86.1";
 /// An address in the shipped googlebot.json (common crawlers) ranges.
 pub const GOOGLEBOT_IP: &str = "66.249.66.1";
 
+/// Debian's Chromium (or another Chromium on `PATH`), for the browser tests.
+pub fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// The flags every headless Chromium of these tests starts with (each also
+/// gets a profile directory of its own).
+pub const HEADLESS: [&str; 6] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-extensions",
+];
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

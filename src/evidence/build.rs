@@ -1,15 +1,21 @@
 //! A request's evidence record, built from its decided [`Outcome`] and the
 //! canonical request it was decided on, never from what the client wrote.
+//!
+//! The request path only moves what the record needs into a [`Pending`]
+//! (handles and the fields it already kept) and queues it; the writer thread
+//! builds the record's strings and the address pseudonym from it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::pseudonym::PseudonymKey;
-use super::record::{clip, signal_names, ReservationInForce, RobotsFetch, Shadow, Truncated};
+use super::record::{clip, RequestLine, ReservationRef, RobotsFetchRef, ShadowRef, Truncated};
 use super::writer::rfc3339;
-use super::{ClientId, RequestRecord};
+use super::ClientId;
 use crate::decide::Outcome;
 use crate::identify::webbotauth::Signature;
-use crate::optout::published::Published;
+use crate::optout::published::RobotsVersion;
+use crate::request::RequestId;
 use crate::snapshot::Snapshot;
 
 /// What the record needs of the request, kept past the request filter.
@@ -49,90 +55,147 @@ impl Kept {
     }
 }
 
+/// What a client could have read at a reserved location: robots.txt,
+/// tdmrep.json where the location reserves TDM, the response headers when
+/// they are on, and the RSL file.
+fn signals_served(tdm_reserved: bool, headers: bool) -> &'static [&'static str] {
+    match (tdm_reserved, headers) {
+        (true, true) => &[
+            "robots.txt",
+            "tdmrep.json",
+            "response headers",
+            "license.xml",
+        ],
+        (true, false) => &["robots.txt", "tdmrep.json", "license.xml"],
+        (false, true) => &["robots.txt", "response headers", "license.xml"],
+        (false, false) => &["robots.txt", "license.xml"],
+    }
+}
+
 /// The reservation in force at a location, as the record shows it.
-fn reservation(snap: &Snapshot, host: Option<&str>, path: &str) -> Option<ReservationInForce> {
+fn reservation<'s>(
+    snap: &'s Snapshot,
+    host: Option<&str>,
+    path: &str,
+) -> Option<ReservationRef<'s>> {
     let r = snap.reservation.as_ref()?;
     let loc = r.lookup(host, path).and_then(|i| r.locations.get(i))?;
-    let mut served = vec!["robots.txt".to_owned()];
-    if loc.tdm_reserved {
-        served.push("tdmrep.json".into());
-    }
-    if r.headers_enabled {
-        served.push("response headers".into());
-    }
-    served.push("license.xml".into());
-    Some(ReservationInForce {
-        location: loc.pattern.clone(),
+    Some(ReservationRef {
+        location: &loc.pattern,
         tdm_reserved: loc.tdm_reserved,
-        signals_served: served,
+        signals_served: signals_served(loc.tdm_reserved, r.headers_enabled),
         content_usage: loc
             .headers
             .content_usage
             .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .and_then(|v| v.to_str().ok()),
     })
 }
 
-/// The record of one request (none when no client address was read).
-pub fn request_record(
-    snap: &Snapshot,
-    o: &Outcome,
-    kept: &Kept,
-    key: &PseudonymKey,
-    published: &Published,
-    request_id: String,
-    status: u16,
-) -> Option<RequestRecord> {
-    let ip = kept.client_ip?;
-    let id = &o.identity;
-    let agent = id.agent.map(|a| snap.catalogue.agent(a));
-    let robots = o.conduct.robots.map(|(at, version)| RobotsFetch {
-        fetched_at: time::OffsetDateTime::from_unix_timestamp(i64::from(at))
-            .map(rfc3339)
-            .unwrap_or_default(),
-        sha256: published.get(version).map_or_else(
-            || "unknown (no longer kept)".to_owned(),
-            |v| v.sha256.clone(),
-        ),
-    });
-    Some(RequestRecord {
-        request_id,
-        client: if id.operator_sources.is_empty() {
-            ClientId::Pseudonym(key.pseudonym(ip))
+/// A request's record as the request path hands it over: moved, not built.
+/// Nothing in it is formatted or hashed; the writer thread names the client
+/// ([`Pending::client`]) and serialises the line straight from it
+/// ([`Pending::write_line`]).
+pub struct Pending {
+    /// The snapshot the request was decided under (names, reservation).
+    pub snapshot: Arc<Snapshot>,
+    pub outcome: Outcome,
+    pub kept: Kept,
+    /// The robots.txt version the client last fetched, when it did.
+    pub robots: Option<Arc<RobotsVersion>>,
+    pub key: Arc<PseudonymKey>,
+    pub request_id: RequestId,
+    pub status: u16,
+}
+
+impl Pending {
+    /// Who made the request, as the record names it (none when no client
+    /// address was read): a crawler address from an operator's published
+    /// ranges as it is, any other as its pseudonym.
+    pub fn client(&self) -> Option<ClientId> {
+        let ip = self.kept.client_ip?;
+        Some(if self.outcome.identity.operator_sources.is_empty() {
+            ClientId::Pseudonym(self.key.pseudonym(ip))
         } else {
             ClientId::Ip(ip.to_string())
-        },
-        user_agent: kept.user_agent.clone(),
-        agent: id.agent_name(&snap.catalogue).map(str::to_owned),
-        operator: agent.map(|a| a.operator.clone()),
-        purpose: id.purpose.map(|p| p.as_str().to_owned()),
-        identity: id.kind.as_str().to_owned(),
-        verification: id.verification.as_str().to_owned(),
-        verified_by: id.method.as_str().to_owned(),
-        signature: (o.signature != Signature::Absent).then(|| o.signature.label().to_owned()),
-        method: kept.method.clone(),
-        host: kept.host.clone(),
-        path: kept.path.clone(),
-        decision: o.action.as_str().to_owned(),
-        status,
-        rule: o.rule_name(snap).to_owned(),
-        log_only: o.decision.shadow.map(|(rule, would)| Shadow {
-            rule: snap.policy.rule_name(Some(rule)).to_owned(),
-            would: would.as_str().to_owned(),
-        }),
-        score: o.conduct.score,
-        signals: signal_names(o.conduct.signals),
-        fingerprint: o.conduct.fingerprint.map(|f| format!("{f:016x}")),
-        asn: id.network.asn.map(|a| a.get()),
-        as_org: id
-            .network
-            .asn
-            .and_then(|a| snap.network.as_name(a.get()))
-            .map(str::to_owned),
-        hosting: id.network.hosting,
-        reservation: reservation(snap, kept.host.as_deref(), &kept.path),
-        robots_txt: robots,
-        truncated: kept.truncated.clone(),
-    })
+        })
+    }
+
+    /// Serialises the request's ledger line into `out` (the JSON of a
+    /// [`super::record::Line`] with a [`super::RequestRecord`] body).
+    pub fn write_line(
+        &self,
+        out: &mut Vec<u8>,
+        seq: u64,
+        ts: &str,
+        prev: &str,
+        client: &ClientId,
+    ) -> serde_json::Result<()> {
+        let (snap, o, kept) = (&*self.snapshot, &self.outcome, &self.kept);
+        let id = &o.identity;
+        let request_id = self.request_id.to_string();
+        let fingerprint = o.conduct.fingerprint.map(|f| format!("{f:016x}"));
+        let fetched_at = o.conduct.robots.map(|(at, _)| {
+            time::OffsetDateTime::from_unix_timestamp(i64::from(at))
+                .map(rfc3339)
+                .unwrap_or_default()
+        });
+        let robots_txt = o
+            .conduct
+            .robots
+            .zip(fetched_at.as_deref())
+            .map(|((_, version), at)| RobotsFetchRef {
+                fetched_at: at,
+                sha256: self
+                    .robots
+                    .as_deref()
+                    .filter(|v| v.id == version)
+                    .map_or("unknown (no longer kept)", |v| v.sha256.as_str()),
+            });
+        let line = RequestLine {
+            seq,
+            ts,
+            prev,
+            kind: "request",
+            request_id: &request_id,
+            client,
+            user_agent: &kept.user_agent,
+            agent: id.agent_name(&snap.catalogue),
+            operator: id.agent.map(|a| snap.catalogue.agent(a).operator.as_str()),
+            purpose: id.purpose.map(|p| p.as_str()),
+            identity: id.kind.as_str(),
+            verification: id.verification.as_str(),
+            verified_by: id.method.as_str(),
+            signature: (o.signature != Signature::Absent).then(|| o.signature.label()),
+            method: &kept.method,
+            host: kept.host.as_deref(),
+            path: &kept.path,
+            decision: o.action.as_str(),
+            status: self.status,
+            rule: o.rule_name(snap),
+            log_only: o.decision.shadow.map(|(rule, would)| ShadowRef {
+                rule: snap.policy.rule_name(Some(rule)),
+                would: would.as_str(),
+            }),
+            score: o.conduct.score,
+            signals: o.conduct.signals.names(),
+            fingerprint: fingerprint.as_deref(),
+            asn: id.network.asn.map(|a| a.get()),
+            as_org: id.network.asn.and_then(|a| snap.network.as_name(a.get())),
+            hosting: id.network.hosting,
+            reservation: reservation(snap, kept.host.as_deref(), &kept.path),
+            robots_txt,
+            truncated: &kept.truncated,
+        };
+        serde_json::to_writer(out, &line)
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("request_id", &self.request_id.to_string())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }

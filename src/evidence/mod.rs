@@ -252,6 +252,108 @@ mod tests {
         assert!(verify(dir.path()).unwrap().is_intact());
     }
 
+    /// A GPTBot request from outside OpenAI's ranges, decided with the
+    /// shipped configuration, and what its record keeps.
+    fn decided_gptbot() -> (
+        std::sync::Arc<crate::snapshot::Snapshot>,
+        crate::decide::Outcome,
+        build::Kept,
+    ) {
+        use crate::request::{Received, Request};
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rempart.toml");
+        let snap = std::sync::Arc::new(crate::snapshot::Snapshot::load_offline(&path).unwrap());
+        let ua = "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)";
+        let head = http::Request::builder()
+            .uri("/films/la-traversee")
+            .header("host", "catalogue.example")
+            .header("user-agent", ua)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let local = crate::decide::LocalState::new(&snap);
+        let peer = "203.0.113.10".parse().unwrap();
+        let read = Request::read(
+            Received::of(&head, peer, 1_800_000_000_000),
+            &snap.trusted,
+            snap.read,
+        );
+        let o = crate::decide::decide_read(&snap, &local.state(), &read);
+        let req = read.unwrap();
+        let mut kept = build::Kept::new(req.method.as_str(), req.host, req.path(), req.user_agent);
+        kept.client_ip = Some(req.client_ip);
+        (snap, o, kept)
+    }
+
+    #[test]
+    fn a_request_handed_over_unbuilt_is_written_as_a_request_record() {
+        let (snap, o, kept) = decided_gptbot();
+        assert!(o.evidence, "the shipped policy records this request");
+        let dir = tempfile::tempdir().unwrap();
+        let key = std::sync::Arc::new(pseudonym::PseudonymKey::fixed([7; 32]));
+        let pending = build::Pending {
+            snapshot: snap,
+            outcome: o,
+            kept,
+            robots: None,
+            key: key.clone(),
+            request_id: crate::request::RequestId {
+                prefix: 0xabc,
+                seq: 42,
+            },
+            status: 402,
+        };
+        // The borrowed line reads back as a request record and writes the
+        // same bytes again: readers (verify, reports) see what was written.
+        let client = pending.client().expect("a client address");
+        let mut text = Vec::new();
+        pending
+            .write_line(
+                &mut text,
+                3,
+                "2026-12-02T06:00:00Z",
+                record::GENESIS,
+                &client,
+            )
+            .unwrap();
+        let line: record::Line = serde_json::from_slice(&text).unwrap();
+        assert_eq!(serde_json::to_vec(&line).unwrap(), text);
+        let Body::Request(r) = &line.body else {
+            panic!("{line:?}")
+        };
+        assert_eq!(r.request_id, "00000abc-2a");
+        assert_eq!(
+            r.client,
+            ClientId::Pseudonym(key.pseudonym("203.0.113.10".parse().unwrap()))
+        );
+        assert_eq!(
+            (r.agent.as_deref(), r.operator.as_deref()),
+            (Some("GPTBot"), Some("OpenAI"))
+        );
+        assert_eq!((r.decision.as_str(), r.status), ("offer", 402));
+        assert_eq!(r.path, "/films/la-traversee");
+        let res = r
+            .reservation
+            .as_ref()
+            .expect("the shipped reservation covers /films/");
+        assert_eq!(res.signals_served[0], "robots.txt");
+        assert!(res.signals_served.iter().any(|s| s == "license.xml"));
+        // Handed to the writer, it is written, chained, and verifies.
+        let ev = Evidence::start(LedgerOptions::new(dir.path().to_path_buf())).unwrap();
+        ev.request(Box::new(pending));
+        let all = wait(dir.path(), |l| l.iter().any(|r| r["type"] == "request"));
+        let got = all
+            .iter()
+            .find(|r| r["type"] == "request")
+            .expect("written");
+        let mut want: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        for k in ["seq", "ts", "prev"] {
+            want[k] = got[k].clone();
+        }
+        assert_eq!(got, &want);
+        assert!(verify(dir.path()).unwrap().is_intact());
+    }
+
     #[test]
     fn long_client_fields_are_cut_with_their_hash() {
         let ua = "A".repeat(100_000);

@@ -7,8 +7,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::behaviour::SignalSet;
-
 /// `prev` of the very first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -129,11 +127,6 @@ pub fn clip(field: &str, value: &[u8]) -> (String, Option<Truncated>) {
         sha256: hex::encode(sha2::Sha256::digest(value)),
     };
     (text, Some(cut))
-}
-
-/// Signal names for a record.
-pub fn signal_names(s: SignalSet) -> Vec<String> {
-    s.names().into_iter().map(str::to_owned).collect()
 }
 
 /// A document rempart published, archived so that one can prove what was
@@ -259,6 +252,77 @@ pub struct LineRef<'a> {
     pub prev: &'a str,
     #[serde(flatten)]
     pub body: &'a Body,
+}
+
+/// A request's line as the writer serialises it straight from what the
+/// request path handed over ([`super::build::Pending`]): the fields of a
+/// [`Line`] whose body is a [`RequestRecord`], in the same order with the same
+/// omissions (so the same bytes, read back as a [`Line`]), every string
+/// borrowed from the snapshot or the request's kept fields.
+#[derive(Debug, Serialize)]
+pub struct RequestLine<'a> {
+    pub seq: u64,
+    pub ts: &'a str,
+    pub prev: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub request_id: &'a str,
+    pub client: &'a ClientId,
+    pub user_agent: &'a str,
+    pub agent: Option<&'a str>,
+    pub operator: Option<&'a str>,
+    pub purpose: Option<&'static str>,
+    pub identity: &'static str,
+    pub verification: &'static str,
+    pub verified_by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'static str>,
+    pub method: &'a str,
+    pub host: Option<&'a str>,
+    pub path: &'a str,
+    pub decision: &'static str,
+    pub status: u16,
+    pub rule: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_only: Option<ShadowRef<'a>>,
+    pub score: u16,
+    pub signals: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hosting: bool,
+    pub reservation: Option<ReservationRef<'a>>,
+    pub robots_txt: Option<RobotsFetchRef<'a>>,
+    #[serde(skip_serializing_if = "<[Truncated]>::is_empty")]
+    pub truncated: &'a [Truncated],
+}
+
+/// [`Shadow`], borrowed.
+#[derive(Debug, Serialize)]
+pub struct ShadowRef<'a> {
+    pub rule: &'a str,
+    pub would: &'static str,
+}
+
+/// [`ReservationInForce`], borrowed.
+#[derive(Debug, Serialize)]
+pub struct ReservationRef<'a> {
+    pub location: &'a str,
+    pub tdm_reserved: bool,
+    pub signals_served: &'static [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_usage: Option<&'a str>,
+}
+
+/// [`RobotsFetch`], borrowed.
+#[derive(Debug, Serialize)]
+pub struct RobotsFetchRef<'a> {
+    pub fetched_at: &'a str,
+    pub sha256: &'a str,
 }
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             .evidence_max_bytes
             .set(ev.max_bytes as i64);
         tracing::info!(dir = %dir.display(), max_bytes = ev.max_bytes, "evidence ledger");
-        Some((ledger, key))
+        Some((ledger, Arc::new(key)))
     } else {
         None
     };

@@ -32,15 +32,16 @@ use pingora::{Error, Result};
 use crate::behaviour::shared::SharedStore;
 use crate::behaviour::Tracker;
 use crate::decide::{decide_read, Answer, Extra, State};
+use crate::evidence::build::Pending;
 use crate::evidence::pseudonym::PseudonymKey;
-use crate::evidence::{Body, Evidence};
+use crate::evidence::Evidence;
 use crate::identify::rdns::{Rdns, ReverseDns};
 use crate::identify::webbotauth::KeyDirectories;
 use crate::licensing::metering::Meter;
 use crate::metrics::metrics;
 use crate::optout::origin_robots::OriginRobots;
 use crate::optout::published::Published;
-use crate::request::{Received, Request};
+use crate::request::{Received, Request, RequestId};
 use crate::snapshot::SharedSnapshot;
 
 pub use ctx::RequestCtx;
@@ -62,7 +63,7 @@ pub struct RempartProxy {
     /// The robots.txt versions served.
     published: Arc<Published>,
     /// The evidence ledger, and the key for address pseudonyms.
-    evidence: Option<(Evidence, PseudonymKey)>,
+    evidence: Option<(Evidence, Arc<PseudonymKey>)>,
     /// Reverse-DNS verification, when enabled.
     rdns: Option<Arc<Rdns>>,
     /// Real clients of connections relayed from the PROXY protocol listener.
@@ -84,7 +85,7 @@ pub struct ProxyParts {
     pub tracker: Option<Arc<Tracker>>,
     pub shared: Option<SharedStore>,
     pub published: Option<Arc<Published>>,
-    pub evidence: Option<(Evidence, PseudonymKey)>,
+    pub evidence: Option<(Evidence, Arc<PseudonymKey>)>,
     pub rdns: Option<Arc<Rdns>>,
     pub relayed: Option<crate::ops::proxy_protocol::Relayed>,
     /// The origin pool the resolver keeps current (a fresh one if none).
@@ -147,17 +148,6 @@ impl RempartProxy {
             }
         }
         addr.ip()
-    }
-}
-
-/// A request's id: the process's prefix and its sequence number, written
-/// out only where it is shown (the access log, the evidence record).
-#[derive(Debug, Clone, Copy)]
-struct RequestId(u32, u64);
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:08x}-{:x}", self.0, self.1)
     }
 }
 
@@ -444,28 +434,31 @@ impl ProxyHttp for RempartProxy {
         }
         let log = self.access_log.as_ref().filter(|_| snap.access_log);
         let record = o.evidence.then_some(self.evidence.as_ref()).flatten();
-        let id = (record.is_some() || log.is_some())
-            .then(|| RequestId(self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let id = (record.is_some() || log.is_some()).then(|| RequestId {
+            prefix: self.id_prefix,
+            seq: self.next_id.fetch_add(1, Ordering::Relaxed),
+        });
         if let Some(log) = log {
             let id = id.map(|i| i.to_string()).unwrap_or_default();
             ctx.access_log(log, session, status, &id);
         }
         if let (Some((ledger, key)), Some(id)) = (record, id) {
-            // Built here, not on the writer thread: the writer runs at a
-            // lower priority on the proxy's core and, building too, fell to
-            // a tenth of the records a refusal flood asks for (measured:
-            // 5,500 a second against 52,000 offered; the rest lost).
-            let record = crate::evidence::build::request_record(
-                snap,
-                o,
-                &ctx.kept,
-                key,
-                &self.published,
-                id.to_string(),
-                status,
-            );
-            if let Some(record) = record {
-                ledger.record(Body::Request(Box::new(record)));
+            // Moved, not built: the record's strings and the pseudonym are
+            // the writer thread's work. `logging` is the last phase.
+            if let Some(outcome) = ctx.outcome.take() {
+                let robots = outcome
+                    .conduct
+                    .robots
+                    .and_then(|(_, v)| self.published.get(v));
+                ledger.request(Box::new(Pending {
+                    snapshot: Arc::clone(snap),
+                    outcome,
+                    kept: std::mem::take(&mut ctx.kept),
+                    robots,
+                    key: Arc::clone(key),
+                    request_id: id,
+                    status,
+                }));
             }
         }
     }

@@ -11,12 +11,14 @@
 pub mod client;
 pub mod cookie;
 pub mod fingerprint;
+mod id;
 pub mod target;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
 pub use client::{canonical, parse_forwarded_ip, AddrSource, TrustedProxies};
+pub use id::RequestId;
 pub use target::{canonical_path, Target, TargetError};
 
 /// Header names looked up on every request or every signed, priced or

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{ledger_files, rfc3339, Writer};
+use super::{ledger_files, rfc3339, Queued, Writer};
 use crate::evidence::record::Body;
 use crate::evidence::ClientId;
 use crate::metrics::metrics;
@@ -45,8 +45,12 @@ pub(super) fn ledger_bytes(dir: &Path) -> u64 {
 
 impl Writer {
     /// Applies the per-client cap and the disk budget to a request record.
-    pub(super) fn admit(&mut self, body: &Body) -> bool {
-        let Body::Request(r) = body else { return true };
+    pub(super) fn admit(&mut self, queued: &Queued) -> bool {
+        let client = match queued {
+            Queued::Request(_, client) => client,
+            Queued::Body(Body::Request(r)) => &r.client,
+            Queued::Body(_) => return true,
+        };
         self.roll_window();
         if self.over_budget() {
             self.limits.over_budget += 1;
@@ -56,7 +60,7 @@ impl Writer {
         if self.opts.per_client_minute == 0 {
             return true;
         }
-        let key = match &r.client {
+        let key = match client {
             ClientId::Ip(s) | ClientId::Pseudonym(s) => s,
         };
         let tracked = self.limits.kept.len();
@@ -102,7 +106,7 @@ impl Writer {
             return;
         }
         let before = self.queue.len();
-        self.queue.retain(|b| !matches!(b, Body::Request(_)));
+        self.queue.retain(|q| !q.is_request());
         let shed = (before - self.queue.len()) as u64;
         if shed > 0 {
             self.limits.over_budget += shed;
@@ -133,21 +137,21 @@ impl Writer {
         let minute = self.limits.minute;
         self.limits.kept.clear();
         for (client, records) in std::mem::take(&mut self.limits.limited) {
-            self.queue.push_back(Body::Limited {
+            self.queue.push_back(Queued::Body(Body::Limited {
                 client,
                 minute_start: rfc3339(
                     time::OffsetDateTime::from_unix_timestamp(minute * secs)
                         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
                 ),
                 records,
-            });
+            }));
         }
         if self.limits.over_budget > 0 && self.limits.budget_gap_minute != minute {
             self.limits.budget_gap_minute = minute;
-            self.queue.push_back(Body::Gap {
+            self.queue.push_back(Queued::Body(Body::Gap {
                 missing: std::mem::take(&mut self.limits.over_budget),
                 reason: "disk budget (evidence.max_bytes) reached".into(),
-            });
+            }));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::{ledger_files, read_lines, Writer};
+use super::{ledger_files, read_lines, Queued, Writer};
 use crate::evidence::record::{Body, Line, PrunedFile};
 use crate::metrics::metrics;
 
@@ -117,12 +117,12 @@ impl Writer {
         if files.is_empty() {
             return;
         }
-        self.queue.push_back(Body::Pruned {
+        self.queue.push_back(Queued::Body(Body::Pruned {
             reason,
             files: files.iter().map(|(_, d)| d.clone()).collect(),
-        });
+        }));
         self.write_batch();
-        let is_pruned = |b: &Body| matches!(b, Body::Pruned { .. });
+        let is_pruned = |q: &Queued| matches!(q, Queued::Body(Body::Pruned { .. }));
         if self.queue.iter().any(is_pruned) {
             // Not written (full disk): remove nothing, and drop the record so
             // that the chain never names a file that is still there.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{rfc3339, Writer};
+use super::{rfc3339, Queued, Writer};
 use crate::evidence::record::Body;
 
 /// Counts of the current interval, by operator.
@@ -60,12 +60,12 @@ impl Writer {
         let counts = std::mem::take(&mut *self.tally.lock().unwrap_or_else(|p| p.into_inner()));
         let end = Interval::now();
         if !counts.referred.is_empty() || !counts.crawled_allowed.is_empty() {
-            self.queue.push_back(Body::Tally {
+            self.queue.push_back(Queued::Body(Body::Tally {
                 period_start: rfc3339(self.interval.wall),
                 period_end: rfc3339(end.wall),
                 referred: counts.referred,
                 crawled_allowed: counts.crawled_allowed,
-            });
+            }));
         }
         self.interval = end;
     }

@@ -1,13 +1,19 @@
 //! Calendar days (UTC) as licences, metering and the command line write them,
 //! `YYYY-MM-DD`, read and written by the `time` crate: a day that does not
 //! exist (`2026-02-31`, `2026-13-99`) is an error, never rolled over into the
-//! next month.
+//! next month. Instants are written as RFC 3339 ([`rfc3339`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
+
+/// An instant as the ledger and the logs write it (RFC 3339, UTC).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
 
 /// One UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -165,3 +165,13 @@ impl Lang {
         }
     }
 }
+
+/// Whether a rule acts or only records (`mode` of a rule, and what an
+/// override can put a rule in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    LogOnly,
+}

@@ -60,7 +60,7 @@ pub struct OverrideSpec {
     pub rule: Option<String>,
     /// Only `log-only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<crate::decide::policy::Mode>,
+    pub mode: Option<crate::model::Mode>,
     /// When it stops applying (Unix seconds); none: until removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_unix: Option<u64>,
@@ -172,7 +172,7 @@ impl OverrideFile {
                     if o.action.is_some() {
                         return Err(at(i, "action", "action is for agent overrides".into()));
                     }
-                    if o.mode != Some(crate::decide::policy::Mode::LogOnly) {
+                    if o.mode != Some(crate::model::Mode::LogOnly) {
                         return Err(at(
                             i,
                             "rule",

@@ -15,12 +15,13 @@
 use std::time::{Duration, SystemTime};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::behaviour::{Assessment, Signal, SignalSet};
 use crate::catalog::{AgentId, Catalogue};
 use crate::config::overrides::{OverrideAction, OverrideSpec, Target};
 use crate::identify::Identity;
+pub use crate::model::Mode;
 use crate::model::{Action, IdentityKind, Purpose, Verification};
 
 /// A rule as written in the config.
@@ -53,15 +54,6 @@ pub struct RuleSpec {
     pub action: Action,
     #[serde(default)]
     pub mode: Mode,
-}
-
-/// Whether a rule acts or only records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    LogOnly,
 }
 
 /// Index of a rule in the policy.

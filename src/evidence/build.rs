@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use super::pseudonym::PseudonymKey;
 use super::record::{clip, RequestLine, ReservationRef, RobotsFetchRef, ShadowRef, Truncated};
-use super::writer::rfc3339;
 use super::ClientId;
+use crate::day::rfc3339;
 use crate::decide::Outcome;
 use crate::identify::webbotauth::Signature;
 use crate::optout::published::RobotsVersion;

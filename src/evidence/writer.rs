@@ -35,6 +35,7 @@ mod tally;
 
 use super::build::Pending;
 use super::record::{Body, ClientId, Line, LineRef, GENESIS};
+pub use crate::day::rfc3339;
 use crate::metrics::metrics;
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
 
@@ -375,11 +376,6 @@ struct Writer {
 
 fn utc_day(now: time::OffsetDateTime) -> i64 {
     now.unix_timestamp().div_euclid(86_400)
-}
-
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// The writer runs below the request path's priority (nice 10): where it

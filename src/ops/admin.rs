@@ -214,7 +214,7 @@ impl AdminApp {
 
     async fn control_answer(&self, session: &mut ServerSession, control: Control) -> Answer {
         if !self.guard.has_token() {
-            return Answer::refused(StatusCode::FORBIDDEN, NO_TOKEN);
+            return Answer::refused(StatusCode::FORBIDDEN, super::controls::NO_TOKEN);
         }
         if let Some((status, why)) = self.guard.refuse(session.req_header()) {
             return Answer::refused(status, why.trim_end());
@@ -273,9 +273,6 @@ impl AdminApp {
         }
     }
 }
-
-/// Why the controls are off, for the answer and the console page.
-pub const NO_TOKEN: &str = "the controls need the admin token: set admin.token_file to a file holding a secret, restart, and give the token to the console";
 
 fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);

@@ -131,7 +131,7 @@ impl Console {
             "overrides": overrides(snap),
             "controls": {
                 "enabled": controls,
-                "how": if controls { Value::Null } else { json!(crate::ops::admin::NO_TOKEN) },
+                "how": if controls { Value::Null } else { json!(crate::ops::controls::NO_TOKEN) },
                 "counts": labelled(&m.console_controls, &["control", "result"]),
             },
         });
@@ -432,7 +432,7 @@ fn render_controls(html: &mut String, c: &Choices) {
     html.push_str("<h2>Controls</h2>");
     if !c.controls {
         html.push_str("<p class=\"note\" id=\"controls-off\">Controls are off: ");
-        html.push_str(&escape(crate::ops::admin::NO_TOKEN));
+        html.push_str(&escape(crate::ops::controls::NO_TOKEN));
         html.push_str(".</p>");
         return;
     }

@@ -14,6 +14,9 @@
 //! (a cross-site form cannot send one without a preflight). Each control
 //! that reached the file is written to the evidence ledger.
 
+/// Why the controls are off, for the answer and the console page.
+pub const NO_TOKEN: &str = "the controls need the admin token: set admin.token_file to a file holding a secret, restart, and give the token to the console";
+
 use std::path::Path;
 
 use http::StatusCode;

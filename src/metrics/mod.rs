@@ -50,6 +50,10 @@ pub struct Metrics {
     pub decision_seconds: Histogram,
     pub upstream_errors: IntCounterVec,
     pub served_documents: IntCounterVec,
+    /// `served_documents` resolved once, one per [`labels::DOCUMENTS`] label in its
+    /// order (that of `respond::own::Document`): a document served is one
+    /// atomic add.
+    pub document_counters: Vec<IntCounter>,
     pub bad_requests: IntCounterVec,
     pub licensed_requests: IntCounterVec,
     pub licensed_bytes: IntCounterVec,
@@ -143,6 +147,12 @@ impl Metrics {
             }
         }
         #[allow(clippy::expect_used)]
+        let served_documents = register_int_counter_vec!(
+            "rempart_served_documents_total",
+            "Documents served by rempart itself (robots.txt, offer page).",
+            &["document"]
+        )
+        .expect("register rempart_served_documents_total");
         let behaviour_signals = register_int_counter_vec!(
             "rempart_behaviour_signals_total",
             "Requests that showed a behaviour signal, by signal.",
@@ -183,12 +193,11 @@ impl Metrics {
                 &["stage"]
             )
             .expect("register rempart_upstream_errors_total"),
-            served_documents: register_int_counter_vec!(
-                "rempart_served_documents_total",
-                "Documents served by rempart itself (robots.txt, offer page).",
-                &["document"]
-            )
-            .expect("register rempart_served_documents_total"),
+            document_counters: labels::DOCUMENTS
+                .iter()
+                .map(|d| served_documents.with_label_values(&[d]))
+                .collect(),
+            served_documents,
             bad_requests: register_int_counter_vec!(
                 "rempart_bad_requests_total",
                 "Requests refused as malformed before any decision, by reason.",

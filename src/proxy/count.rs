@@ -1,5 +1,9 @@
-//! Counting a decided request in the metrics: every counter is a resolved
-//! handle or a fixed-label series, one atomic add each.
+//! Counting a decided request in the metrics. What every request or a
+//! frequent one counts (its action, purpose and verification, its agent, its
+//! signals, a document served, a challenge step) is a handle resolved once:
+//! one atomic add. Rare events (a malformed request, a signature, a refused
+//! licence or payment, a charge, a log-only match) look their series up by
+//! label.
 
 use crate::decide::{Outcome, Payer};
 use crate::identify::webbotauth::Signature;
@@ -37,8 +41,8 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     if let Some(e) = o.challenge {
         count_challenge(e);
     }
-    if let Some(d) = o.document {
-        m.served_documents.with_label_values(&[d.name()]).inc();
+    if let Some(c) = o.document.and_then(|d| m.document_counters.get(d as usize)) {
+        c.inc();
     }
     if o.credential == Credential::Invalid {
         m.licence_rejections.with_label_values(&["invalid"]).inc();
@@ -116,5 +120,29 @@ pub fn ledger(snap: &Snapshot, o: &Outcome, ledger: &crate::evidence::Evidence) 
             .agent
             .map_or("unknown", |a| snap.catalogue.agent(a).operator.as_str());
         ledger.crawled_allowed(operator);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::labels::DOCUMENTS;
+    use crate::respond::own::Document;
+
+    /// `outcome` counts a document by its position: the labels must be in
+    /// the enum's order.
+    #[test]
+    fn each_document_is_counted_under_its_own_label() {
+        for (i, d) in Document::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+            assert_eq!(DOCUMENTS.get(i), Some(&d.name()), "{d:?}");
+        }
+        assert_eq!(DOCUMENTS.len(), Document::ALL.len());
+        let m = crate::metrics::metrics();
+        let before = m.served_documents.with_label_values(&["tdmrep.json"]).get();
+        m.document_counters[Document::TdmRep as usize].inc();
+        assert_eq!(
+            m.served_documents.with_label_values(&["tdmrep.json"]).get(),
+            before + 1
+        );
     }
 }

@@ -23,6 +23,16 @@ pub enum Document {
 }
 
 impl Document {
+    pub const ALL: [Document; 7] = [
+        Document::RobotsTxt,
+        Document::OfferPage,
+        Document::TdmRep,
+        Document::TdmPolicy,
+        Document::License,
+        Document::Clause,
+        Document::ChallengeVerify,
+    ];
+
     /// Bounded label for `rempart_served_documents_total{document}`.
     pub fn name(self) -> &'static str {
         match self {

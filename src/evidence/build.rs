@@ -3,7 +3,8 @@
 //!
 //! The request path only moves what the record needs into a [`Pending`]
 //! (handles and the fields it already kept) and queues it; the writer thread
-//! builds the record's strings and the address pseudonym from it.
+//! names the client (the address pseudonym) and writes the line from it,
+//! borrowing every name from the snapshot.
 
 use std::net::IpAddr;
 use std::sync::Arc;

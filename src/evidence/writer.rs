@@ -20,8 +20,8 @@
 //! `rempart evidence verify` still passes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -29,73 +29,24 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+mod files;
 mod limits;
+mod queue;
 mod retention;
 mod tally;
 
 use super::build::Pending;
-use super::record::{Body, ClientId, Line, LineRef, GENESIS};
+use super::record::{Body, GENESIS};
 pub use crate::day::rfc3339;
 use crate::metrics::metrics;
+use files::last_record;
+pub use files::{ledger_files, read_lines, FileLines};
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
+use queue::Queued;
+use queue::{Entry, TAKE};
 
 /// How often the writer takes what the queue holds.
 const BATCH_TICK: Duration = Duration::from_millis(25);
-
-/// The most entries taken off the queue before they are written: the records
-/// built and waiting for the disk stay few (memory), however full the queue.
-const TAKE: usize = 1024;
-
-/// What the queue carries: a request's record still to be written out, or
-/// any other record, built.
-#[derive(Debug)]
-enum Entry {
-    Request(Box<Pending>),
-    Body(Body),
-}
-
-/// What waits for the disk: a record, or a request handed over unbuilt with
-/// its client named (the per-client cap needed the name).
-#[derive(Debug)]
-pub(super) enum Queued {
-    Body(Body),
-    Request(Box<Pending>, ClientId),
-}
-
-impl From<Body> for Queued {
-    fn from(b: Body) -> Self {
-        Queued::Body(b)
-    }
-}
-
-impl Queued {
-    /// A request's record, either way it came.
-    pub(super) fn is_request(&self) -> bool {
-        matches!(self, Queued::Request(..) | Queued::Body(Body::Request(_)))
-    }
-
-    /// Appends the line's JSON to `out`.
-    fn write_line(
-        &self,
-        out: &mut Vec<u8>,
-        seq: u64,
-        ts: &str,
-        prev: &str,
-    ) -> serde_json::Result<()> {
-        match self {
-            Queued::Body(body) => serde_json::to_writer(
-                out,
-                &LineRef {
-                    seq,
-                    ts,
-                    prev,
-                    body,
-                },
-            ),
-            Queued::Request(p, client) => p.write_line(out, seq, ts, prev, client),
-        }
-    }
-}
 
 /// How the ledger is written.
 #[derive(Debug, Clone)]
@@ -280,69 +231,6 @@ impl Evidence {
     pub fn set_fault(&self, on: bool) {
         self.fault.store(on, Ordering::Relaxed);
     }
-}
-
-/// The last whole record of a ledger directory.
-struct Tail {
-    seq: u64,
-    hash: String,
-    torn: Option<String>,
-}
-
-/// Ledger files in order (their names carry the first seq, zero-padded).
-pub fn ledger_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ledger-") && n.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn last_record(dir: &Path) -> anyhow::Result<Option<Tail>> {
-    let files = ledger_files(dir)
-        .map_err(|e| anyhow::anyhow!("{}: cannot list the ledger: {e}", dir.display()))?;
-    for path in files.iter().rev() {
-        let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-        let mut torn = None;
-        let mut body = &bytes[..];
-        if !body.is_empty() && !body.ends_with(b"\n") {
-            let cut = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            torn = Some(format!(
-                "{}: {} bytes after the last whole line",
-                path.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default(),
-                body.len() - cut
-            ));
-            body = &body[..cut];
-        }
-        let Some(last) = body
-            .strip_suffix(b"\n")
-            .map(|b| b.rsplit(|&c| c == b'\n').next().unwrap_or(b))
-        else {
-            continue;
-        };
-        let line: Line = serde_json::from_slice(last).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: the last line is not a ledger record ({e}); run `rempart evidence verify`",
-                path.display()
-            )
-        })?;
-        return Ok(Some(Tail {
-            seq: line.seq,
-            hash: hex::encode(Sha256::digest(last)),
-            torn,
-        }));
-    }
-    Ok(None)
 }
 
 struct OpenFile {
@@ -644,27 +532,5 @@ impl Writer {
                 Err(e)
             }
         }
-    }
-}
-
-/// A ledger file's whole lines (without their newline), and the bytes of a
-/// torn last line, if any.
-pub type FileLines = (Vec<Vec<u8>>, Option<Vec<u8>>);
-
-/// Reads a ledger file as lines, telling whether the last one is whole.
-pub fn read_lines(path: &Path) -> std::io::Result<FileLines> {
-    let mut r = BufReader::new(File::open(path)?);
-    let mut lines = Vec::new();
-    loop {
-        let mut buf = Vec::new();
-        let n = r.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok((lines, None));
-        }
-        if buf.last() != Some(&b'\n') {
-            return Ok((lines, Some(buf)));
-        }
-        buf.pop();
-        lines.push(buf);
     }
 }

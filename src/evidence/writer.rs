@@ -23,7 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ use files::last_record;
 pub use files::{ledger_files, read_lines, FileLines};
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
 use queue::Queued;
-use queue::{Entry, TAKE};
+use queue::{Entry, Sender, Taker, TAKE};
 
 /// How often the writer takes what the queue holds.
 const BATCH_TICK: Duration = Duration::from_millis(25);
@@ -102,7 +102,7 @@ impl LedgerOptions {
 /// The request side of the ledger.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    tx: SyncSender<Entry>,
+    tx: Sender,
     dropped: Arc<AtomicU64>,
     /// Test hook: every write fails as if the disk were full.
     fault: Arc<AtomicBool>,
@@ -119,7 +119,7 @@ impl Evidence {
                 opts.dir.display()
             )
         })?;
-        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let (tx, rx) = queue::bounded(opts.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let fault = Arc::new(AtomicBool::new(false));
         // One writer per ledger: during a graceful upgrade the old process
@@ -217,12 +217,9 @@ impl Evidence {
     }
 
     fn send(&self, entry: Entry) {
-        match self.tx.try_send(entry) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics().evidence_dropped.inc();
-            }
+        if !self.tx.try_send(entry) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics().evidence_dropped.inc();
         }
     }
 
@@ -274,10 +271,12 @@ fn utc_day(now: time::OffsetDateTime) -> i64 {
 /// `gap` record, as on a slow disk.
 ///
 /// It also asks for the shortest time slice the scheduler grants (0.1 ms,
-/// `sched_runtime` of `SCHED_OTHER`, honoured by Linux 6.12 and later, ignored
-/// before): when it does run on a busy core, a request that becomes ready
-/// waits for at most that slice rather than the default few milliseconds,
-/// which was the refusal flood's p99.
+/// `sched_runtime` of `SCHED_OTHER`, Linux 6.12 and later, ignored before).
+/// That alone does not bound how long it holds a shared core: a kernel with
+/// a 250 Hz tick and no high-resolution tick ends a slice only at the next
+/// tick, so a writer with work runs up to 4 ms at a stretch, and that was the
+/// refusal flood's p99. What bounds it is [`Writer::run`] giving the core up
+/// after each chunk of [`TAKE`] records.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -311,14 +310,19 @@ fn lower_priority() {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Entry>) {
+    fn run(mut self, rx: Taker) {
         lower_priority();
         let mut more = false;
         loop {
             // Polled, not woken: a wake-up per record costs the proxy a
             // context switch per refusal; a batch every tick costs one.
             // Taken and written a chunk at a time while the queue has more.
-            if !more {
+            // With more waiting, the core is given up between chunks: a
+            // proxy thread on it waits for one chunk (about a quarter of a
+            // millisecond), not for the scheduler's next tick.
+            if more {
+                std::thread::yield_now();
+            } else {
                 std::thread::sleep(BATCH_TICK);
             }
             let mut closed = false;

@@ -163,7 +163,7 @@ impl Rdns {
     pub fn check(self: &Arc<Self>, ip: IpAddr, suffixes: &[String]) -> Verification {
         if let Some(e) = self.cache.get(&ip) {
             if e.expires > Instant::now() {
-                metrics().rdns.with_label_values(&["hit"]).inc();
+                metrics().rdns_hit.inc();
                 return match &e.host {
                     Some(h) if suffixes.iter().any(|s| host_matches(h, s)) => {
                         Verification::Verified

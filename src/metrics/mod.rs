@@ -93,6 +93,9 @@ pub struct Metrics {
     pub console_controls: IntCounterVec,
     pub config_last_reload_success: IntGauge,
     pub rdns: IntCounterVec,
+    /// `rdns{result="hit"}`, resolved once: a claimed crawler's every
+    /// request after the first is a cache hit.
+    pub rdns_hit: IntCounter,
     pub config_info: IntGaugeVec,
     pub ipranges_refreshes: IntCounterVec,
     pub ipranges_age: prometheus::GaugeVec,
@@ -161,7 +164,16 @@ impl Metrics {
         )
         .expect("register rempart_behaviour_signals_total");
         #[allow(clippy::expect_used)]
+        let rdns = register_int_counter_vec!(
+            "rempart_rdns_lookups_total",
+            "Reverse-DNS verification: cache hits, lookups confirmed or not, and lookups skipped (busy).",
+            &["result"]
+        )
+        .expect("register rempart_rdns_lookups_total");
+        #[allow(clippy::expect_used)]
         Self {
+            rdns_hit: rdns.with_label_values(&["hit"]),
+            rdns,
             requests,
             requests_vec,
             agent_requests: register_int_counter_vec!(
@@ -335,12 +347,6 @@ impl Metrics {
                 &["reason"]
             )
             .expect("register rempart_connections_closed_total"),
-            rdns: register_int_counter_vec!(
-                "rempart_rdns_lookups_total",
-                "Reverse-DNS verification: cache hits, lookups confirmed or not, and lookups skipped (busy).",
-                &["result"]
-            )
-            .expect("register rempart_rdns_lookups_total"),
             config_reloads: register_int_counter_vec!(
                 "rempart_config_reload_total",
                 "Config reloads, by result (ok, unchanged, error).",

@@ -107,26 +107,27 @@ pub struct Truncated {
     pub sha256: String,
 }
 
-/// A client-supplied value as a record keeps it: at most [`MAX_FIELD`]
-/// bytes (cut on a character boundary), and what was cut, if anything.
-pub fn clip(field: &str, value: &[u8]) -> (String, Option<Truncated>) {
+/// A client-supplied value as a record keeps it, appended to `out`: at most
+/// [`MAX_FIELD`] bytes (cut on a character boundary); and what was cut, if
+/// anything.
+pub fn clip_into(field: &str, value: &[u8], out: &mut String) -> Option<Truncated> {
     if value.len() <= MAX_FIELD {
-        return (String::from_utf8_lossy(value).into_owned(), None);
+        out.push_str(&String::from_utf8_lossy(value));
+        return None;
     }
     let mut end = MAX_FIELD;
-    let text = loop {
+    loop {
         match std::str::from_utf8(&value[..end]) {
-            Ok(t) => break t.to_owned(),
+            Ok(t) => break out.push_str(t),
             Err(e) if e.error_len().is_none() => end = e.valid_up_to(),
-            Err(_) => break String::from_utf8_lossy(&value[..MAX_FIELD]).into_owned(),
+            Err(_) => break out.push_str(&String::from_utf8_lossy(&value[..MAX_FIELD])),
         }
-    };
-    let cut = Truncated {
+    }
+    Some(Truncated {
         field: field.to_owned(),
         len: value.len(),
         sha256: hex::encode(sha2::Sha256::digest(value)),
-    };
-    (text, Some(cut))
+    })
 }
 
 /// A document rempart published, archived so that one can prove what was

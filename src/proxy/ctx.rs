@@ -81,8 +81,8 @@ impl RequestCtx {
         meter.record(MeterRecord {
             ts: now_secs(),
             licensee: payer.unwrap_or_else(|| "unknown".to_owned()),
-            path_class: path_class(&self.kept.path).to_owned(),
-            path: self.kept.path.clone(),
+            path_class: path_class(self.kept.path()).to_owned(),
+            path: self.kept.path().to_owned(),
             status,
             bytes,
             charged_micros: o.charge.map(|c| c.micros),
@@ -121,15 +121,15 @@ impl RequestCtx {
                 .client_ip
                 .map_or_else(String::new, |ip| ip.to_string()),
             method: head.method.as_str(),
-            host: self.kept.host.as_deref().unwrap_or(""),
-            path: &self.kept.path,
+            host: self.kept.host().unwrap_or(""),
+            path: self.kept.path(),
             query: head.uri.query().unwrap_or(""),
             status,
             bytes: session.body_bytes_sent() as u64,
             duration_ms: self
                 .started
                 .map_or(0.0, |t| (t.elapsed().as_secs_f64() * 1e6).round() / 1e3),
-            ua: &self.kept.user_agent,
+            ua: self.kept.user_agent(),
             referer: header("referer"),
             protocol,
             action: o.action.as_str(),

@@ -131,6 +131,35 @@ mod tests {
     }
 
     #[test]
+    fn a_second_writer_waits_for_the_first_then_continues_its_chain() {
+        // A graceful upgrade: the new process starts while the old one still
+        // writes; it queues its records until the old one lets go.
+        let dir = tempfile::tempdir().unwrap();
+        let old = Evidence::start(LedgerOptions::new(dir.path().to_path_buf())).unwrap();
+        old.record(published(1));
+        wait(dir.path(), |l| l.len() == 2);
+        let new = Evidence::start(LedgerOptions::new(dir.path().to_path_buf())).unwrap();
+        new.record(published(2));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            lines(dir.path()).len(),
+            2,
+            "the new writer wrote while the old one held the ledger"
+        );
+        drop(old);
+        let all = wait(dir.path(), |l| l.len() == 4);
+        assert_eq!(all.len(), 4, "{all:#?}");
+        assert_eq!(
+            (all[2]["type"].as_str(), all[2]["seq"].as_u64()),
+            (Some("start"), Some(2))
+        );
+        assert_eq!(all[3]["content"], "version 2");
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_intact(), "{:?}", v.broken);
+        drop(new);
+    }
+
+    #[test]
     fn a_restart_continues_the_chain_in_a_new_file() {
         let dir = tempfile::tempdir().unwrap();
         {

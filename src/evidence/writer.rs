@@ -21,7 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use super::build::Pending;
 use super::record::{Body, GENESIS};
 pub use crate::day::rfc3339;
 use crate::metrics::metrics;
-use files::last_record;
+use files::{last_record, Tail};
 pub use files::{ledger_files, read_lines, FileLines};
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
 use queue::Queued;
@@ -146,22 +146,8 @@ impl Evidence {
         std::thread::Builder::new()
             .name("rempart-evidence".into())
             .spawn(move || {
-                let tail = match tail_now {
-                    Some(t) => t,
-                    None => {
-                        tracing::info!("evidence: another process holds the ledger; waiting for it to finish");
-                        if let Err(e) = lock.lock() {
-                            tracing::error!(error = %e, "evidence: cannot lock the ledger; not writing");
-                            return;
-                        }
-                        match last_record(&opts.dir) {
-                            Ok(t) => t,
-                            Err(e) => {
-                                tracing::error!(error = %e, "evidence: cannot continue the ledger; not writing");
-                                return;
-                            }
-                        }
-                    }
+                let Some(tail) = tail_now.or_else(|| wait_for_ledger(&lock, &opts.dir)) else {
+                    return;
                 };
                 let used = ledger_bytes(&opts.dir);
                 let mut writer = Writer {
@@ -169,7 +155,9 @@ impl Evidence {
                     limits: Limits::default(),
                     opts,
                     seq: tail.as_ref().map_or(0, |t| t.seq + 1),
-                    prev: tail.as_ref().map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
+                    prev: tail
+                        .as_ref()
+                        .map_or_else(|| GENESIS.to_owned(), |t| t.hash.clone()),
                     file: None,
                     dropped: dropped_w,
                     fault: fault_w,
@@ -257,6 +245,24 @@ struct Writer {
     interval: tally::Interval,
     /// When retention was last checked (never: at the first batch).
     last_prune: Option<Instant>,
+}
+
+/// The ledger's tail once the process that holds its lock has let go: what
+/// a new process continues during a graceful upgrade. `None` (logged) when
+/// the lock or the ledger cannot be read: nothing is written then.
+fn wait_for_ledger(lock: &File, dir: &Path) -> Option<Option<Tail>> {
+    tracing::info!("evidence: another process holds the ledger; waiting for it to finish");
+    if let Err(e) = lock.lock() {
+        tracing::error!(error = %e, "evidence: cannot lock the ledger; not writing");
+        return None;
+    }
+    match last_record(dir) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "evidence: cannot continue the ledger; not writing");
+            None
+        }
+    }
 }
 
 fn utc_day(now: time::OffsetDateTime) -> i64 {

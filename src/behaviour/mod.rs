@@ -270,10 +270,17 @@ fn path_classes(p: &PathsSpec, vod: bool) -> Result<PathClasses, SettingsError> 
     let pick = |v: &Option<Vec<String>>, d: Vec<String>, key: &str| -> Result<_, SettingsError> {
         let v = v.clone().unwrap_or(d);
         for (i, e) in v.iter().enumerate() {
-            if e.is_empty() || e.contains(['.', '/', ' ']) {
+            if e.is_empty()
+                || e.contains(['.', '/', ' '])
+                || e.chars().any(char::is_control)
+                || e.len() > PathClasses::MAX_EXTENSION
+            {
                 return Err(err(
                     &format!("paths.{key}[{i}]"),
-                    format!("{e:?}: write an extension without the dot, like \"css\""),
+                    format!(
+                        "{e:?}: write an extension without the dot, of at most {} characters, like \"css\"",
+                        PathClasses::MAX_EXTENSION
+                    ),
                 ));
             }
         }
@@ -285,27 +292,26 @@ fn path_classes(p: &PathsSpec, vod: bool) -> Result<PathClasses, SettingsError> 
             "cmfv", "cmfa", "cmft", "mp3", "webvtt", "ttml", "dfxp", "key", "init", "mkv",
         ]));
     }
-    Ok(PathClasses {
-        pages: pick(
-            &p.pages,
-            list(&["html", "htm", "php", "asp", "aspx", "jsp", "shtml"]),
-            "pages",
-        )?,
-        assets: pick(
-            &p.assets,
-            list(&[
-                "css", "js", "mjs", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico",
-                "woff", "woff2", "ttf", "otf", "eot", "map",
-            ]),
-            "assets",
-        )?,
-        manifests: pick(
-            &p.manifests,
-            list(&["m3u8", "mpd", "ism", "f4m"]),
-            "manifests",
-        )?,
-        segments: pick(&p.segments, segments, "segments")?,
-    })
+    let pages = pick(
+        &p.pages,
+        list(&["html", "htm", "php", "asp", "aspx", "jsp", "shtml"]),
+        "pages",
+    )?;
+    let assets = pick(
+        &p.assets,
+        list(&[
+            "css", "js", "mjs", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "woff",
+            "woff2", "ttf", "otf", "eot", "map",
+        ]),
+        "assets",
+    )?;
+    let manifests = pick(
+        &p.manifests,
+        list(&["m3u8", "mpd", "ism", "f4m"]),
+        "manifests",
+    )?;
+    let segments = pick(&p.segments, segments, "segments")?;
+    Ok(PathClasses::new(&pages, &assets, &manifests, &segments))
 }
 
 #[cfg(test)]
@@ -366,6 +372,16 @@ mod tests {
                     ..Default::default()
                 },
                 "paths.assets[0]",
+            ),
+            (
+                BehaviourSpec {
+                    paths: PathsSpec {
+                        segments: Some(vec!["ts".into(), "longerthan8".into()]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "paths.segments[1]",
             ),
         ] {
             let e = Settings::compile(&spec).unwrap_err();

@@ -31,7 +31,7 @@ use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHAN
 use crate::behaviour::PathClass;
 use crate::config::challenge::ChallengeSection;
 use crate::request::cookie::PASS_COOKIE;
-use crate::request::Request;
+use crate::request::{FetchMetadata, Request};
 use token::{Key, Rejected};
 
 /// The verification path: under `/.well-known/`, which the shipped rules
@@ -255,9 +255,8 @@ pub fn encode_return(path: &str) -> String {
 /// Subresources (assets, segments, fetch and XHR calls) are never
 /// challenged: an interstitial cannot be solved inside an image or a
 /// player, and a person's page would break.
-pub fn is_navigation(req: &Request<'_>, class: PathClass) -> bool {
-    let header = |name: &str| req.headers.get(name).map(|v| v.as_bytes());
-    match (header("sec-fetch-mode"), header("sec-fetch-dest")) {
+pub fn is_navigation(fetch: FetchMetadata<'_>, class: PathClass) -> bool {
+    match (fetch.mode, fetch.dest) {
         (Some(mode), _) => mode.eq_ignore_ascii_case(b"navigate"),
         (None, Some(dest)) => matches!(dest, b"document" | b"iframe" | b"frame"),
         (None, None) => class == PathClass::Page,

@@ -36,7 +36,7 @@ pub fn waived(
         || document.is_some()
         || verified_search
         || matches!(credential, Credential::Licensed(_))
-        || !is_navigation(req, snap.behaviour.classes.classify(req.path()))
+        || !is_navigation(req.fetch, snap.behaviour.classes.classify(req.path()))
 }
 
 /// The challenge's answer, when it gives one: the verification path's

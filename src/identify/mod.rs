@@ -10,6 +10,7 @@
 //! a hosting network) is looked up once per request by the decision's
 //! identify step.
 
+mod interval;
 pub mod network;
 pub mod ranges;
 pub mod rdns;

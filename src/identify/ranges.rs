@@ -3,15 +3,18 @@
 //! Every range file (OpenAI's `gptbot.json`, Google's `common-crawlers.json`, …)
 //! becomes a *source* with a bit in a 64-bit set. All prefixes of all sources
 //! are flattened once into sorted, disjoint intervals, each carrying the set of
-//! sources that cover it, so one binary search answers "which operators'
-//! lists contain this address": O(log n), no allocation, no lock. Verifying a
-//! claimed agent is then a bit test against the sources of that agent.
+//! sources that cover it, with a block index ([`super::interval`]), so one
+//! short search answers "which operators' lists contain this address": no
+//! allocation, no lock. Verifying a claimed agent is then a bit test against
+//! the sources of that agent.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
+
+use super::interval::{Addr, Ranges};
 
 /// The most range sources one table can hold (one bit each in [`SourceSet`]).
 pub const MAX_SOURCES: usize = 64;
@@ -192,91 +195,63 @@ impl RangeSource {
     }
 }
 
-/// Sorted disjoint `[start, end]` intervals with the sources covering each.
-#[derive(Debug, Clone, Default)]
-struct IntervalTable {
-    starts: Vec<u128>,
-    ends: Vec<u128>,
-    sets: Vec<SourceSet>,
-}
-
-impl IntervalTable {
-    /// Flattens possibly overlapping `(start, end, source)` intervals.
-    fn build(mut spans: Vec<(u128, u128, usize)>) -> Self {
-        // Sweep over boundaries: +1 at start, -1 just past the end.
-        let mut events: Vec<(u128, bool, usize)> = Vec::with_capacity(spans.len() * 2);
-        for &(start, end, source) in &spans {
-            events.push((start, true, source));
-            if let Some(after) = end.checked_add(1) {
-                events.push((after, false, source));
-            }
-        }
-        spans.clear();
-        events.sort_unstable_by_key(|&(pos, _, _)| pos);
-        let mut counts = [0u32; MAX_SOURCES];
-        let mut table = IntervalTable::default();
-        let mut i = 0;
-        while i < events.len() {
-            let pos = events[i].0;
-            while i < events.len() && events[i].0 == pos {
-                let (_, open, source) = events[i];
-                if open {
-                    counts[source] += 1;
-                } else {
-                    counts[source] -= 1;
-                }
-                i += 1;
-            }
-            let set = counts
-                .iter()
-                .enumerate()
-                .filter(|(_, &c)| c > 0)
-                .fold(SourceSet::EMPTY, |s, (idx, _)| s.with(idx));
-            let end = match events.get(i) {
-                Some(&(next, _, _)) => next - 1,
-                None => u128::MAX,
-            };
-            if set.is_empty() {
-                continue;
-            }
-            // Merge with the previous interval when contiguous and identical.
-            if let (Some(last_end), Some(last_set)) = (table.ends.last_mut(), table.sets.last()) {
-                if *last_set == set && last_end.checked_add(1) == Some(pos) {
-                    *last_end = end;
-                    continue;
-                }
-            }
-            table.starts.push(pos);
-            table.ends.push(end);
-            table.sets.push(set);
-        }
-        table
-    }
-
-    fn lookup(&self, key: u128) -> SourceSet {
-        // Index of the last interval starting at or before `key`.
-        let idx = self.starts.partition_point(|&s| s <= key);
-        if idx == 0 {
-            return SourceSet::EMPTY;
-        }
-        if key <= self.ends[idx - 1] {
-            self.sets[idx - 1]
-        } else {
-            SourceSet::EMPTY
+/// Flattens possibly overlapping inclusive `(start, end, source)` intervals
+/// of one family into disjoint ranges, each with the set of sources that
+/// cover it; contiguous ranges with the same set are merged.
+fn flatten<A: Addr>(mut spans: Vec<(A, A, usize)>) -> Ranges<A, SourceSet> {
+    // Sweep over boundaries: +1 at start, -1 just past the end.
+    let mut events: Vec<(A, bool, usize)> = Vec::with_capacity(spans.len() * 2);
+    for &(start, end, source) in &spans {
+        events.push((start, true, source));
+        if let Some(after) = end.succ() {
+            events.push((after, false, source));
         }
     }
-
-    fn len(&self) -> usize {
-        self.starts.len()
+    spans.clear();
+    events.sort_unstable_by_key(|&(pos, _, _)| pos);
+    let mut counts = [0u32; MAX_SOURCES];
+    let mut table = Ranges::<A, SourceSet>::default();
+    let mut i = 0;
+    while i < events.len() {
+        let pos = events[i].0;
+        while i < events.len() && events[i].0 == pos {
+            let (_, open, source) = events[i];
+            if open {
+                counts[source] += 1;
+            } else {
+                counts[source] -= 1;
+            }
+            i += 1;
+        }
+        let set = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .fold(SourceSet::EMPTY, |s, (idx, _)| s.with(idx));
+        let end = match events.get(i) {
+            Some(&(next, _, _)) => next.pred(),
+            None => A::MAX,
+        };
+        if set.is_empty() {
+            continue;
+        }
+        match table.last() {
+            Some((last_end, last_set)) if last_set == set && last_end.succ() == Some(pos) => {
+                table.extend_last(end)
+            }
+            _ => table.push(pos, end, set),
+        }
     }
+    table.index();
+    table
 }
 
 /// Every operator range, compiled for lookup.
 #[derive(Debug, Clone, Default)]
 pub struct RangeTable {
     sources: Vec<RangeSource>,
-    v4: IntervalTable,
-    v6: IntervalTable,
+    v4: Ranges<u32, SourceSet>,
+    v6: Ranges<u128, SourceSet>,
 }
 
 impl RangeTable {
@@ -287,11 +262,7 @@ impl RangeTable {
         for (idx, source) in sources.iter().enumerate().take(MAX_SOURCES) {
             for net in &source.prefixes {
                 match net {
-                    IpNet::V4(n) => v4.push((
-                        u32::from(n.network()) as u128,
-                        u32::from(n.broadcast()) as u128,
-                        idx,
-                    )),
+                    IpNet::V4(n) => v4.push((n.network().into(), n.broadcast().into(), idx)),
                     IpNet::V6(n) => {
                         v6.push((u128::from(n.network()), u128::from(n.broadcast()), idx))
                     }
@@ -300,8 +271,8 @@ impl RangeTable {
         }
         Self {
             sources,
-            v4: IntervalTable::build(v4),
-            v6: IntervalTable::build(v6),
+            v4: flatten(v4),
+            v6: flatten(v6),
         }
     }
 
@@ -309,12 +280,13 @@ impl RangeTable {
     /// addresses are looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> SourceSet {
         match ip {
-            IpAddr::V4(v4) => self.v4.lookup(u32::from(v4) as u128),
+            IpAddr::V4(v4) => self.v4.find(v4.into()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => self.v4.lookup(u32::from(v4) as u128),
-                None => self.v6.lookup(u128::from(v6)),
+                Some(v4) => self.v4.find(v4.into()),
+                None => self.v6.find(v6.into()),
             },
         }
+        .unwrap_or(SourceSet::EMPTY)
     }
 
     /// Index of the source with this name.
@@ -410,5 +382,71 @@ mod tests {
         assert!(!t.lookup(ip("ffff::1")).is_empty());
         assert!(!t.lookup(ip("255.255.255.255")).is_empty());
         assert!(!t.lookup(ip("0.0.0.0")).is_empty());
+    }
+    #[test]
+    fn the_table_answers_as_a_scan_of_every_prefix() {
+        // Overlapping, nested and adjacent prefixes of three sources, across
+        // blocks; every boundary (and a step either side) is probed.
+        let nets: [&[&str]; 3] = [
+            &[
+                "10.0.0.0/8",
+                "10.1.0.0/16",
+                "192.0.2.0/25",
+                "0.0.0.0/24",
+                "2001:db8::/32",
+            ],
+            &[
+                "10.1.2.0/24",
+                "10.1.3.0/24",
+                "192.0.2.128/25",
+                "255.255.255.0/24",
+            ],
+            &[
+                "10.0.0.0/7",
+                "172.16.0.0/12",
+                "2001:db8:1::/48",
+                "2600::/16",
+            ],
+        ];
+        let sources: Vec<RangeSource> = nets
+            .iter()
+            .enumerate()
+            .map(|(i, list)| RangeSource {
+                name: format!("s{i}"),
+                path: PathBuf::from(format!("s{i}.json")),
+                creation_time: None,
+                prefixes: list.iter().map(|n| n.parse().unwrap()).collect(),
+                modified: None,
+            })
+            .collect();
+        let t = RangeTable::new(sources.clone());
+        let slow = |ip: IpAddr| {
+            sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.prefixes.iter().any(|n| n.contains(&ip)))
+                .fold(SourceSet::EMPTY, |set, (i, _)| set.with(i))
+        };
+        for net in sources.iter().flat_map(|s| s.prefixes.iter()) {
+            for edge in [net.network(), net.broadcast()] {
+                let probes: Vec<IpAddr> = match edge {
+                    IpAddr::V4(a) => {
+                        let a = u32::from(a);
+                        [a.wrapping_sub(1), a, a.wrapping_add(1)]
+                            .map(|a| IpAddr::from(std::net::Ipv4Addr::from(a)))
+                            .to_vec()
+                    }
+                    IpAddr::V6(a) => {
+                        let a = u128::from(a);
+                        [a.wrapping_sub(1), a, a.wrapping_add(1)]
+                            .map(|a| IpAddr::from(std::net::Ipv6Addr::from(a)))
+                            .to_vec()
+                    }
+                };
+                for ip in probes {
+                    assert_eq!(t.lookup(ip), slow(ip), "{ip}");
+                }
+            }
+        }
     }
 }

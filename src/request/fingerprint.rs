@@ -13,14 +13,12 @@
 //! `Referer`, which a person gains as they browse; forwarding headers, which
 //! the proxies in front add).
 //!
-//! The hash is the same in every replica of one build (std's SipHash with its
-//! fixed keys), so that
+//! The hash is the same in every replica (XXH3 with fixed seeds: a public
+//! function, as std's SipHash with its fixed keys was before it), so that
 //! the shared store can count a fingerprint across replicas. That lets anyone
 //! make a fingerprint's counts grow by sending its headers, which is no more
 //! than sending those headers already does: the fingerprint only ever adds a
 //! signal, and a person who shares a spiking fingerprint passes the challenge.
-
-use std::hash::{Hash, Hasher};
 
 /// A stable 64-bit hash of a request's header set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -71,21 +69,23 @@ impl<'h> Shape<'h> {
         user_agent: &[u8],
         accept_language: &[u8],
     ) -> Fingerprint {
-        // Unkeyed: the same value in every replica running this build.
-        let mut h = std::hash::DefaultHasher::new();
-        self.order.hash(&mut h);
-        (self.client_hints, self.fetch_metadata).hash(&mut h);
-        let v: u8 = match version {
+        // Unkeyed: the same value in every replica running this build. Each
+        // value seeds the next one's hash, and XXH3 mixes in each length, so
+        // moving bytes from one header to the next changes the result.
+        use xxhash_rust::xxh3::xxh3_64_with_seed;
+        let v: u64 = match version {
             http::Version::HTTP_09 | http::Version::HTTP_10 => 0,
             http::Version::HTTP_11 => 1,
             http::Version::HTTP_2 => 2,
             _ => 3,
         };
-        v.hash(&mut h);
-        self.accept_encoding.hash(&mut h);
-        accept_language.hash(&mut h);
-        user_agent.hash(&mut h);
-        Fingerprint(h.finish())
+        let small = u64::from(self.order) << 8
+            | u64::from(self.client_hints) << 4
+            | u64::from(self.fetch_metadata) << 3
+            | v;
+        let h = xxh3_64_with_seed(self.accept_encoding, small);
+        let h = xxh3_64_with_seed(accept_language, h);
+        Fingerprint(xxh3_64_with_seed(user_agent, h))
     }
 }
 
@@ -147,8 +147,15 @@ mod tests {
             fp(&chrome),
             chrome.finish(http::Version::HTTP_2, b"Mozilla/5.0", b"fr-FR")
         );
-        // Stable: the same value in every process (shared-store keys rely on it).
-        assert_eq!(fp(&chrome), fp(&chrome.clone()));
+        // Bytes moved from one header to the next make another fingerprint.
+        assert_ne!(fp(&chrome), chrome.finish(v, b"Mozilla/5.0f", b"r-FR"));
+        assert_ne!(
+            fp(&shape(&[UserAgent], b"gzip")),
+            shape(&[UserAgent], b"").finish(v, b"gzipMozilla/5.0", b"fr-FR")
+        );
+        // Stable: the same value in every process and every build (the
+        // shared store's keys rely on it), pinned here.
+        assert_eq!(fp(&chrome).hex(), "4c91e178ac8c2271");
         assert_eq!(fp(&chrome).hex().len(), 16);
     }
 }

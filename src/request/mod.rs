@@ -165,6 +165,9 @@ pub struct Request<'a> {
     pub referer: Option<&'a [u8]>,
     /// `Accept`, `Accept-Language` and the price bids.
     pub negotiation: Negotiation<'a>,
+    /// The first `Sec-Fetch-Mode` and `Sec-Fetch-Dest`: whether a browser
+    /// says the request is a navigation.
+    pub fetch: FetchMetadata<'a>,
     /// What the client's HTTP stack looks like, whatever its address.
     pub fingerprint: fingerprint::Fingerprint,
     pub now_ms: u64,
@@ -244,6 +247,7 @@ impl<'a> Request<'a> {
             pass_cookie: seen.pass_cookie,
             referer: seen.referer,
             negotiation: seen.negotiation,
+            fetch: seen.fetch,
             now_ms: r.now_ms,
             replayed: r.replayed,
         })
@@ -336,8 +340,16 @@ struct Seen<'h> {
     pass_cookie: Option<&'h [u8]>,
     referer: Option<&'h [u8]>,
     negotiation: Negotiation<'h>,
+    fetch: FetchMetadata<'h>,
     shape: fingerprint::Shape<'h>,
     bytes: usize,
+}
+
+/// The fetch metadata a browser sends: what the request is for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchMetadata<'a> {
+    pub mode: Option<&'a [u8]>,
+    pub dest: Option<&'a [u8]>,
 }
 
 /// The headers a refusal, an offer or a priced crawl reads.
@@ -366,6 +378,7 @@ impl<'h> Seen<'h> {
             pass_cookie: None,
             referer: None,
             negotiation: Negotiation::default(),
+            fetch: FetchMetadata::default(),
             shape: fingerprint::Shape::default(),
             bytes: 0,
         };
@@ -402,7 +415,14 @@ impl<'h> Seen<'h> {
             } else if k.as_str().starts_with("sec-") {
                 let name = k.as_str();
                 seen.shape.client_hints |= name.starts_with("sec-ch-ua");
-                seen.shape.fetch_metadata |= name.starts_with("sec-fetch-");
+                if let Some(field) = name.strip_prefix("sec-fetch-") {
+                    seen.shape.fetch_metadata = true;
+                    match field {
+                        "mode" => _ = seen.fetch.mode.get_or_insert(value),
+                        "dest" => _ = seen.fetch.dest.get_or_insert(value),
+                        _ => {}
+                    }
+                }
             } else if *k == COOKIE && seen.pass_cookie.is_none() {
                 // HTTP/2 may split cookies over several fields.
                 seen.pass_cookie = cookie::find(value, cookie::PASS_COOKIE.as_bytes());

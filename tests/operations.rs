@@ -597,22 +597,34 @@ fn http_metrics_count_every_response_by_status_and_action_and_time_it() {
     assert_eq!(gpt_status(&proxy), 402);
     let page = proxy.browse("/films/a").body.len() as f64;
     assert_eq!(
-        proxy.metric(r#"rempart_http_responses_total{action="allow",status="200"}"#),
+        proxy.wait_metric(
+            r#"rempart_http_responses_total{action="allow",status="200"}"#,
+            4.0
+        ),
         4.0
     );
     assert_eq!(
-        proxy.metric(r#"rempart_http_responses_total{action="offer",status="402"}"#),
+        proxy.wait_metric(
+            r#"rempart_http_responses_total{action="offer",status="402"}"#,
+            2.0
+        ),
         2.0
     );
-    assert_eq!(proxy.metric("rempart_request_duration_seconds_count"), 6.0);
     assert_eq!(
-        proxy.metric("rempart_upstream_duration_seconds_count"),
+        proxy.wait_metric("rempart_request_duration_seconds_count", 6.0),
+        6.0
+    );
+    assert_eq!(
+        proxy.wait_metric("rempart_upstream_duration_seconds_count", 4.0),
         4.0,
         "only proxied requests"
     );
     assert!(proxy.metric("rempart_request_duration_seconds_sum") > 0.0);
     assert_eq!(
-        proxy.metric(r#"rempart_response_bytes_total{action="allow"}"#),
+        proxy.wait_metric(
+            r#"rempart_response_bytes_total{action="allow"}"#,
+            4.0 * page
+        ),
         4.0 * page
     );
     assert!(proxy.metric(r#"rempart_response_bytes_total{action="offer"}"#) > 0.0);

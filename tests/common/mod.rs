@@ -400,6 +400,20 @@ impl Proxy {
         metric_value(&body, series)
     }
 
+    /// The value of one metric series once it reads `expected` (or after
+    /// 5 s, whatever it reads then): a response is counted in pingora's
+    /// logging phase, which may run just after the client has the response.
+    pub fn wait_metric(&self, series: &str, expected: f64) -> f64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let value = self.metric(series);
+            if value == expected || std::time::Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn metrics_text(&self) -> String {
         http_get(&format!("http://127.0.0.1:{}/metrics", self.admin), &[]).body
     }

@@ -128,12 +128,45 @@ fn literal(b: u8) -> bool {
     LITERAL[b as usize]
 }
 
-/// True when the path has `//`, or a `.` or `..` segment.
-fn needs_resolving(path: &[u8]) -> bool {
-    path.windows(2).any(|w| w == b"//")
-        || path
-            .split(|&b| b == b'/')
-            .any(|seg| seg == b"." || seg == b"..")
+/// What one pass over a raw path finds: whether it can be used as it is
+/// (every byte literal, no `//`, no `.` or `..` segment), and whether it has
+/// an upper-case letter. One pass because every request's path goes through
+/// it.
+#[derive(Debug, PartialEq, Eq)]
+struct Scan {
+    plain: bool,
+    upper: bool,
+}
+
+/// Scans a path that starts with `/`.
+fn scan(path: &[u8]) -> Scan {
+    let dots_only = |len: usize, dots: usize| len > 0 && len <= 2 && dots == len;
+    let (mut upper, mut len, mut dots) = (false, 0usize, 0usize);
+    for &b in path.iter().skip(1) {
+        if !literal(b) {
+            return Scan {
+                plain: false,
+                upper,
+            };
+        }
+        if b == b'/' {
+            if len == 0 || dots_only(len, dots) {
+                return Scan {
+                    plain: false,
+                    upper,
+                };
+            }
+            (len, dots) = (0, 0);
+        } else {
+            len += 1;
+            dots += usize::from(b == b'.');
+            upper |= b.is_ascii_uppercase();
+        }
+    }
+    Scan {
+        plain: !dots_only(len, dots),
+        upper,
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -151,8 +184,8 @@ pub fn canonical_path(raw: &str, fold_case: bool) -> Result<Target<'_>, TargetEr
     if bytes.first() != Some(&b'/') {
         return Err(TargetError::NotOriginForm);
     }
-    let plain = bytes.iter().all(|&b| literal(b)) && !needs_resolving(bytes);
-    if plain && !(fold_case && bytes.iter().any(u8::is_ascii_uppercase)) {
+    let scan = scan(bytes);
+    if scan.plain && !(fold_case && scan.upper) {
         return Ok(Target {
             path: Cow::Borrowed(raw),
             wire: None,
@@ -249,6 +282,33 @@ fn encode(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan against the plain reading of its rules, on every path of up
+    /// to four bytes from a small alphabet.
+    #[test]
+    fn scan_matches_its_rules() {
+        let plain = |p: &[u8]| {
+            p.iter().all(|&b| literal(b))
+                && !p.windows(2).any(|w| w == b"//")
+                && !p.split(|&b| b == b'/').any(|s| s == b"." || s == b"..")
+        };
+        let alphabet = [b'/', b'.', b'a', b'A', b'%', b' '];
+        let mut paths = vec![b"/".to_vec()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = paths
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |&c| [p.as_slice(), &[c]].concat()))
+                .collect();
+            paths.extend(longer);
+        }
+        for p in &paths {
+            let got = scan(p);
+            assert_eq!(got.plain, plain(p), "{:?}", String::from_utf8_lossy(p));
+            if got.plain {
+                assert_eq!(got.upper, p.iter().any(u8::is_ascii_uppercase));
+            }
+        }
+    }
 
     fn ok(raw: &str) -> (String, Option<String>) {
         let t = canonical_path(raw, false).unwrap_or_else(|e| panic!("{raw}: {e:?}"));

@@ -6,17 +6,52 @@ use crate::respond::clause::Format;
 /// The items of an `Accept`-style header, at most 32: each value with its
 /// weight in thousandths (`q=0.9` → 900; none, or one that does not parse,
 /// → 1000). Bytes in, no copy, no float parsing: refusals read these
-/// headers on every request.
-fn items(header: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
-    header.split(|&b| b == b',').take(32).map(|item| {
-        let mut parts = item.split(|&b| b == b';');
-        let value = parts.next().unwrap_or(b"").trim_ascii();
-        let q = parts
-            .filter_map(|p| p.trim_ascii().strip_prefix(b"q="))
-            .find_map(parse_q)
-            .unwrap_or(1000);
-        (value, q)
-    })
+/// headers on every request, so items are found with `memchr` rather than
+/// byte-by-byte splitting.
+fn items(header: &[u8]) -> Items<'_> {
+    Items {
+        rest: Some(header),
+        left: 32,
+    }
+}
+
+/// The iterator behind [`items`]: like splitting on `,` (an empty header is
+/// one empty item), then each item on `;`.
+struct Items<'h> {
+    /// What is left after the last comma; `None` once the last item is out.
+    rest: Option<&'h [u8]>,
+    left: u8,
+}
+
+impl<'h> Iterator for Items<'h> {
+    type Item = (&'h [u8], u16);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        let rest = self.rest?;
+        let (item, tail) = split_once(rest, b',');
+        self.rest = tail;
+        let (value, params) = split_once(item, b';');
+        let q = params.map_or(1000, |params| {
+            params
+                .split(|&b| b == b';')
+                .filter_map(|p| p.trim_ascii().strip_prefix(b"q="))
+                .find_map(parse_q)
+                .unwrap_or(1000)
+        });
+        Some((value.trim_ascii(), q))
+    }
+}
+
+/// The bytes before the first `sep`, and those after it when there is one.
+fn split_once(bytes: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(sep, bytes) {
+        Some(i) => {
+            let (head, tail) = bytes.split_at(i);
+            (head, tail.get(1..))
+        }
+        None => (bytes, None),
+    }
 }
 
 /// `1`, `1.0`, `0`, `0.8`, `0.85`, `0.855` → thousandths.
@@ -50,6 +85,11 @@ pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
             .into_iter()
             .find(|l| primary.eq_ignore_ascii_case(l.as_str().as_bytes()));
         if let Some(lang) = lang {
+            // Nothing ranks above 1 and ties go to the first: most browsers
+            // name their language first, without a weight.
+            if q == 1000 {
+                return lang;
+            }
             if q > 0 && best.is_none_or(|(bq, _)| q > bq) {
                 best = Some((q, lang));
             }
@@ -60,6 +100,11 @@ pub fn choose_lang(accept_language: &[u8], default: Lang) -> Lang {
 
 /// True when `Accept` ranks `application/json` above `text/html`.
 pub fn prefers_json(accept: &[u8]) -> bool {
+    // Every JSON media type has a `j`: most refused clients' `Accept` has
+    // none, and needs no parsing.
+    if memchr::memchr2(b'j', b'J', accept).is_none() {
+        return false;
+    }
     let (mut json, mut html) = (0u32, 0u32);
     for (media, q) in items(accept) {
         let q = u32::from(q);
@@ -112,6 +157,8 @@ mod tests {
         assert_eq!(choose_lang(b"", Lang::En), Lang::En);
         assert_eq!(choose_lang(b"fr;q=0", Lang::En), Lang::En);
         assert_eq!(choose_lang(b"\xff", Lang::Fr), Lang::Fr);
+        assert_eq!(choose_lang(b"en;q=0.9, fr, en", Lang::En), Lang::Fr);
+        assert_eq!(choose_lang(b"fr;q=0.5, en;q=0.5", Lang::En), Lang::Fr);
     }
 
     #[test]
@@ -126,7 +173,26 @@ mod tests {
     }
 
     #[test]
+    fn items_split_like_the_header_grammar() {
+        let all: Vec<(&[u8], u16)> = items(b" a ;q=0.5, ,b;x=1;q=0.2,c;q=zz;q=0.3").collect();
+        assert_eq!(
+            all,
+            vec![
+                (&b"a"[..], 500),
+                (&b""[..], 1000),
+                (&b"b"[..], 200),
+                (&b"c"[..], 300)
+            ]
+        );
+        assert_eq!(items(b"").collect::<Vec<_>>(), vec![(&b""[..], 1000)]);
+        assert_eq!(items(b"a,").count(), 2);
+        assert_eq!(items(&[b','; 100]).count(), 32);
+    }
+
+    #[test]
     fn accept_negotiation() {
+        assert!(prefers_json(b"APPLICATION/JSON"));
+        assert!(prefers_json(b"application/ld+json"));
         assert!(prefers_json(b"application/json"));
         assert!(!prefers_json(b"text/html,application/xhtml+xml,*/*;q=0.8"));
         assert!(prefers_json(b"application/json, */*;q=0.5"));

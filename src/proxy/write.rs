@@ -12,8 +12,12 @@ use crate::respond::pages::Page;
 pub async fn page(session: &mut Session, status: u16, page: &Page, extra: &Extra) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
     // No case map and static values: the header costs one map, not one
-    // allocation per field.
-    let mut resp = ResponseHeader::build_no_case(status, Some(6))?;
+    // allocation per field. Sized for our four fields, the extras and the
+    // two pingora adds as it writes the head (`Date`, `Connection`), so that
+    // the map never grows and rehashes on the way out.
+    const ADDED_BY_PINGORA: usize = 2;
+    let fields = 4 + extra.len() + ADDED_BY_PINGORA;
+    let mut resp = ResponseHeader::build_no_case(status, Some(fields))?;
     resp.insert_header(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(page.content_type),

@@ -30,13 +30,6 @@ impl Extra {
     pub fn iter(&self) -> impl Iterator<Item = &(&'static str, http::HeaderValue)> {
         self.0.iter().flatten()
     }
-    /// How many headers there are (0 to 2).
-    pub fn len(&self) -> usize {
-        self.0.iter().flatten().count()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Where the response comes from.

@@ -16,7 +16,7 @@ pub async fn page(session: &mut Session, status: u16, page: &Page, extra: &Extra
     // two pingora adds as it writes the head (`Date`, `Connection`), so that
     // the map never grows and rehashes on the way out.
     const ADDED_BY_PINGORA: usize = 2;
-    let fields = 4 + extra.len() + ADDED_BY_PINGORA;
+    let fields = 4 + extra.iter().count() + ADDED_BY_PINGORA;
     let mut resp = ResponseHeader::build_no_case(status, Some(fields))?;
     resp.insert_header(
         http::header::CONTENT_TYPE,

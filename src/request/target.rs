@@ -283,8 +283,8 @@ fn encode(path: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The scan against the plain reading of its rules, on every path of up
-    /// to four bytes from a small alphabet.
+    /// The scan against the plain reading of its rules, on every path of a
+    /// `/` and up to four more bytes from a small alphabet.
     #[test]
     fn scan_matches_its_rules() {
         let plain = |p: &[u8]| {

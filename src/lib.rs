@@ -52,6 +52,7 @@ pub mod model;
 pub mod ops;
 pub mod optout;
 pub mod proxy;
+pub mod queue;
 pub mod request;
 pub mod respond;
 pub mod snapshot;

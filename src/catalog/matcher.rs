@@ -1,7 +1,7 @@
 //! One-pass, case-insensitive, whole-token matching of user agents against
 //! every catalogue token.
 //!
-//! An Aho-Corasick DFA scans the user-agent bytes once (never a loop of
+//! An Aho-Corasick automaton scans the user-agent bytes once (never a loop of
 //! regexes), reporting leftmost-longest hits. A hit counts only if it stands as
 //! a whole word, the same rule as the `\b…\b` of the ai.robots.txt snippets:
 //! `GPTBot` matches `GPTBot/1.2` but not `MyGPTBot`. A hit that fails the word
@@ -13,6 +13,13 @@
 //! Leftmost-longest search lets the automaton skip ahead with its prefilter;
 //! an overlapping search cannot, and measured twice as slow on browser user
 //! agents, which match nothing.
+//!
+//! The automaton is a contiguous NFA, not a DFA: over the catalogue's ~2,200
+//! tokens (case-insensitive) the DFA takes 9.2 MiB, the contiguous NFA
+//! 0.5 MiB, for a scan 1.1-1.6x slower (about 300 against 260 ns on a
+//! browser's user agent). The scan runs once per distinct user agent and
+//! snapshot ([`super::memo`] remembers its answer), so the memory is paid on
+//! every replica and the time almost never.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -40,7 +47,7 @@ impl UaMatcher {
         let automaton = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&patterns)?;
         Ok(Self { automaton, owners })
     }

@@ -140,13 +140,20 @@ pub struct Outcome {
     pub answer: Answer,
 }
 
+/// The name a decision is counted and recorded under: `bad-request` for a
+/// request that had no single reading, else the deciding rule's.
+pub fn rule_name<'s>(snap: &'s Snapshot, decision: &Decision, malformed: bool) -> &'s str {
+    if malformed {
+        "bad-request"
+    } else {
+        snap.policy.rule_name(decision.rule)
+    }
+}
+
 impl Outcome {
     /// The name of the rule that decided, as counted and recorded.
     pub fn rule_name<'s>(&self, snap: &'s Snapshot) -> &'s str {
-        match self.malformed {
-            Some(_) => "bad-request",
-            None => snap.policy.rule_name(self.decision.rule),
-        }
+        rule_name(snap, &self.decision, self.malformed.is_some())
     }
 
     /// The status rempart answers with, or `None` when the origin answers.

@@ -14,9 +14,12 @@ use super::record::{
     clip_into, RequestLine, ReservationRef, RobotsFetchRef, ShadowRef, Truncated, MAX_FIELD,
 };
 use super::ClientId;
+use crate::behaviour::Assessment;
 use crate::day::rfc3339;
-use crate::decide::Outcome;
+use crate::decide::{Decision, Outcome};
 use crate::identify::webbotauth::Signature;
+use crate::identify::Identity;
+use crate::model::Action;
 use crate::optout::published::RobotsVersion;
 use crate::request::RequestId;
 use crate::snapshot::Snapshot;
@@ -123,6 +126,43 @@ fn reservation<'s>(
     })
 }
 
+/// What the record needs of a decided [`Outcome`]: who asked, how it
+/// behaved, which rule decided and what rempart did. The answer, the
+/// credential and the pages' choices stay behind: 168 of the outcome's 432
+/// bytes are its answer alone, and a refusal flood keeps the writer's queue
+/// full (16,384 requests by default), so every byte here is held that many
+/// times over.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub identity: Identity,
+    pub signature: Signature,
+    pub conduct: Assessment,
+    pub decision: Decision,
+    pub action: Action,
+    /// The request had no single reading (recorded as `bad-request`).
+    pub malformed: bool,
+}
+
+impl From<Outcome> for Decided {
+    fn from(o: Outcome) -> Self {
+        Self {
+            identity: o.identity,
+            signature: o.signature,
+            conduct: o.conduct,
+            decision: o.decision,
+            action: o.action,
+            malformed: o.malformed.is_some(),
+        }
+    }
+}
+
+impl Decided {
+    /// The name of the rule that decided, as counted and recorded.
+    pub fn rule_name<'s>(&self, snap: &'s Snapshot) -> &'s str {
+        crate::decide::rule_name(snap, &self.decision, self.malformed)
+    }
+}
+
 /// A request's record as the request path hands it over: moved, not built.
 /// Nothing in it is formatted or hashed; the writer thread names the client
 /// ([`Pending::client`]) and serialises the line straight from it
@@ -130,7 +170,7 @@ fn reservation<'s>(
 pub struct Pending {
     /// The snapshot the request was decided under (names, reservation).
     pub snapshot: Arc<Snapshot>,
-    pub outcome: Outcome,
+    pub outcome: Decided,
     pub kept: Kept,
     /// The robots.txt version the client last fetched, when it did.
     pub robots: Option<Arc<RobotsVersion>>,
@@ -234,6 +274,15 @@ impl std::fmt::Debug for Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_request_is_small() {
+        // A refusal flood keeps 16,384 of these queued: what they weigh is
+        // the ledger's share of the proxy's memory.
+        assert!(std::mem::size_of::<Decided>() <= 144);
+        assert!(std::mem::size_of::<Pending>() <= 288);
+        assert!(std::mem::size_of::<Decided>() * 2 < std::mem::size_of::<Outcome>());
+    }
 
     #[test]
     fn kept_fields_read_back_from_the_one_buffer() {

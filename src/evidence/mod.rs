@@ -322,7 +322,7 @@ mod tests {
         let key = std::sync::Arc::new(pseudonym::PseudonymKey::fixed([7; 32]));
         let pending = build::Pending {
             snapshot: snap,
-            outcome: o,
+            outcome: o.into(),
             kept,
             robots: None,
             key: key.clone(),

@@ -43,7 +43,7 @@ use files::{last_record, Tail};
 pub use files::{ledger_files, read_lines, FileLines};
 use limits::{ledger_bytes, Limits, BUDGET_RESERVE};
 use queue::Queued;
-use queue::{Entry, Sender, Taker, TAKE};
+use queue::{Entry, TAKE};
 
 /// How often the writer takes what the queue holds.
 const BATCH_TICK: Duration = Duration::from_millis(25);
@@ -102,7 +102,7 @@ impl LedgerOptions {
 /// The request side of the ledger.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    tx: Sender,
+    tx: crate::queue::Sender<Entry>,
     dropped: Arc<AtomicU64>,
     /// Test hook: every write fails as if the disk were full.
     fault: Arc<AtomicBool>,
@@ -119,7 +119,7 @@ impl Evidence {
                 opts.dir.display()
             )
         })?;
-        let (tx, rx) = queue::bounded(opts.queue);
+        let (tx, rx) = crate::queue::bounded(opts.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let fault = Arc::new(AtomicBool::new(false));
         // One writer per ledger: during a graceful upgrade the old process
@@ -205,7 +205,7 @@ impl Evidence {
     }
 
     fn send(&self, entry: Entry) {
-        if !self.tx.try_send(entry) {
+        if self.tx.try_send(entry).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics().evidence_dropped.inc();
         }
@@ -316,7 +316,7 @@ fn lower_priority() {
 }
 
 impl Writer {
-    fn run(mut self, rx: Taker) {
+    fn run(mut self, rx: crate::queue::Receiver<Entry>) {
         lower_priority();
         let mut more = false;
         loop {

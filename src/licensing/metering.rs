@@ -11,12 +11,14 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// Records waiting for the writer before new ones are dropped.
+/// Records waiting for the writer before new ones are dropped: a stalled
+/// disk is survived for seconds at a licensed crawler's full speed. The
+/// queue holds memory only for what waits ([`crate::queue`]).
 const QUEUE: usize = 65_536;
 
 /// One metered request.
@@ -59,7 +61,7 @@ pub fn day_of(ts: u64) -> String {
 
 /// The sending side, held by the proxy.
 pub struct Meter {
-    tx: SyncSender<MeterRecord>,
+    tx: crate::queue::Sender<MeterRecord>,
 }
 
 impl Meter {
@@ -68,7 +70,7 @@ impl Meter {
     /// older than that (never today's, the one being written).
     pub fn start(dir: PathBuf, retention_days: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let (tx, rx) = sync_channel::<MeterRecord>(QUEUE);
+        let (tx, rx) = crate::queue::bounded::<MeterRecord>(QUEUE);
         std::thread::Builder::new().name("rempart-metering".into()).spawn(move || {
             let mut open: Option<(String, BufWriter<std::fs::File>)> = None;
             let mut last_prune: Option<std::time::Instant> = None;
@@ -122,11 +124,8 @@ impl Meter {
 
     /// Queues a record; never blocks.
     pub fn record(&self, rec: MeterRecord) {
-        match self.tx.try_send(rec) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                crate::metrics::metrics().metering_dropped.inc();
-            }
+        if self.tx.try_send(rec).is_err() {
+            crate::metrics::metrics().metering_dropped.inc();
         }
     }
 }

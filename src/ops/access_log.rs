@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::Serialize;
+
+use crate::queue::{Receiver, Refused, Sender};
 
 /// Lines waiting for the writer; past this, lines are dropped and counted.
 const QUEUE: usize = 16_384;
@@ -52,7 +54,7 @@ pub enum Target {
 /// The sending side, held by the proxy.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: SyncSender<String>,
+    tx: Sender<String>,
     reopen: Arc<AtomicBool>,
 }
 
@@ -61,7 +63,7 @@ impl AccessLog {
     /// starts the writer thread.
     pub fn start(target: Target) -> anyhow::Result<AccessLog> {
         let out = open(&target)?;
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = crate::queue::bounded(QUEUE);
         let reopen = Arc::new(AtomicBool::new(false));
         let flag = reopen.clone();
         std::thread::Builder::new()
@@ -76,7 +78,7 @@ impl AccessLog {
             return;
         };
         text.push('\n');
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(text) {
+        if let Err(Refused::Full) = self.tx.try_send(text) {
             crate::metrics::metrics().access_log_dropped.inc();
         }
     }

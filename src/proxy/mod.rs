@@ -452,7 +452,7 @@ impl ProxyHttp for RempartProxy {
                     .and_then(|(_, v)| self.published.get(v));
                 ledger.request(Box::new(Pending {
                     snapshot: Arc::clone(snap),
-                    outcome,
+                    outcome: outcome.into(),
                     kept: std::mem::take(&mut ctx.kept),
                     robots,
                     key: Arc::clone(key),

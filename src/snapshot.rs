@@ -152,30 +152,7 @@ impl Snapshot {
             Some(path) => Referrers::load(path)?,
             None => Referrers::default(),
         });
-        let policy = Policy::compile(&raw.rules, &catalogue).map_err(|e| {
-            let key = if e.field.is_empty() {
-                format!("rules[{}]", e.rule)
-            } else {
-                format!("rules[{}].{}", e.rule, e.field)
-            };
-            config.error_at(&key, e.message)
-        })?;
-        // The operator's overrides: the policy's first rules.
-        let overrides = Overrides::load(&config.resolve(&raw.admin.overrides_file))?;
-        let policy = policy
-            .with_overrides(
-                &overrides.file.overrides,
-                &catalogue,
-                std::time::SystemTime::now(),
-            )
-            .map_err(|e| {
-                let key = if e.field.is_empty() {
-                    format!("override[{}]", e.rule)
-                } else {
-                    format!("override[{}].{}", e.rule, e.field)
-                };
-                overrides.error_at(&key, e.message)
-            })?;
+        let (policy, overrides) = compile_policy(config, &catalogue)?;
         let licensees = Licensees::compile(&raw.licensees, &catalogue).map_err(|e| {
             config.error_at(&format!("licensees[{}].{}", e.index, e.field), e.message)
         })?;
@@ -200,18 +177,7 @@ impl Snapshot {
             path: e.path,
             message: e.message,
         })?;
-        let tls_cert = match &raw.tls {
-            Some(t) => {
-                let (cert, key) = (config.resolve(&t.cert_file), config.resolve(&t.key_file));
-                Some(crate::ops::tls::load(&cert, &key).map_err(|e| {
-                    config.error_at(
-                        "tls.cert_file",
-                        format!("{} / {}: {e}", cert.display(), key.display()),
-                    )
-                })?)
-            }
-            None => None,
-        };
+        let tls_cert = load_tls(config)?;
         let challenge = crate::challenge::Settings::compile(
             &raw.challenge,
             &config.resolve(&raw.challenge.key_file),
@@ -237,8 +203,7 @@ impl Snapshot {
             hashed.extend([f.ranges.clone(), f.names.clone(), f.hosting.clone()]);
         }
         if let Some(t) = &raw.tls {
-            hashed.push(config.resolve(&t.cert_file));
-            hashed.push(config.resolve(&t.key_file));
+            hashed.extend([config.resolve(&t.cert_file), config.resolve(&t.key_file)]);
         }
         hashed.push(overrides.path.clone());
         let hash = content_hash(config, &hashed, &ranges, &templates);
@@ -551,5 +516,45 @@ fn resolve_origin(
         tls,
         sni,
         host_header,
+    })
+}
+
+/// The written rules, then the operator's overrides as the policy's first
+/// rules; an error names the rule's key in the file it came from.
+fn compile_policy(
+    config: &Config,
+    catalogue: &Catalogue,
+) -> Result<(Policy, Overrides), ConfigError> {
+    let key = |prefix: &str, e: &crate::decide::policy::RuleError| {
+        if e.field.is_empty() {
+            format!("{prefix}[{}]", e.rule)
+        } else {
+            format!("{prefix}[{}].{}", e.rule, e.field)
+        }
+    };
+    let policy = Policy::compile(&config.raw.rules, catalogue)
+        .map_err(|e| config.error_at(&key("rules", &e), e.message))?;
+    let overrides = Overrides::load(&config.resolve(&config.raw.admin.overrides_file))?;
+    let policy = policy
+        .with_overrides(
+            &overrides.file.overrides,
+            catalogue,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| overrides.error_at(&key("override", &e), e.message))?;
+    Ok((policy, overrides))
+}
+
+/// The TLS certificate and key, when `[tls]` is set.
+fn load_tls(config: &Config) -> Result<Option<Arc<pingora::tls::sign::CertifiedKey>>, ConfigError> {
+    let Some(t) = &config.raw.tls else {
+        return Ok(None);
+    };
+    let (cert, key) = (config.resolve(&t.cert_file), config.resolve(&t.key_file));
+    crate::ops::tls::load(&cert, &key).map(Some).map_err(|e| {
+        config.error_at(
+            "tls.cert_file",
+            format!("{} / {}: {e}", cert.display(), key.display()),
+        )
     })
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::record::{Body, ClientId, Line};
+use super::record::{Body, ClientId, Line, RequestRecord};
 use super::verify::verify;
 use super::writer::{ledger_files, read_lines, rfc3339};
 
@@ -135,6 +135,52 @@ pub fn build(
     until: Option<OffsetDateTime>,
 ) -> anyhow::Result<Report> {
     let check = verify(dir)?;
+    let mut reading = Reading {
+        since,
+        until,
+        ..Reading::default()
+    };
+    for path in ledger_files(dir)? {
+        let (lines, _) = read_lines(&path)?;
+        for bytes in lines {
+            // A line that does not parse is the verifier's to report.
+            if let Ok(line) = serde_json::from_slice::<Line>(&bytes) {
+                reading.add(line);
+            }
+        }
+    }
+    let mut groups: Vec<Group> = reading.groups.into_values().map(GroupAcc::finish).collect();
+    groups.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.agent.cmp(&b.agent))
+    });
+    let chart = DayChart::of(&reading.per_day);
+    Ok(Report {
+        generated_at: rfc3339(OffsetDateTime::now_utc()),
+        since: since.map(rfc3339),
+        until: until.map(rfc3339),
+        intact: check.is_intact(),
+        integrity: integrity(&check),
+        warnings: check.warnings,
+        records: reading.records,
+        requests: reading.requests,
+        gaps_missing: reading.gaps,
+        limited: reading.limited,
+        groups,
+        published: reading.published,
+        controls: reading.controls,
+        days: chart.days,
+        operators: chart.operators,
+        day_bars: chart.bars,
+        day_max: chart.max,
+        top_paths: top(&reading.all_paths, 10),
+        referrals: reading.referrals.finish(),
+    })
+}
+
+/// The chain's verdict in words; a pruned start is part of it, not a footnote.
+fn integrity(check: &super::verify::Verification) -> String {
     let integrity = match (&check.broken, &check.first, &check.last) {
         (Some(b), _, _) => format!("BROKEN: {b}"),
         (None, Some((a, ta)), Some((z, tz))) => format!(
@@ -144,225 +190,253 @@ pub fn build(
         ),
         _ => "empty".into(),
     };
-    // A pruned start is part of the integrity statement, not a footnote.
-    let integrity = match &check.pruned {
+    match &check.pruned {
         Some(p) if check.is_intact() => format!("{integrity}; {p}"),
         _ => integrity,
-    };
-    struct Acc {
-        g: Group,
-        paths: HashMap<String, u64>,
-        clients: BTreeSet<String>,
-        verifications: HashMap<String, u64>,
     }
-    let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    let mut published: Vec<Published> = Vec::new();
-    let mut controls: Vec<Control> = Vec::new();
-    let mut per_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut all_paths: HashMap<String, u64> = HashMap::new();
-    let mut referrals = super::referrals::Acc::default();
-    let (mut records, mut requests, mut gaps, mut limited) = (0u64, 0u64, 0u64, 0u64);
-    for path in ledger_files(dir)? {
-        let (lines, _) = read_lines(&path)?;
-        for bytes in lines {
-            let Ok(line) = serde_json::from_slice::<Line>(&bytes) else {
-                continue;
-            };
-            records += 1;
-            let ts = parse_ts(&line.ts);
-            let in_range =
-                ts.is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u));
-            match line.body {
-                Body::Published(p)
-                    if !published
-                        .iter()
-                        .any(|q| q.sha256 == p.sha256 && q.document == p.document) =>
-                {
-                    published.push(Published {
-                        document: p.document,
-                        sha256: p.sha256,
-                        first_archived: line.ts.clone(),
-                        bytes: p.content.len(),
-                    });
-                }
-                Body::Control(c) if in_range => controls.push(Control {
-                    at: line.ts.clone(),
-                    control: c.control,
-                    target: match (c.agent, c.rule) {
-                        (Some(a), _) => format!("agent {a}"),
-                        (None, Some(r)) => format!("rule {r}"),
-                        (None, None) => String::new(),
-                    },
-                    until: c.until.unwrap_or_else(|| "until removed".into()),
-                    result: c.result,
-                }),
-                Body::Gap { missing, .. } if in_range => gaps += missing,
-                Body::Limited { records, .. } if in_range => limited += records,
-                Body::Tally {
-                    period_start,
-                    referred,
-                    crawled_allowed,
-                    ..
-                } if in_range => referrals.tally(&period_start, &referred, &crawled_allowed),
-                Body::Request(r) if in_range => {
-                    requests += 1;
-                    referrals.request(&line.ts, &r);
-                    let operator = r.operator.clone().unwrap_or_else(|| "unidentified".into());
-                    let agent = r
-                        .agent
-                        .clone()
-                        .unwrap_or_else(|| match r.identity.as_str() {
-                            "browser" => "browser user agent".into(),
-                            _ => "unknown client".into(),
-                        });
-                    let acc = groups
-                        .entry((operator.clone(), agent.clone()))
-                        .or_insert_with(|| Acc {
-                            g: Group {
-                                operator: operator.clone(),
-                                agent,
-                                purpose: r.purpose.clone().unwrap_or_else(|| "none".into()),
-                                verification: String::new(),
-                                requests: 0,
-                                actions: BTreeMap::new(),
-                                signals: BTreeMap::new(),
-                                distinct_paths: 0,
-                                top_paths: Vec::new(),
-                                clients: 0,
-                                first_seen: line.ts.clone(),
-                                last_seen: line.ts.clone(),
-                                robots_read_before: None,
-                                requests_after_robots: 0,
-                            },
-                            paths: HashMap::new(),
-                            clients: BTreeSet::new(),
-                            verifications: HashMap::new(),
-                        });
-                    let g = &mut acc.g;
-                    g.requests += 1;
-                    *g.actions.entry(r.decision.clone()).or_default() += 1;
-                    for s in &r.signals {
-                        *g.signals.entry(s.clone()).or_default() += 1;
-                    }
-                    g.last_seen = line.ts.clone();
-                    if let Some(rb) = &r.robots_txt {
-                        g.requests_after_robots += 1;
-                        let earlier = g
-                            .robots_read_before
-                            .as_deref()
-                            .and_then(parse_ts)
-                            .zip(parse_ts(&rb.fetched_at))
-                            .is_none_or(|(a, b)| b < a);
-                        if earlier {
-                            g.robots_read_before = Some(rb.fetched_at.clone());
-                        }
-                    }
-                    *acc.paths.entry(r.path.clone()).or_default() += 1;
-                    *all_paths.entry(r.path.clone()).or_default() += 1;
-                    acc.clients.insert(match &r.client {
-                        ClientId::Ip(s) | ClientId::Pseudonym(s) => s.clone(),
-                    });
-                    *acc.verifications.entry(r.verification.clone()).or_default() += 1;
-                    let day = line.ts.get(..10).unwrap_or("").to_owned();
-                    *per_day.entry(day).or_default().entry(operator).or_default() += 1;
-                }
-                _ => {}
-            }
-        }
-    }
-    let top = |m: &HashMap<String, u64>, n: usize| {
-        let mut v: Vec<(String, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(n);
-        v
-    };
-    let mut out: Vec<Group> = groups
-        .into_values()
-        .map(|mut a| {
-            a.g.distinct_paths = a.paths.len();
-            a.g.top_paths = top(&a.paths, 5);
-            a.g.clients = a.clients.len();
-            a.g.verification = a
-                .verifications
-                .iter()
-                .max_by_key(|(_, c)| **c)
-                .map(|(v, _)| v.clone())
-                .unwrap_or_default();
-            a.g
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.requests
-            .cmp(&a.requests)
-            .then_with(|| a.agent.cmp(&b.agent))
-    });
+}
 
-    // Requests per day per operator, as stacked bars.
-    let mut operators: Vec<String> = per_day
-        .values()
-        .flat_map(|m| m.keys().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    operators.sort();
-    let colors: Vec<(String, &'static str)> = operators
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.clone(), COLORS[i % COLORS.len()]))
-        .collect();
-    let days: Vec<String> = per_day.keys().cloned().collect();
-    let day_max = per_day
-        .values()
-        .map(|m| m.values().sum::<u64>())
-        .max()
-        .unwrap_or(0);
-    let (width, height) = (760.0, 220.0);
-    let slot = if days.is_empty() {
-        width
-    } else {
-        width / days.len() as f64
-    };
-    let mut day_bars = Vec::new();
-    for (i, (day, m)) in per_day.iter().enumerate() {
-        let mut y = height;
-        for (op, color) in &colors {
-            let n = m.get(op).copied().unwrap_or(0);
-            if n == 0 || day_max == 0 {
-                continue;
+/// What the ledger's lines add up to, read in order.
+#[derive(Default)]
+struct Reading {
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    groups: BTreeMap<(String, String), GroupAcc>,
+    published: Vec<Published>,
+    controls: Vec<Control>,
+    /// Recorded requests per day (`YYYY-MM-DD`) and operator.
+    per_day: BTreeMap<String, BTreeMap<String, u64>>,
+    all_paths: HashMap<String, u64>,
+    referrals: super::referrals::Acc,
+    records: u64,
+    requests: u64,
+    gaps: u64,
+    limited: u64,
+}
+
+impl Reading {
+    fn add(&mut self, line: Line) {
+        self.records += 1;
+        let in_range = parse_ts(&line.ts).is_some_and(|t| {
+            self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+        });
+        match line.body {
+            // Every version ever published, whatever the period: what was
+            // served before it is still what the period's crawlers had read.
+            Body::Published(p)
+                if !self
+                    .published
+                    .iter()
+                    .any(|q| q.sha256 == p.sha256 && q.document == p.document) =>
+            {
+                self.published.push(Published {
+                    document: p.document,
+                    sha256: p.sha256,
+                    first_archived: line.ts,
+                    bytes: p.content.len(),
+                });
             }
-            let h = n as f64 / day_max as f64 * (height - 10.0);
-            y -= h;
-            day_bars.push(Bar {
-                x: i as f64 * slot + slot * 0.15,
-                y,
-                w: slot * 0.7,
-                h,
-                color,
-                title: format!("{day}: {op}: {n} requests"),
-            });
+            Body::Control(c) if in_range => self.controls.push(Control {
+                at: line.ts,
+                control: c.control,
+                target: match (c.agent, c.rule) {
+                    (Some(a), _) => format!("agent {a}"),
+                    (None, Some(r)) => format!("rule {r}"),
+                    (None, None) => String::new(),
+                },
+                until: c.until.unwrap_or_else(|| "until removed".into()),
+                result: c.result,
+            }),
+            Body::Gap { missing, .. } if in_range => self.gaps += missing,
+            Body::Limited { records, .. } if in_range => self.limited += records,
+            Body::Tally {
+                period_start,
+                referred,
+                crawled_allowed,
+                ..
+            } if in_range => self
+                .referrals
+                .tally(&period_start, &referred, &crawled_allowed),
+            Body::Request(r) if in_range => self.request(&line.ts, &r),
+            _ => {}
         }
     }
-    Ok(Report {
-        generated_at: rfc3339(OffsetDateTime::now_utc()),
-        since: since.map(rfc3339),
-        until: until.map(rfc3339),
-        intact: check.is_intact(),
-        integrity,
-        warnings: check.warnings,
-        records,
-        requests,
-        gaps_missing: gaps,
-        limited,
-        groups: out,
-        published,
-        controls,
-        days,
-        operators: colors,
-        day_bars,
-        day_max,
-        top_paths: top(&all_paths, 10),
-        referrals: referrals.finish(),
-    })
+
+    fn request(&mut self, ts: &str, r: &RequestRecord) {
+        self.requests += 1;
+        self.referrals.request(ts, r);
+        let operator = r.operator.clone().unwrap_or_else(|| "unidentified".into());
+        let agent = r
+            .agent
+            .clone()
+            .unwrap_or_else(|| match r.identity.as_str() {
+                "browser" => "browser user agent".into(),
+                _ => "unknown client".into(),
+            });
+        self.groups
+            .entry((operator.clone(), agent.clone()))
+            .or_insert_with(|| GroupAcc::new(operator.clone(), agent, r, ts))
+            .count(ts, r);
+        *self.all_paths.entry(r.path.clone()).or_default() += 1;
+        let day = ts.get(..10).unwrap_or("").to_owned();
+        *self
+            .per_day
+            .entry(day)
+            .or_default()
+            .entry(operator)
+            .or_default() += 1;
+    }
+}
+
+/// One operator and agent's group, while the ledger is read.
+struct GroupAcc {
+    g: Group,
+    paths: HashMap<String, u64>,
+    clients: BTreeSet<String>,
+    verifications: HashMap<String, u64>,
+}
+
+impl GroupAcc {
+    fn new(operator: String, agent: String, first: &RequestRecord, ts: &str) -> Self {
+        Self {
+            g: Group {
+                operator,
+                agent,
+                purpose: first.purpose.clone().unwrap_or_else(|| "none".into()),
+                verification: String::new(),
+                requests: 0,
+                actions: BTreeMap::new(),
+                signals: BTreeMap::new(),
+                distinct_paths: 0,
+                top_paths: Vec::new(),
+                clients: 0,
+                first_seen: ts.to_owned(),
+                last_seen: ts.to_owned(),
+                robots_read_before: None,
+                requests_after_robots: 0,
+            },
+            paths: HashMap::new(),
+            clients: BTreeSet::new(),
+            verifications: HashMap::new(),
+        }
+    }
+
+    fn count(&mut self, ts: &str, r: &RequestRecord) {
+        let g = &mut self.g;
+        g.requests += 1;
+        *g.actions.entry(r.decision.clone()).or_default() += 1;
+        for s in &r.signals {
+            *g.signals.entry(s.clone()).or_default() += 1;
+        }
+        g.last_seen = ts.to_owned();
+        if let Some(rb) = &r.robots_txt {
+            g.requests_after_robots += 1;
+            let earlier = g
+                .robots_read_before
+                .as_deref()
+                .and_then(parse_ts)
+                .zip(parse_ts(&rb.fetched_at))
+                .is_none_or(|(a, b)| b < a);
+            if earlier {
+                g.robots_read_before = Some(rb.fetched_at.clone());
+            }
+        }
+        *self.paths.entry(r.path.clone()).or_default() += 1;
+        self.clients.insert(match &r.client {
+            ClientId::Ip(s) | ClientId::Pseudonym(s) => s.clone(),
+        });
+        *self
+            .verifications
+            .entry(r.verification.clone())
+            .or_default() += 1;
+    }
+
+    fn finish(self) -> Group {
+        let mut g = self.g;
+        g.distinct_paths = self.paths.len();
+        g.top_paths = top(&self.paths, 5);
+        g.clients = self.clients.len();
+        // The group's most frequent verification.
+        g.verification = self
+            .verifications
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default();
+        g
+    }
+}
+
+/// The `n` most frequent keys, the most frequent first (ties by name).
+fn top(m: &HashMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// Requests per day per operator, as stacked bars.
+struct DayChart {
+    days: Vec<String>,
+    /// Every operator with its colour, by name.
+    operators: Vec<(String, &'static str)>,
+    bars: Vec<Bar>,
+    /// The busiest day's requests.
+    max: u64,
+}
+
+impl DayChart {
+    const WIDTH: f64 = 760.0;
+    const HEIGHT: f64 = 220.0;
+
+    fn of(per_day: &BTreeMap<String, BTreeMap<String, u64>>) -> Self {
+        // Sorted and deduplicated by the set.
+        let operators: Vec<(String, &'static str)> = per_day
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| (o, COLORS[i % COLORS.len()]))
+            .collect();
+        let days: Vec<String> = per_day.keys().cloned().collect();
+        let max = per_day
+            .values()
+            .map(|m| m.values().sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let slot = if days.is_empty() {
+            Self::WIDTH
+        } else {
+            Self::WIDTH / days.len() as f64
+        };
+        let mut bars = Vec::new();
+        for (i, (day, m)) in per_day.iter().enumerate() {
+            let mut y = Self::HEIGHT;
+            for (op, color) in &operators {
+                let n = m.get(op).copied().unwrap_or(0);
+                if n == 0 || max == 0 {
+                    continue;
+                }
+                let h = n as f64 / max as f64 * (Self::HEIGHT - 10.0);
+                y -= h;
+                bars.push(Bar {
+                    x: i as f64 * slot + slot * 0.15,
+                    y,
+                    w: slot * 0.7,
+                    h,
+                    color,
+                    title: format!("{day}: {op}: {n} requests"),
+                });
+            }
+        }
+        Self {
+            days,
+            operators,
+            bars,
+            max,
+        }
+    }
 }
 
 /// Renders a report.

@@ -116,6 +116,129 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let prefixes = snapshot.ranges.prefix_count();
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
 
+    let mut server = bootstrap(&config, &opts)?;
+    let meter = start_meter(&config)?;
+    let origin_robots = origin_robots(&config, &shared, &mut server);
+    let snap = shared.load_full();
+    let (tracker, shared_store) = behaviour_state(&snap)?;
+    let evidence = start_evidence(&config, &opts)?;
+    let rdns = rdns(&config);
+    let published = Arc::new(Published::new(evidence.as_ref().map(|(e, _)| e.clone())));
+    // What is published at start goes into the ledger, so that one can prove
+    // what was served when.
+    archive_published(&published, &config, &snap);
+    publish_info(&snap.hash);
+    let certs = snap
+        .tls_cert
+        .clone()
+        .map(|pair| Arc::new(crate::ops::tls::CertStore::new(pair)));
+    drop(snap);
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        opts.upstream.clone(),
+        opts.state_dir.clone(),
+        demo.as_ref().map(|(a, _)| *a),
+        shared.clone(),
+        published.clone(),
+        certs.clone(),
+    ));
+    add_background(
+        &mut server,
+        "rempart reload",
+        ReloadTriggers {
+            reloader: reloader.clone(),
+            watch: config.raw.reload.watch,
+            debounce: Duration::from_millis(config.raw.reload.debounce_ms),
+        },
+    );
+    range_refresh(&config, &opts, &reloader, &mut server);
+    let relayed = proxy_protocol_relay(&config, &mut server);
+    let access_log = access_log(&config, &mut server)?;
+    let origins = crate::proxy::origins::Pool::new(&shared.load());
+    add_background(
+        &mut server,
+        "rempart origin resolver",
+        crate::ops::resolve::OriginResolver {
+            snapshot: shared.clone(),
+            pool: origins.clone(),
+        },
+    );
+    let proxy = RempartProxy::new(
+        shared.clone(),
+        ProxyParts {
+            origin_robots,
+            meter: Some(meter),
+            tracker: Some(tracker),
+            shared: shared_store,
+            published: Some(published),
+            evidence,
+            rdns,
+            relayed,
+            origins: Some(origins.clone()),
+            access_log,
+        },
+    );
+    let proxy = proxy_service(&config, &server, proxy, certs.as_ref())?;
+    server.add_service(proxy);
+    name_own_listeners(&config);
+    let admin = admin_service(&config, shared, reloader, origins)?;
+    server.add_service(admin);
+    if let Some((addr, site)) = demo {
+        server.add_service(demo_origin(addr, site));
+    }
+    tracing::info!(
+        listen = %config.listen,
+        admin = %config.admin,
+        config = %config.path.display(),
+        agents,
+        prefixes,
+        "rempart starting"
+    );
+    if opts.print_demo_guide {
+        print_guide(config.listen, config.admin);
+    }
+    server.run_forever()
+}
+
+/// The behaviour stage's per-client state, and its link to the shared store
+/// (Redis) when `behaviour.store = "redis"`.
+fn behaviour_state(snap: &Snapshot) -> anyhow::Result<(Arc<Tracker>, Option<SharedStore>)> {
+    let b = &snap.behaviour;
+    let tracker = Arc::new(Tracker::for_settings(b));
+    let shared = match b.store {
+        Store::Redis if b.enabled => Some(SharedStore::start(
+            &b.redis_url,
+            Duration::from_millis(b.flush_ms),
+            Duration::from_millis(b.window_ms),
+            tracker.clone(),
+        )?),
+        _ => None,
+    };
+    Ok((tracker, shared))
+}
+
+/// The built-in demo origin, on the loopback port `prepare` found free.
+fn demo_origin(addr: SocketAddr, site: DemoSite) -> Service<DemoSite> {
+    let mut origin = Service::new("rempart demo origin".to_owned(), site);
+    origin.add_tcp(&addr.to_string());
+    origin.threads = Some(1);
+    tracing::info!(%addr, "built-in demo origin");
+    origin
+}
+
+/// Adds a background service on one thread of its own.
+fn add_background<S>(server: &mut Server, name: &str, task: S)
+where
+    S: pingora::services::background::BackgroundService + Send + Sync + 'static,
+{
+    let mut service = background_service(name, task);
+    service.threads = Some(1);
+    server.add_service(service);
+}
+
+/// The pingora server, bootstrapped (in upgrade mode, once the old process
+/// has handed its sockets over), with the service that writes the pid file.
+fn bootstrap(config: &Config, opts: &RunOptions) -> anyhow::Result<Server> {
     let s = &config.raw.server;
     let port = config.listen.port();
     let tmp = std::env::temp_dir();
@@ -148,200 +271,172 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     // In upgrade mode this returns once the old process has handed over its
     // sockets: only then may the pid file name this process.
     server.bootstrap();
-    let mut service = background_service(
+    add_background(
+        &mut server,
         "rempart pid file",
         crate::ops::pidfile::PidFile::write(&pid_path)?,
     );
-    service.threads = Some(1);
-    server.add_service(service);
+    Ok(server)
+}
 
-    let metering_dir = config.resolve(&config.raw.licensing.metering_dir);
-    let meter = Arc::new(
-        Meter::start(
-            metering_dir.clone(),
-            config.raw.licensing.metering_retention_days,
-        )
-        .with_context(|| {
-            format!(
-                "{}: cannot start the metering writer",
-                metering_dir.display()
-            )
-        })?,
-    );
+fn start_meter(config: &Config) -> anyhow::Result<Arc<Meter>> {
+    let dir = config.resolve(&config.raw.licensing.metering_dir);
+    let meter = Meter::start(dir.clone(), config.raw.licensing.metering_retention_days)
+        .with_context(|| format!("{}: cannot start the metering writer", dir.display()))?;
+    Ok(Arc::new(meter))
+}
+
+/// The origin's own robots.txt, fetched in the background to be merged with
+/// rempart's, when `robots.merge_origin` is on.
+fn origin_robots(
+    config: &Config,
+    shared: &Arc<ArcSwap<Snapshot>>,
+    server: &mut Server,
+) -> Option<Arc<OriginRobots>> {
     let robots = &config.raw.robots;
-    let origin_robots = robots
-        .merge_origin
-        .then(|| Arc::new(OriginRobots::default()));
-    if let Some(store) = &origin_robots {
-        let fetcher = RobotsFetcher::new(
-            shared.clone(),
-            store.clone(),
-            Duration::from_secs(robots.origin_ttl_seconds),
-            Duration::from_secs(robots.origin_max_stale_seconds),
-        );
-        let mut service = background_service("rempart origin robots.txt", fetcher);
-        service.threads = Some(1);
-        server.add_service(service);
+    if !robots.merge_origin {
+        return None;
     }
-    let snap = shared.load_full();
-    let tracker = Arc::new(Tracker::for_settings(&snap.behaviour));
-    let shared_store = match snap.behaviour.store {
-        Store::Redis if snap.behaviour.enabled => Some(SharedStore::start(
-            &snap.behaviour.redis_url,
-            Duration::from_millis(snap.behaviour.flush_ms),
-            Duration::from_millis(snap.behaviour.window_ms),
-            tracker.clone(),
-        )?),
-        _ => None,
-    };
-    let ev = &config.raw.evidence;
-    let evidence = if ev.enabled {
-        let dir = opts
-            .evidence_dir
-            .clone()
-            .unwrap_or_else(|| config.resolve(&ev.dir));
-        let ledger = Evidence::start(LedgerOptions {
-            dir: dir.clone(),
-            queue: ev.queue,
-            max_file_bytes: ev.max_file_kb.max(1) * 1024,
-            rotate_daily: ev.rotate_daily,
-            fsync_interval: Duration::from_millis(ev.fsync_interval_ms.max(1)),
-            max_bytes: ev.max_bytes,
-            per_client_minute: ev.max_records_per_client_minute,
-            limit_window: Duration::from_secs(60),
-            tally_interval: Duration::from_secs(ev.tally_interval_s.max(1)),
-            retention_age: Duration::from_secs(ev.retention_days.saturating_mul(86_400)),
-            retention_bytes: ev.retention_bytes,
-            prune_interval: Duration::from_secs(60),
-        })
-        .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
-        let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;
-        crate::metrics::metrics()
-            .evidence_max_bytes
-            .set(ev.max_bytes as i64);
-        tracing::info!(dir = %dir.display(), max_bytes = ev.max_bytes, "evidence ledger");
-        Some((ledger, Arc::new(key)))
-    } else {
-        None
-    };
-    let rd = &config.raw.rdns;
-    let rdns = if rd.enabled {
-        match crate::identify::rdns::Rdns::new(rd.into()) {
-            Ok(r) => Some(Arc::new(r)),
-            Err(e) => {
-                tracing::warn!(error = %e, "reverse-DNS verification is off");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let published = Arc::new(Published::new(evidence.as_ref().map(|(e, _)| e.clone())));
-    // What is published at start goes into the ledger, so that one can prove
-    // what was served when.
-    archive_published(&published, &config, &snap);
-    publish_info(&snap.hash);
-    let certs = snap
-        .tls_cert
-        .clone()
-        .map(|pair| Arc::new(crate::ops::tls::CertStore::new(pair)));
-    drop(snap);
-    let reloader = Arc::new(Reloader::new(
-        config.clone(),
-        opts.upstream.clone(),
-        opts.state_dir.clone(),
-        demo.as_ref().map(|(a, _)| *a),
+    let store = Arc::new(OriginRobots::default());
+    let fetcher = RobotsFetcher::new(
         shared.clone(),
-        published.clone(),
-        certs.clone(),
-    ));
-    let triggers = ReloadTriggers {
-        reloader: reloader.clone(),
-        watch: config.raw.reload.watch,
-        debounce: Duration::from_millis(config.raw.reload.debounce_ms),
-    };
-    let mut service = background_service("rempart reload", triggers);
-    service.threads = Some(1);
-    server.add_service(service);
+        store.clone(),
+        Duration::from_secs(robots.origin_ttl_seconds),
+        Duration::from_secs(robots.origin_max_stale_seconds),
+    );
+    add_background(server, "rempart origin robots.txt", fetcher);
+    Some(store)
+}
+
+/// The evidence ledger's writer and the key of its address pseudonyms, when
+/// `evidence.enabled`.
+fn start_evidence(
+    config: &Config,
+    opts: &RunOptions,
+) -> anyhow::Result<Option<(Evidence, Arc<PseudonymKey>)>> {
+    let ev = &config.raw.evidence;
+    if !ev.enabled {
+        return Ok(None);
+    }
+    let dir = opts
+        .evidence_dir
+        .clone()
+        .unwrap_or_else(|| config.resolve(&ev.dir));
+    let ledger = Evidence::start(LedgerOptions {
+        dir: dir.clone(),
+        queue: ev.queue,
+        max_file_bytes: ev.max_file_kb.max(1) * 1024,
+        rotate_daily: ev.rotate_daily,
+        fsync_interval: Duration::from_millis(ev.fsync_interval_ms.max(1)),
+        max_bytes: ev.max_bytes,
+        per_client_minute: ev.max_records_per_client_minute,
+        limit_window: Duration::from_secs(60),
+        tally_interval: Duration::from_secs(ev.tally_interval_s.max(1)),
+        retention_age: Duration::from_secs(ev.retention_days.saturating_mul(86_400)),
+        retention_bytes: ev.retention_bytes,
+        prune_interval: Duration::from_secs(60),
+    })
+    .with_context(|| format!("{}: cannot start the evidence ledger", dir.display()))?;
+    let key = PseudonymKey::load_or_create(&config.resolve(&ev.ip_key_file))?;
+    crate::metrics::metrics()
+        .evidence_max_bytes
+        .set(ev.max_bytes as i64);
+    tracing::info!(dir = %dir.display(), max_bytes = ev.max_bytes, "evidence ledger");
+    Ok(Some((ledger, Arc::new(key))))
+}
+
+/// The reverse-DNS verifier, when `rdns.enabled`; off (logged) when the
+/// resolver cannot be set up.
+fn rdns(config: &Config) -> Option<Arc<crate::identify::rdns::Rdns>> {
+    let rd = &config.raw.rdns;
+    if !rd.enabled {
+        return None;
+    }
+    match crate::identify::rdns::Rdns::new(rd.into()) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::warn!(error = %e, "reverse-DNS verification is off");
+            None
+        }
+    }
+}
+
+/// The daily refresh of the operators' range lists, when `ranges.refresh`
+/// is on and not turned off on the command line (the demo).
+fn range_refresh(
+    config: &Config,
+    opts: &RunOptions,
+    reloader: &Arc<Reloader>,
+    server: &mut Server,
+) {
     let rr = &config.raw.ranges;
-    if rr.refresh && !opts.no_range_refresh {
-        let list = config.resolve(&rr.sources);
-        match read_sources(&list) {
-            Ok(sources) => {
-                let refresher = RangeRefresher {
-                    reloader: reloader.clone(),
-                    sources,
-                    dirs: Dirs {
-                        shipped: config.resolve(&config.raw.catalog.ranges_dir),
-                        state: config.resolve(&rr.state_dir),
-                        max_shrink_percent: rr.max_shrink_percent,
-                    },
-                    interval: Duration::from_secs(rr.interval_seconds.max(1)),
-                    jitter: Duration::from_secs(rr.jitter_seconds),
-                    timeout: Duration::from_secs(rr.timeout_seconds.max(1)),
-                    private_ok: rr.allow_private_hosts.clone(),
-                    first_delay: Duration::ZERO,
-                };
-                let mut service = background_service("rempart range refresh", refresher);
-                service.threads = Some(1);
-                server.add_service(service);
-            }
-            Err(e) => tracing::warn!(error = %e, "range lists will not be refreshed"),
-        }
+    if !rr.refresh || opts.no_range_refresh {
+        return;
     }
-    let relayed: Option<crate::ops::proxy_protocol::Relayed> = config
-        .raw
-        .server
-        .proxy_protocol_listen
-        .map(|_| Arc::new(quick_cache::sync::Cache::new(65_536)));
-    if let (Some(listen), Some(map)) = (config.raw.server.proxy_protocol_listen, &relayed) {
-        let mut target = config.listen;
-        if target.ip().is_unspecified() {
-            target.set_ip(if target.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
+    let sources = match read_sources(&config.resolve(&rr.sources)) {
+        Ok(sources) => sources,
+        Err(e) => {
+            tracing::warn!(error = %e, "range lists will not be refreshed");
+            return;
         }
-        let relay = crate::ops::proxy_protocol::Relay {
-            listen,
-            target,
-            from: config.raw.server.proxy_protocol_from.clone(),
-            relayed: map.clone(),
-        };
-        let mut service = background_service("rempart PROXY protocol", relay);
-        service.threads = Some(1);
-        server.add_service(service);
-    }
-    let access_log = access_log(&config, &mut server)?;
-    let origins = crate::proxy::origins::Pool::new(&shared.load());
-    let mut service = background_service(
-        "rempart origin resolver",
-        crate::ops::resolve::OriginResolver {
-            snapshot: shared.clone(),
-            pool: origins.clone(),
+    };
+    let refresher = RangeRefresher {
+        reloader: reloader.clone(),
+        sources,
+        dirs: Dirs {
+            shipped: config.resolve(&config.raw.catalog.ranges_dir),
+            state: config.resolve(&rr.state_dir),
+            max_shrink_percent: rr.max_shrink_percent,
         },
-    );
-    service.threads = Some(1);
-    server.add_service(service);
-    let mut app = pingora::proxy::http_proxy(
-        &server.configuration,
-        RempartProxy::new(
-            shared.clone(),
-            ProxyParts {
-                origin_robots,
-                meter: Some(meter),
-                tracker: Some(tracker),
-                shared: shared_store,
-                published: Some(published),
-                evidence,
-                rdns,
-                relayed: relayed.clone(),
-                origins: Some(origins.clone()),
-                access_log,
-            },
-        ),
-    );
+        interval: Duration::from_secs(rr.interval_seconds.max(1)),
+        jitter: Duration::from_secs(rr.jitter_seconds),
+        timeout: Duration::from_secs(rr.timeout_seconds.max(1)),
+        private_ok: rr.allow_private_hosts.clone(),
+        first_delay: Duration::ZERO,
+    };
+    add_background(server, "rempart range refresh", refresher);
+}
+
+/// The PROXY-protocol relay in front of the plain listener, when
+/// `server.proxy_protocol_listen` is set, and the table through which it
+/// tells the proxy each connection's real client.
+fn proxy_protocol_relay(
+    config: &Config,
+    server: &mut Server,
+) -> Option<crate::ops::proxy_protocol::Relayed> {
+    let listen = config.raw.server.proxy_protocol_listen?;
+    let relayed: crate::ops::proxy_protocol::Relayed =
+        Arc::new(quick_cache::sync::Cache::new(65_536));
+    let mut target = config.listen;
+    if target.ip().is_unspecified() {
+        target.set_ip(if target.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let relay = crate::ops::proxy_protocol::Relay {
+        listen,
+        target,
+        from: config.raw.server.proxy_protocol_from.clone(),
+        relayed: relayed.clone(),
+    };
+    add_background(server, "rempart PROXY protocol", relay);
+    Some(relayed)
+}
+
+/// The proxy's service: pingora's HTTP proxy around rempart, behind the
+/// connection guard (header deadlines, connection caps), on the plain
+/// listener and, when configured, the TLS one.
+fn proxy_service(
+    config: &Config,
+    server: &Server,
+    proxy: RempartProxy,
+    certs: Option<&Arc<crate::ops::tls::CertStore>>,
+) -> anyhow::Result<Service<crate::ops::guard::GuardedApp<pingora::proxy::HttpProxy<RempartProxy>>>>
+{
+    let s = &config.raw.server;
+    let mut app = pingora::proxy::http_proxy(&server.configuration, proxy);
     let mut options = pingora::apps::HttpServerOptions::default();
     options.h2_idle_timeout = Some(Duration::from_secs(s.keepalive_timeout_seconds.max(1)));
     app.server_options = Some(options);
@@ -359,24 +454,22 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         exempt: crate::request::TrustedProxies::new(s.trusted_proxies.clone()),
         exempt_loopback: s.proxy_protocol_listen.is_some(),
     };
-    let mut proxy = Service::new("rempart proxy".to_owned(), guarded);
-    proxy.add_listener(
-        ListenerConfig::tcp(config.listen.to_string())
-            .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),
-    );
-    if let (Some(t), Some(store)) = (&config.raw.tls, &certs) {
+    let mut service = Service::new("rempart proxy".to_owned(), guarded);
+    let buffers = || L4BufferSettings::default().write(s.write_buffer_bytes);
+    service.add_listener(ListenerConfig::tcp(config.listen.to_string()).l4_buffer(buffers()));
+    if let (Some(t), Some(store)) = (&config.raw.tls, certs) {
         let mut tls = pingora::listeners::tls::TlsSettings::intermediate("", "")?;
         tls.set_cert_resolver(store.clone());
         if t.http2 {
             tls.enable_h2();
         }
-        proxy.add_listener(
+        service.add_listener(
             ListenerConfig::tcp(t.listen.clone())
                 .tls(tls)
-                .l4_buffer(L4BufferSettings::default().write(s.write_buffer_bytes)),
+                .l4_buffer(buffers()),
         );
         if !t.proxy_protocol_from.is_empty() {
-            proxy.endpoints().set_pre_tls_callback(Arc::new(
+            service.endpoints().set_pre_tls_callback(Arc::new(
                 crate::ops::proxy_protocol::ProxyProtocol {
                     from: t.proxy_protocol_from.clone(),
                 },
@@ -384,14 +477,27 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         tracing::info!(listen = %t.listen, http2 = t.http2, "TLS listener");
     }
-    server.add_service(proxy);
+    Ok(service)
+}
 
+/// Tells the fetcher of remote keys and lists which addresses are rempart's
+/// own listeners, never to be fetched from.
+fn name_own_listeners(config: &Config) {
     let mut own = vec![config.listen, config.admin];
-    own.extend(s.proxy_protocol_listen);
+    own.extend(config.raw.server.proxy_protocol_listen);
     if let Some(t) = &config.raw.tls {
         own.extend(t.listen.parse::<SocketAddr>().ok());
     }
     crate::ops::fetch::set_own_listeners(own);
+}
+
+/// The admin listener: metrics, health, readiness, reload and the console.
+fn admin_service(
+    config: &Config,
+    shared: Arc<ArcSwap<Snapshot>>,
+    reloader: Arc<Reloader>,
+    origins: Arc<crate::proxy::origins::Pool>,
+) -> anyhow::Result<Service<AdminApp>> {
     let guard =
         crate::ops::admin::AdminGuard::from_config(&config.raw.admin, |p| config.resolve(p))?;
     if !config.admin.ip().is_loopback() && !guard.has_token() {
@@ -403,7 +509,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut admin = Service::new(
         "rempart admin".to_owned(),
         AdminApp {
-            snapshot: shared.clone(),
+            snapshot: shared,
             reloader: Some(reloader),
             guard,
             readiness: config.raw.admin.readiness,
@@ -413,28 +519,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     );
     admin.add_tcp(&config.admin.to_string());
     admin.threads = Some(1);
-    server.add_service(admin);
-
-    if let Some((addr, site)) = demo {
-        let mut origin = Service::new("rempart demo origin".to_owned(), site);
-        origin.add_tcp(&addr.to_string());
-        origin.threads = Some(1);
-        server.add_service(origin);
-        tracing::info!(%addr, "built-in demo origin");
-    }
-
-    tracing::info!(
-        listen = %config.listen,
-        admin = %config.admin,
-        config = %config.path.display(),
-        agents,
-        prefixes,
-        "rempart starting"
-    );
-    if opts.print_demo_guide {
-        print_guide(config.listen, config.admin);
-    }
-    server.run_forever()
+    Ok(admin)
 }
 
 /// The access log's writer and its SIGUSR1 reopener, when
@@ -453,9 +538,7 @@ fn access_log(
         None => Target::Stdout,
     };
     let log = AccessLog::start(target)?;
-    let mut service = background_service("rempart access log reopen", log.reopener());
-    service.threads = Some(1);
-    server.add_service(service);
+    add_background(server, "rempart access log reopen", log.reopener());
     Ok(Some(log))
 }
 

@@ -300,6 +300,83 @@ fn header(value: &str, key: &str) -> Result<http::HeaderValue, ReservationError>
     })
 }
 
+impl Location {
+    /// One written location, checked; `key` names its fields for errors.
+    fn compile(
+        l: &LocationSpec,
+        policy_url: &str,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<Self, ReservationError> {
+        let err = |field: &str, message: String| ReservationError {
+            key: key(field),
+            message,
+        };
+        if !l.path.starts_with('/') {
+            return Err(err("path", format!("{:?} must start with '/'", l.path)));
+        }
+        let (literal, prefix) = match l.path.strip_suffix('*') {
+            Some(lit) => (lit.to_owned(), true),
+            None => (l.path.clone(), false),
+        };
+        if literal.contains(['*', '?']) {
+            return Err(err("path", "only a trailing '*' is supported".into()));
+        }
+        let mut hosts: Vec<String> = l.host.iter().map(|h| h.to_ascii_lowercase()).collect();
+        hosts.sort();
+        if let Some(u) = l.allow.iter().find(|u| l.refuse.contains(u)) {
+            return Err(err(
+                "allow",
+                format!("{} is both allowed and refused", u.as_str()),
+            ));
+        }
+        if !l.tdm_reserved && !l.refuse.is_empty() {
+            return Err(err(
+                "refuse",
+                "refusing a usage while tdm_reserved = false is contradictory".into(),
+            ));
+        }
+        if let Some(p) = l.price_eur {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(err("price_eur", format!("{p} is not a positive price")));
+            }
+            if !l.tdm_reserved {
+                return Err(err("price_eur", "a price needs tdm_reserved = true".into()));
+            }
+        }
+        let price_micros = l.price_eur.map(crate::licensing::payment::micros);
+        let mut loc = Location {
+            pattern: l.path.clone(),
+            literal,
+            prefix,
+            hosts,
+            tdm_reserved: l.tdm_reserved,
+            allow: l.allow.clone(),
+            refuse: l.refuse.clone(),
+            price_eur: l.price_eur,
+            content_use: l.content_use,
+            price_micros,
+            price_header: price_micros
+                .map(|m| header(&crate::licensing::payment::format_price(m), "price_eur"))
+                .transpose()?,
+            headers: LocationHeaders {
+                tdm_reservation: http::HeaderValue::from_static(if l.tdm_reserved {
+                    "1"
+                } else {
+                    "0"
+                }),
+                tdm_policy: header(policy_url, "policy_url")?,
+                content_usage: None,
+                noai: l.tdm_reserved && !l.allow.contains(&Usage::AiTrain),
+            },
+        };
+        loc.headers.content_usage = loc
+            .content_usage()
+            .map(|v| header(&v, "location"))
+            .transpose()?;
+        Ok(loc)
+    }
+}
+
 impl Reservation {
     /// Validates and compiles the model; contradictions are errors.
     pub fn compile(spec: &ReservationSpec) -> Result<Self, ReservationError> {
@@ -332,87 +409,13 @@ impl Reservation {
         let mut seen = std::collections::HashSet::new();
         let mut locations = Vec::with_capacity(spec.locations.len());
         for (i, l) in spec.locations.iter().enumerate() {
-            let key = |field: &str| format!("location[{i}].{field}");
-            if !l.path.starts_with('/') {
+            let loc = Location::compile(l, &policy_url, &|field| format!("location[{i}].{field}"))?;
+            if !seen.insert((loc.pattern.clone(), loc.hosts.clone())) {
                 return Err(err(
-                    key("path"),
-                    format!("{:?} must start with '/'", l.path),
+                    format!("location[{i}].path"),
+                    format!("{:?} is declared twice", l.path),
                 ));
             }
-            let (literal, prefix) = match l.path.strip_suffix('*') {
-                Some(lit) => (lit.to_owned(), true),
-                None => (l.path.clone(), false),
-            };
-            if literal.contains(['*', '?']) {
-                return Err(err(key("path"), "only a trailing '*' is supported".into()));
-            }
-            let mut hosts: Vec<String> = l.host.iter().map(|h| h.to_ascii_lowercase()).collect();
-            hosts.sort();
-            if !seen.insert((l.path.clone(), hosts.clone())) {
-                return Err(err(key("path"), format!("{:?} is declared twice", l.path)));
-            }
-            if let Some(u) = l.allow.iter().find(|u| l.refuse.contains(u)) {
-                return Err(err(
-                    key("allow"),
-                    format!("{} is both allowed and refused", u.as_str()),
-                ));
-            }
-            if !l.tdm_reserved && !l.refuse.is_empty() {
-                return Err(err(
-                    key("refuse"),
-                    "refusing a usage while tdm_reserved = false is contradictory".into(),
-                ));
-            }
-            if let Some(p) = l.price_eur {
-                if !(p.is_finite() && p > 0.0) {
-                    return Err(err(
-                        key("price_eur"),
-                        format!("{p} is not a positive price"),
-                    ));
-                }
-                if !l.tdm_reserved {
-                    return Err(err(
-                        key("price_eur"),
-                        "a price needs tdm_reserved = true".into(),
-                    ));
-                }
-            }
-            let mut loc = Location {
-                pattern: l.path.clone(),
-                literal,
-                prefix,
-                hosts,
-                tdm_reserved: l.tdm_reserved,
-                allow: l.allow.clone(),
-                refuse: l.refuse.clone(),
-                price_eur: l.price_eur,
-                content_use: l.content_use,
-                price_micros: l.price_eur.map(crate::licensing::payment::micros),
-                price_header: l
-                    .price_eur
-                    .map(|p| {
-                        header(
-                            &crate::licensing::payment::format_price(
-                                crate::licensing::payment::micros(p),
-                            ),
-                            "price_eur",
-                        )
-                    })
-                    .transpose()?,
-                headers: LocationHeaders {
-                    tdm_reservation: http::HeaderValue::from_static("0"),
-                    tdm_policy: header(&policy_url, "policy_url")?,
-                    content_usage: None,
-                    noai: false,
-                },
-            };
-            loc.headers.tdm_reservation =
-                http::HeaderValue::from_static(if l.tdm_reserved { "1" } else { "0" });
-            loc.headers.content_usage = loc
-                .content_usage()
-                .map(|v| header(&v, "location"))
-                .transpose()?;
-            loc.headers.noai = l.tdm_reserved && !l.allow.contains(&Usage::AiTrain);
             locations.push(loc);
         }
         // Most specific first, whatever the order written: longer literals,

@@ -66,13 +66,20 @@ fn dump_dom(chromium: &PathBuf, url: &str) -> String {
 
 /// Chromium with JavaScript off (the profile's content setting, as a person
 /// sets it), loading `url` in real time; returns the title of the page it
-/// is on once that is `title` (or after 30 s), read from the DevTools HTTP
-/// endpoint.
+/// is on once that is `title` and `loaded()` holds (or after 30 s), read
+/// from the DevTools HTTP endpoint. The title is known as soon as the head
+/// is parsed, before the page's images are asked for: `loaded` keeps the
+/// browser running until they were.
 ///
 /// `--blink-settings=scriptEnabled=false` stops headless Chromium before it
 /// loads anything, and virtual time would skip the refresh's delay, so this
 /// run follows the browser instead.
-fn title_without_javascript(chromium: &PathBuf, url: &str, title: &str) -> String {
+fn title_without_javascript(
+    chromium: &PathBuf,
+    url: &str,
+    title: &str,
+    loaded: impl Fn() -> bool,
+) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
     let prefs = profile.path().join("Default");
     std::fs::create_dir_all(&prefs).unwrap();
@@ -100,7 +107,7 @@ fn title_without_javascript(chromium: &PathBuf, url: &str, title: &str) -> Strin
             .and_then(|p| p.iter().find(|t| t["type"] == "page"));
         if let Some(page) = page {
             last = page["title"].as_str().unwrap_or_default().to_owned();
-            if last == title {
+            if last == title && loaded() {
                 break;
             }
         }
@@ -174,7 +181,13 @@ fn without_javascript_the_refresh_step_passes() {
     };
     let (origin, proxy) = start();
     let url = proxy.url("/films/la-traversee");
-    let title = title_without_javascript(&chromium, &url, "Film");
+    let assets_seen = || {
+        let seen = origin.seen.lock().unwrap();
+        ["/static/site.css", "/img/poster.png"]
+            .iter()
+            .all(|a| seen.iter().any(|s| s.path == *a))
+    };
+    let title = title_without_javascript(&chromium, &url, "Film", assets_seen);
     assert_eq!(title, "Film", "the origin's page, not the interstitial");
     assert_passed(&origin, &proxy);
     assert_eq!(

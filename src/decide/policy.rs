@@ -173,134 +173,173 @@ fn verification_bit(v: Verification) -> u32 {
     v as u32
 }
 
+/// Which rule an error is about.
+#[derive(Clone, Copy)]
+struct At(usize);
+
+impl At {
+    fn err(self, field: &str, message: String) -> RuleError {
+        RuleError {
+            rule: self.0,
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
+impl Rule {
+    fn compile(at: At, spec: &RuleSpec, catalogue: &Catalogue) -> Result<Self, RuleError> {
+        // A rule with several errors reports the first of: agents, hosts, paths.
+        let agents = agents(at, spec, catalogue)?;
+        let hosts = hosts(at, spec)?;
+        let Paths {
+            exact,
+            prefixes,
+            globs,
+        } = paths(at, spec)?;
+        Ok(Rule {
+            name: spec.name.clone(),
+            kinds: Mask::of(spec.identity.iter().map(|&k| kind_bit(k))),
+            purposes: Mask::of(spec.purpose.iter().map(|&p| purpose_bit(p))),
+            verifications: Mask::of(spec.verification.iter().map(|&v| verification_bit(v))),
+            agents,
+            hosts,
+            exact,
+            prefixes,
+            globs,
+            signals: spec.signal.iter().copied().collect(),
+            min_score: spec.min_score.unwrap_or(0),
+            action: spec.action,
+            mode: spec.mode,
+            until: None,
+            forced_log_only: None,
+            from_override: false,
+        })
+    }
+}
+
+/// The agents a rule names, directly or by operator, sorted; `None` when it
+/// names none (any agent, or none).
+fn agents(at: At, spec: &RuleSpec, catalogue: &Catalogue) -> Result<Option<Vec<u32>>, RuleError> {
+    let mut agents: Option<Vec<u32>> = None;
+    for (j, name) in spec.agent.iter().enumerate() {
+        let id = catalogue.by_name(name).ok_or_else(|| {
+            at.err(
+                &format!("agent[{j}]"),
+                format!("no agent {name:?} in the catalogue"),
+            )
+        })?;
+        agents.get_or_insert_with(Vec::new).push(id.0);
+    }
+    for (j, op) in spec.operator.iter().enumerate() {
+        let ids: Vec<u32> = catalogue
+            .agents()
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.operator.eq_ignore_ascii_case(op))
+            .map(|(k, _)| k as u32)
+            .collect();
+        if ids.is_empty() {
+            return Err(at.err(
+                &format!("operator[{j}]"),
+                format!("no agent of operator {op:?} in the catalogue"),
+            ));
+        }
+        agents.get_or_insert_with(Vec::new).extend(ids);
+    }
+    if let Some(a) = agents.as_mut() {
+        a.sort_unstable();
+        a.dedup();
+    }
+    Ok(agents)
+}
+
+/// A rule's hosts, lower-cased; `*.example.org` matches the subdomains.
+fn hosts(at: At, spec: &RuleSpec) -> Result<Vec<HostPattern>, RuleError> {
+    let mut hosts = Vec::with_capacity(spec.host.len());
+    for (j, h) in spec.host.iter().enumerate() {
+        let h = h.trim().to_ascii_lowercase();
+        if h.is_empty() || h.contains(['/', ' ']) {
+            return Err(at.err(&format!("host[{j}]"), format!("{h:?} is not a host name")));
+        }
+        hosts.push(match h.strip_prefix("*.") {
+            Some(rest) => HostPattern::Suffix(format!(".{rest}")),
+            None => HostPattern::Exact(h),
+        });
+    }
+    Ok(hosts)
+}
+
+/// A rule's paths, as [`Rule`] keeps them.
+struct Paths {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+    globs: Option<GlobSet>,
+}
+
+/// A rule's paths: exact ones, prefixes (`path_prefix` and globs that are a
+/// literal and one trailing `*`), and the real globs, compiled once.
+fn paths(at: At, spec: &RuleSpec) -> Result<Paths, RuleError> {
+    for (j, p) in spec.path_prefix.iter().enumerate() {
+        if !p.starts_with('/') {
+            return Err(at.err(
+                &format!("path_prefix[{j}]"),
+                format!("{p:?} must start with '/'"),
+            ));
+        }
+    }
+    let mut exact = Vec::new();
+    let mut prefixes = spec.path_prefix.clone();
+    let mut glob_builder: Option<GlobSetBuilder> = None;
+    for (j, p) in spec.path.iter().enumerate() {
+        if !p.starts_with('/') {
+            return Err(at.err(&format!("path[{j}]"), format!("{p:?} must start with '/'")));
+        }
+        // Most path patterns are literals or literal prefixes: compare
+        // those as strings and leave only real globs to globset.
+        let is_meta = |c: char| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\');
+        match p.strip_suffix('*') {
+            _ if !p.contains(is_meta) => exact.push(p.clone()),
+            Some(lit) if !lit.contains(is_meta) => prefixes.push(lit.to_owned()),
+            _ => {
+                let glob = GlobBuilder::new(p)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| at.err(&format!("path[{j}]"), format!("bad glob: {e}")))?;
+                glob_builder
+                    .get_or_insert_with(GlobSetBuilder::new)
+                    .add(glob);
+            }
+        }
+    }
+    let globs = glob_builder
+        .map(|b| b.build())
+        .transpose()
+        .map_err(|e| at.err("path", format!("bad glob: {e}")))?;
+    Ok(Paths {
+        exact,
+        prefixes,
+        globs,
+    })
+}
+
 impl Policy {
     /// Compiles rule specs against a catalogue (agent and operator names must exist).
     pub fn compile(specs: &[RuleSpec], catalogue: &Catalogue) -> Result<Self, RuleError> {
         let mut rules = Vec::with_capacity(specs.len());
         let mut seen = std::collections::HashSet::new();
         for (i, spec) in specs.iter().enumerate() {
-            let err = |field: &str, message: String| RuleError {
-                rule: i,
-                field: field.to_owned(),
-                message,
-            };
+            let at = At(i);
             if spec.name.trim().is_empty() {
-                return Err(err("name", "a rule needs a name".into()));
+                return Err(at.err("name", "a rule needs a name".into()));
             }
             if !seen.insert(spec.name.as_str()) {
-                return Err(err("name", format!("duplicate rule name {:?}", spec.name)));
+                return Err(at.err("name", format!("duplicate rule name {:?}", spec.name)));
             }
-            let mut agents: Option<Vec<u32>> = None;
-            for (j, name) in spec.agent.iter().enumerate() {
-                let id = catalogue.by_name(name).ok_or_else(|| {
-                    err(
-                        &format!("agent[{j}]"),
-                        format!("no agent {name:?} in the catalogue"),
-                    )
-                })?;
-                agents.get_or_insert_with(Vec::new).push(id.0);
-            }
-            for (j, op) in spec.operator.iter().enumerate() {
-                let ids: Vec<u32> = catalogue
-                    .agents()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| a.operator.eq_ignore_ascii_case(op))
-                    .map(|(k, _)| k as u32)
-                    .collect();
-                if ids.is_empty() {
-                    return Err(err(
-                        &format!("operator[{j}]"),
-                        format!("no agent of operator {op:?} in the catalogue"),
-                    ));
-                }
-                agents.get_or_insert_with(Vec::new).extend(ids);
-            }
-            if let Some(a) = agents.as_mut() {
-                a.sort_unstable();
-                a.dedup();
-            }
-            let mut hosts = Vec::with_capacity(spec.host.len());
-            for (j, h) in spec.host.iter().enumerate() {
-                let h = h.trim().to_ascii_lowercase();
-                if h.is_empty() || h.contains(['/', ' ']) {
-                    return Err(err(
-                        &format!("host[{j}]"),
-                        format!("{h:?} is not a host name"),
-                    ));
-                }
-                hosts.push(match h.strip_prefix("*.") {
-                    Some(rest) => HostPattern::Suffix(format!(".{rest}")),
-                    None => HostPattern::Exact(h),
-                });
-            }
-            for (j, p) in spec.path_prefix.iter().enumerate() {
-                if !p.starts_with('/') {
-                    return Err(err(
-                        &format!("path_prefix[{j}]"),
-                        format!("{p:?} must start with '/'"),
-                    ));
-                }
-            }
-            let mut exact = Vec::new();
-            let mut prefixes = spec.path_prefix.clone();
-            let mut glob_builder: Option<GlobSetBuilder> = None;
-            for (j, p) in spec.path.iter().enumerate() {
-                if !p.starts_with('/') {
-                    return Err(err(
-                        &format!("path[{j}]"),
-                        format!("{p:?} must start with '/'"),
-                    ));
-                }
-                // Most path patterns are literals or literal prefixes: compare
-                // those as strings and leave only real globs to globset.
-                let is_meta = |c: char| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\');
-                match p.strip_suffix('*') {
-                    _ if !p.contains(is_meta) => exact.push(p.clone()),
-                    Some(lit) if !lit.contains(is_meta) => prefixes.push(lit.to_owned()),
-                    _ => {
-                        let glob = GlobBuilder::new(p)
-                            .literal_separator(false)
-                            .build()
-                            .map_err(|e| err(&format!("path[{j}]"), format!("bad glob: {e}")))?;
-                        glob_builder
-                            .get_or_insert_with(GlobSetBuilder::new)
-                            .add(glob);
-                    }
-                }
-            }
-            let globs = match glob_builder {
-                Some(b) => Some(
-                    b.build()
-                        .map_err(|e| err("path", format!("bad glob: {e}")))?,
-                ),
-                None => None,
-            };
-            rules.push(Rule {
-                name: spec.name.clone(),
-                kinds: Mask::of(spec.identity.iter().map(|&k| kind_bit(k))),
-                purposes: Mask::of(spec.purpose.iter().map(|&p| purpose_bit(p))),
-                verifications: Mask::of(spec.verification.iter().map(|&v| verification_bit(v))),
-                agents,
-                hosts,
-                exact,
-                prefixes,
-                globs,
-                signals: spec.signal.iter().copied().collect(),
-                min_score: spec.min_score.unwrap_or(0),
-                action: spec.action,
-                mode: spec.mode,
-                until: None,
-                forced_log_only: None,
-                from_override: false,
-            });
+            rules.push(Rule::compile(at, spec, catalogue)?);
         }
         if rules.len() > u16::MAX as usize {
-            return Err(RuleError {
-                rule: rules.len(),
-                field: String::new(),
-                message: "too many rules".into(),
-            });
+            return Err(At(rules.len()).err("", "too many rules".into()));
         }
         Ok(Self { rules })
     }

@@ -216,6 +216,46 @@ impl Rule {
             from_override: false,
         })
     }
+
+    /// An agent override's rule: this agent, any identity, path and
+    /// behaviour. An `allow` excludes a client caught claiming the agent's
+    /// name from elsewhere (`spoofed`).
+    fn for_agent(
+        name: String,
+        agent: u32,
+        action: OverrideAction,
+        until: Option<SystemTime>,
+    ) -> Self {
+        let (verifications, action) = match action {
+            OverrideAction::Allow => (
+                Mask::of(
+                    [Verification::Verified, Verification::Unverifiable]
+                        .into_iter()
+                        .map(verification_bit),
+                ),
+                Action::Allow,
+            ),
+            OverrideAction::Block => (Mask::default(), Action::Block),
+        };
+        Rule {
+            name,
+            kinds: Mask::default(),
+            purposes: Mask::default(),
+            verifications,
+            agents: Some(vec![agent]),
+            hosts: Vec::new(),
+            exact: Vec::new(),
+            prefixes: Vec::new(),
+            globs: None,
+            signals: SignalSet::EMPTY,
+            min_score: 0,
+            action,
+            mode: Mode::Enforce,
+            until,
+            forced_log_only: None,
+            from_override: true,
+        }
+    }
 }
 
 /// The agents a rule names, directly or by operator, sorted; `None` when it
@@ -429,11 +469,7 @@ impl Policy {
     ) -> Result<Self, RuleError> {
         let mut first = Vec::new();
         for (i, o) in overrides.iter().enumerate() {
-            let err = |field: &str, message: String| RuleError {
-                rule: i,
-                field: field.to_owned(),
-                message,
-            };
+            let err = |field: &str, message: String| At(i).err(field, message);
             let until = o
                 .until_unix
                 .map(|u| SystemTime::UNIX_EPOCH + Duration::from_secs(u));
@@ -446,39 +482,11 @@ impl Policy {
                     if ended {
                         continue;
                     }
-                    let verifications = match action {
-                        OverrideAction::Allow => Mask::of(
-                            [Verification::Verified, Verification::Unverifiable]
-                                .into_iter()
-                                .map(verification_bit),
-                        ),
-                        OverrideAction::Block => Mask::default(),
-                    };
                     let name = override_rule_name(action, &catalogue.agents()[id.0 as usize].name);
                     if self.rules.iter().any(|r| r.name == name) {
                         return Err(err("agent", format!("a rule is already named {name:?}")));
                     }
-                    first.push(Rule {
-                        name,
-                        kinds: Mask::default(),
-                        purposes: Mask::default(),
-                        verifications,
-                        agents: Some(vec![id.0]),
-                        hosts: Vec::new(),
-                        exact: Vec::new(),
-                        prefixes: Vec::new(),
-                        globs: None,
-                        signals: SignalSet::EMPTY,
-                        min_score: 0,
-                        action: match action {
-                            OverrideAction::Allow => Action::Allow,
-                            OverrideAction::Block => Action::Block,
-                        },
-                        mode: Mode::Enforce,
-                        until,
-                        forced_log_only: None,
-                        from_override: true,
-                    });
+                    first.push(Rule::for_agent(name, id.0, action, until));
                 }
                 Some(Target::LogOnly(name)) => {
                     let rule = self

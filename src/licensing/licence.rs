@@ -139,7 +139,81 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+impl Licensee {
+    /// One licensee whose id was checked, against the catalogue.
+    fn compile(
+        s: &LicenseeSpec,
+        catalogue: &Catalogue,
+        err: &dyn Fn(&str, String) -> LicenceError,
+    ) -> Result<Self, LicenceError> {
+        let mut agents = Vec::new();
+        for (j, a) in s.agents.iter().enumerate() {
+            agents.push(catalogue.by_name(a).ok_or_else(|| {
+                err(
+                    &format!("agents[{j}]"),
+                    format!("no agent {a:?} in the catalogue"),
+                )
+            })?);
+        }
+        if let Some((j, p)) = s
+            .paths
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !p.starts_with('/'))
+        {
+            return Err(err(
+                &format!("paths[{j}]"),
+                format!("{p:?} must start with '/'"),
+            ));
+        }
+        let expires_at = s
+            .expires
+            .as_ref()
+            .map(|d| d.parse::<crate::day::Day>().map(|d| d.end_unix()))
+            .transpose()
+            .map_err(|e| err("expires", e.to_string()))?;
+        if !s.key_ids.is_empty() && s.key_directories.is_empty() {
+            return Err(err(
+                "key_directories",
+                "key_ids need the origin of the key directory that holds them".into(),
+            ));
+        }
+        if s.token_sha256.is_empty() && s.key_ids.is_empty() {
+            return Err(err(
+                "token_sha256",
+                "give at least one credential hash or Web Bot Auth key id".into(),
+            ));
+        }
+        let mut hashes = Vec::with_capacity(s.token_sha256.len());
+        for (j, h) in s.token_sha256.iter().enumerate() {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.trim(), &mut out).map_err(|_| {
+                err(
+                    &format!("token_sha256[{j}]"),
+                    "not a SHA-256 in hex (64 characters)".into(),
+                )
+            })?;
+            hashes.push(out);
+        }
+        Ok(Licensee {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            agents,
+            paths: s.paths.clone(),
+            hosts: s.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            expires_at,
+            quota_per_day: s.quota_per_day,
+            hashes,
+            key_ids: s.key_ids.clone(),
+            requests: std::sync::OnceLock::new(),
+            bytes: std::sync::OnceLock::new(),
+        })
+    }
+}
+
 impl Licensees {
+    /// Compiles the written licensees against a catalogue (agent names must
+    /// exist); an error names the licensee's index and field.
     pub fn compile(specs: &[LicenseeSpec], catalogue: &Catalogue) -> Result<Self, LicenceError> {
         let mut list = Vec::with_capacity(specs.len());
         let mut ids = std::collections::HashSet::new();
@@ -149,12 +223,8 @@ impl Licensees {
                 field: field.to_owned(),
                 message,
             };
-            if s.id.is_empty()
-                || !s
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            if s.id.is_empty() || !s.id.bytes().all(valid) {
                 return Err(err(
                     "id",
                     format!("{:?}: use letters, digits, '-' and '_'", s.id),
@@ -163,70 +233,8 @@ impl Licensees {
             if !ids.insert(s.id.as_str()) {
                 return Err(err("id", format!("duplicate licensee id {:?}", s.id)));
             }
-            let mut agents = Vec::new();
-            for (j, a) in s.agents.iter().enumerate() {
-                agents.push(catalogue.by_name(a).ok_or_else(|| {
-                    err(
-                        &format!("agents[{j}]"),
-                        format!("no agent {a:?} in the catalogue"),
-                    )
-                })?);
-            }
-            if let Some((j, p)) = s
-                .paths
-                .iter()
-                .enumerate()
-                .find(|(_, p)| !p.starts_with('/'))
-            {
-                return Err(err(
-                    &format!("paths[{j}]"),
-                    format!("{p:?} must start with '/'"),
-                ));
-            }
-            let expires_at = match &s.expires {
-                Some(d) => Some(
-                    d.parse::<crate::day::Day>()
-                        .map_err(|e| err("expires", e.to_string()))?
-                        .end_unix(),
-                ),
-                None => None,
-            };
-            if !s.key_ids.is_empty() && s.key_directories.is_empty() {
-                return Err(err(
-                    "key_directories",
-                    "key_ids need the origin of the key directory that holds them".into(),
-                ));
-            }
-            if s.token_sha256.is_empty() && s.key_ids.is_empty() {
-                return Err(err(
-                    "token_sha256",
-                    "give at least one credential hash or Web Bot Auth key id".into(),
-                ));
-            }
-            let mut hashes = Vec::with_capacity(s.token_sha256.len());
-            for (j, h) in s.token_sha256.iter().enumerate() {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(h.trim(), &mut out).map_err(|_| {
-                    err(
-                        &format!("token_sha256[{j}]"),
-                        "not a SHA-256 in hex (64 characters)".into(),
-                    )
-                })?;
-                hashes.push(out);
-            }
-            list.push(Licensee {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                agents,
-                paths: s.paths.clone(),
-                hosts: s.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
-                expires_at,
-                quota_per_day: s.quota_per_day,
-                hashes,
-                key_ids: s.key_ids.clone(),
-                requests: std::sync::OnceLock::new(),
-                bytes: std::sync::OnceLock::new(),
-            });
+            let licensee = Licensee::compile(s, catalogue, &err)?;
+            list.push(licensee);
         }
         let usage = std::sync::Arc::new(list.iter().map(|_| QuotaCounter::default()).collect());
         Ok(Self { list, usage })

@@ -15,6 +15,18 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// A unix time in milliseconds as the ledger writes a request's time:
+/// RFC 3339, UTC, always three decimals (so that the lines of one second
+/// sort as text).
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| unix_ms.to_string())
+}
+
 /// One UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Day(Date);
@@ -69,6 +81,20 @@ impl Day {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_times_keep_three_decimals() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_800_000_000_007), "2027-01-15T08:00:00.007Z");
+        assert_eq!(rfc3339_ms(1_800_000_000_120), "2027-01-15T08:00:00.120Z");
+        // Read back as the ledger's other times are.
+        let t = OffsetDateTime::parse(
+            &rfc3339_ms(1_800_000_000_999),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert_eq!(t.unix_timestamp_nanos(), 1_800_000_000_999_000_000);
+    }
 
     #[test]
     fn reads_and_writes_days_of_the_calendar_only() {

@@ -120,12 +120,15 @@ fn verify_passes_on_a_good_ledger_and_finds_edits_deletions_and_truncation() {
     let cut = copy_ledger(&dir);
     let names = files(cut.path());
     let middle = &names[1];
-    let len = std::fs::metadata(middle).unwrap().len();
+    // Cut inside its second line, whatever the records' lengths.
+    let text = std::fs::read(middle).unwrap();
+    let first_end = text.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let second_len = text[first_end..].iter().position(|&b| b == b'\n').unwrap();
     std::fs::OpenOptions::new()
         .write(true)
         .open(middle)
         .unwrap()
-        .set_len(len / 2)
+        .set_len((first_end + second_len / 2) as u64)
         .unwrap();
     let (code, out) = verify(cut.path());
     assert_eq!(code, 1, "{out}");
@@ -212,6 +215,39 @@ fn a_process_killed_under_load_leaves_a_ledger_that_verifies_with_every_flushed_
         out.contains(&format!("intact: {} records", all.len())),
         "{out}"
     );
+}
+
+#[test]
+fn a_request_record_says_when_the_request_came_as_well_as_when_it_was_written() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin.url());
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i128
+    };
+    let sent = ms(std::time::SystemTime::now());
+    assert_eq!(proxy.get("/films/x", &[("user-agent", GPTBOT)]).status, 402);
+    let answered = ms(std::time::SystemTime::now());
+    let records = proxy.wait_records(1);
+    let r = records
+        .iter()
+        .find(|r| r["type"] == "request")
+        .expect("a request record");
+    let at = |field: &str| {
+        let text = r[field].as_str().unwrap_or_else(|| panic!("{field}: {r}"));
+        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{field} {text:?}: {e}"));
+        (text.to_owned(), t.unix_timestamp_nanos() / 1_000_000)
+    };
+    let (text, requested) = at("requested_at");
+    let (_, written) = at("ts");
+    // To the millisecond, within the client's own exchange, and never after
+    // the writer wrote the line.
+    assert_eq!(text.len(), "2026-12-04T19:30:00.123Z".len(), "{text}");
+    assert!(
+        sent <= requested && requested <= answered,
+        "{sent} <= {requested} <= {answered}"
+    );
+    assert!(requested <= written, "{requested} <= {written}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::record::{
 };
 use super::ClientId;
 use crate::behaviour::Assessment;
-use crate::day::rfc3339;
+use crate::day::{rfc3339, rfc3339_ms};
 use crate::decide::{Decision, Outcome};
 use crate::identify::webbotauth::Signature;
 use crate::identify::Identity;
@@ -31,6 +31,10 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
     pub client_ip: Option<IpAddr>,
+    /// When the request was read and decided (unix milliseconds: the clock
+    /// its decision used). The record's `ts` is when the writer wrote it,
+    /// which a flood can delay by a second or more.
+    pub requested_ms: u64,
     /// The user agent, the canonical path, the host and the method, one
     /// after the other.
     text: String,
@@ -60,6 +64,7 @@ impl Kept {
         text.push_str(method);
         Self {
             client_ip: None,
+            requested_ms: 0,
             text,
             ends: [ua_end, path_end, host_end],
             has_host: host.is_some(),
@@ -205,6 +210,7 @@ impl Pending {
         let (snap, o, kept) = (&*self.snapshot, &self.outcome, &self.kept);
         let id = &o.identity;
         let request_id = self.request_id.to_string();
+        let requested_at = (kept.requested_ms != 0).then(|| rfc3339_ms(kept.requested_ms));
         let fingerprint = o.conduct.fingerprint.map(|f| format!("{f:016x}"));
         let fetched_at = o.conduct.robots.map(|(at, _)| {
             time::OffsetDateTime::from_unix_timestamp(i64::from(at))
@@ -229,6 +235,7 @@ impl Pending {
             prev,
             kind: "request",
             request_id: &request_id,
+            requested_at: requested_at.as_deref(),
             client,
             user_agent: kept.user_agent(),
             agent: id.agent_name(&snap.catalogue),

@@ -192,6 +192,7 @@ mod tests {
         let kept = build::Kept::new("GET", Some("catalogue.example"), "/films/x", ua.as_bytes());
         Body::Request(Box::new(RequestRecord {
             request_id: "r".into(),
+            requested_at: None,
             client: ClientId::Pseudonym(client.into()),
             user_agent: kept.user_agent().to_owned(),
             agent: None,
@@ -311,6 +312,7 @@ mod tests {
         let req = read.unwrap();
         let mut kept = build::Kept::new(req.method.as_str(), req.host, req.path(), req.user_agent);
         kept.client_ip = Some(req.client_ip);
+        kept.requested_ms = req.now_ms;
         (snap, o, kept)
     }
 
@@ -351,6 +353,10 @@ mod tests {
             panic!("{line:?}")
         };
         assert_eq!(r.request_id, "00000abc-2a");
+        // The request's own time (the clock its decision read), not the
+        // writer's `ts`.
+        assert_eq!(r.requested_at.as_deref(), Some("2027-01-15T08:00:00.000Z"));
+        assert_eq!(line.ts, "2026-12-02T06:00:00Z");
         assert_eq!(
             r.client,
             ClientId::Pseudonym(key.pseudonym("203.0.113.10".parse().unwrap()))

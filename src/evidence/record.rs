@@ -53,6 +53,11 @@ pub struct Shadow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub request_id: String,
+    /// When rempart read and decided the request (RFC 3339, UTC, to the
+    /// millisecond); the line's `ts` is when the writer wrote it. Absent in
+    /// ledgers written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
     pub client: ClientId,
     pub user_agent: String,
     pub agent: Option<String>,
@@ -268,6 +273,8 @@ pub struct RequestLine<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<&'a str>,
     pub client: &'a ClientId,
     pub user_agent: &'a str,
     pub agent: Option<&'a str>,

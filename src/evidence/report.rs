@@ -217,7 +217,13 @@ struct Reading {
 impl Reading {
     fn add(&mut self, line: Line) {
         self.records += 1;
-        let in_range = parse_ts(&line.ts).is_some_and(|t| {
+        // A request is placed at its own time; ledgers from before
+        // `requested_at` existed have only the time it was written.
+        let at = match &line.body {
+            Body::Request(r) => r.requested_at.as_deref().unwrap_or(&line.ts),
+            _ => &line.ts,
+        };
+        let in_range = parse_ts(at).is_some_and(|t| {
             self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
         });
         match line.body {
@@ -257,7 +263,10 @@ impl Reading {
             } if in_range => self
                 .referrals
                 .tally(&period_start, &referred, &crawled_allowed),
-            Body::Request(r) if in_range => self.request(&line.ts, &r),
+            Body::Request(r) if in_range => {
+                let at = r.requested_at.clone().unwrap_or(line.ts);
+                self.request(&at, &r)
+            }
             _ => {}
         }
     }
@@ -502,5 +511,56 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_line(ts: &str, requested_at: Option<&str>) -> Line {
+        let mut v = serde_json::json!({
+            "seq": 1, "ts": ts, "prev": super::super::record::GENESIS, "type": "request",
+            "request_id": "r", "client": {"pseudonym": "hmac-sha256:00"}, "user_agent": "GPTBot/1.2",
+            "agent": "GPTBot", "operator": "OpenAI", "purpose": "ai-training",
+            "identity": "declared", "verification": "unverified", "verified_by": "none",
+            "method": "GET", "host": null, "path": "/films/x", "decision": "offer",
+            "status": 402, "rule": "ai-licensing-offer", "score": 0, "signals": [],
+            "reservation": null, "robots_txt": null,
+        });
+        if let Some(at) = requested_at {
+            v["requested_at"] = at.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_request_counts_at_its_own_time_not_when_it_was_written() {
+        let day = |s: &str| parse_ts(s).unwrap();
+        // Decided a moment before midnight, written just after.
+        let mut r = Reading {
+            until: Some(day("2026-12-01T23:59:59.999Z")),
+            ..Reading::default()
+        };
+        r.add(request_line(
+            "2026-12-02T00:00:00.700Z",
+            Some("2026-12-01T23:59:59.900Z"),
+        ));
+        assert_eq!(r.requests, 1);
+        assert_eq!(
+            r.per_day.keys().collect::<Vec<_>>(),
+            ["2026-12-01"],
+            "charted on the day it came"
+        );
+        let g = r.groups.values().next().unwrap();
+        assert_eq!(g.g.first_seen, "2026-12-01T23:59:59.900Z");
+
+        // A ledger from before `requested_at`: the line's time, as before.
+        r.add(request_line("2026-12-02T00:00:00.700Z", None));
+        assert_eq!(r.requests, 1, "written after the period's end");
+        r.until = None;
+        r.add(request_line("2026-12-02T00:00:00.700Z", None));
+        assert_eq!(r.requests, 2);
+        assert!(r.per_day.contains_key("2026-12-02"));
     }
 }

@@ -47,6 +47,7 @@ impl RequestCtx {
             self.kept = Kept::new(req.method.as_str(), req.host, req.path(), req.user_agent);
         }
         self.kept.client_ip = Some(req.client_ip);
+        self.kept.requested_ms = req.now_ms;
         if matches!(o.answer, Answer::Upstream) {
             self.forward.target = req.upstream_target();
             self.forward.host = req.authority.map(str::to_owned);

@@ -1,7 +1,7 @@
 //! Per-client state in bounded memory, and the signals it gives.
 //!
-//! Two caches (quick_cache: sharded, size-bounded, S3-FIFO eviction, no global
-//! lock; a hit locks one shard for a few instructions):
+//! Three caches (quick_cache: sharded, size-bounded, S3-FIFO eviction, no
+//! global lock; a hit locks one shard for a few instructions):
 //! - clients, keyed by IP + user agent: page and asset counts, robots.txt
 //!   fetches, refusals, sticky flags (honeypot, robots ignored);
 //! - addresses, keyed by IP and by its /24 (IPv4) or /64 (IPv6): page rates,
@@ -50,18 +50,12 @@ impl RateKind {
     }
 }
 
-/// A sliding-window page counter.
+/// A sliding-window page counter of this replica.
 #[derive(Debug, Clone, Copy, Default)]
-struct Rate {
+pub struct Rate {
     window: u32,
     cur: u32,
     prev: u32,
-    /// The shared store's counts for `shared_window` and the window before
-    /// it, and the local pages not yet included in them.
-    shared: u32,
-    shared_prev: u32,
-    shared_window: u32,
-    unflushed: u32,
 }
 
 impl Rate {
@@ -79,8 +73,85 @@ impl Rate {
     }
 
     /// Pages in the sliding window ending now.
+    fn estimate(&self, frac_left: f32) -> u32 {
+        (self.prev as f32 * frac_left) as u32 + self.cur
+    }
+}
+
+/// A page counter the shared store counts too: this replica's count, the
+/// store's counts for `shared_window` and the window before it, and the
+/// local pages not yet included in them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SharedRate {
+    local: Rate,
+    shared: u32,
+    shared_prev: u32,
+    shared_window: u32,
+    unflushed: u32,
+}
+
+/// A page rate, of this replica only or of every replica. The tracker holds
+/// one kind or the other, chosen when it is made: without a shared store,
+/// no entry carries the store's 16 bytes (a third of a client's state).
+pub trait Counter: Copy + Default + Send + Sync + 'static {
+    fn local(&self) -> &Rate;
+    fn local_mut(&mut self) -> &mut Rate;
+    /// Counts a page; `unflushed` when it is also to be sent to the store.
+    fn add_page(&mut self, unflushed: bool);
+    /// Pages in the sliding window ending now.
+    fn estimate(&self, idx: u32, frac_left: f32) -> u32;
+    /// Applies the store's total for `idx`, of which `flushed` were ours.
+    fn apply_shared(&mut self, idx: u32, total: u32, flushed: u32);
+
+    fn started(window: u32) -> Self {
+        let mut c = Self::default();
+        c.local_mut().window = window;
+        c
+    }
+
+    fn roll(&mut self, idx: u32) {
+        self.local_mut().roll(idx);
+    }
+}
+
+impl Counter for Rate {
+    fn local(&self) -> &Rate {
+        self
+    }
+
+    fn local_mut(&mut self) -> &mut Rate {
+        self
+    }
+
+    fn add_page(&mut self, _: bool) {
+        self.cur = self.cur.saturating_add(1);
+    }
+
+    fn estimate(&self, _: u32, frac_left: f32) -> u32 {
+        Rate::estimate(self, frac_left)
+    }
+
+    /// Nothing to apply: a tracker without a store is never sent its counts.
+    fn apply_shared(&mut self, _: u32, _: u32, _: u32) {}
+}
+
+impl Counter for SharedRate {
+    fn local(&self) -> &Rate {
+        &self.local
+    }
+
+    fn local_mut(&mut self) -> &mut Rate {
+        &mut self.local
+    }
+
+    fn add_page(&mut self, unflushed: bool) {
+        self.local.add_page(false);
+        if unflushed {
+            self.unflushed = self.unflushed.saturating_add(1);
+        }
+    }
+
     fn estimate(&self, idx: u32, frac_left: f32) -> u32 {
-        let local = (self.prev as f32 * frac_left) as u32 + self.cur;
         // The shared counts slide the same way as the local ones.
         let shared = if self.shared_window == idx {
             (self.shared_prev as f32 * frac_left) as u32 + self.shared
@@ -89,14 +160,7 @@ impl Rate {
         } else {
             0
         };
-        local.max(shared + self.unflushed)
-    }
-
-    fn add_page(&mut self, shared_on: bool) {
-        self.cur = self.cur.saturating_add(1);
-        if shared_on {
-            self.unflushed = self.unflushed.saturating_add(1);
-        }
+        self.local.estimate(frac_left).max(shared + self.unflushed)
     }
 
     fn apply_shared(&mut self, idx: u32, total: u32, flushed: u32) {
@@ -118,10 +182,11 @@ impl Rate {
     }
 }
 
-/// Everything rempart remembers about one IP + user agent: 48 bytes.
+/// Everything rempart remembers about one IP + user agent: 32 bytes, 48
+/// with a shared store.
 #[derive(Debug, Clone, Copy, Default)]
-struct ClientState {
-    rate: Rate,
+struct ClientState<C> {
+    rate: C,
     pages: u16,
     assets: u16,
     refusals: u16,
@@ -133,7 +198,7 @@ struct ClientState {
     robots_version: u32,
 }
 
-impl ClientState {
+impl<C: Counter> ClientState<C> {
     /// Counts one request of this client and returns the state after it.
     fn count(&mut self, s: &Settings, o: &Observation<'_>, shared_on: bool) -> Self {
         let now = o.clock.now_secs;
@@ -233,26 +298,50 @@ pub struct SharedIncrement {
 
 /// One header fingerprint: its (shareable) page rate and the rest.
 #[derive(Debug, Clone, Copy)]
-struct FingerprintEntry {
-    rate: Rate,
+struct FingerprintEntry<C> {
+    rate: C,
     state: FingerprintState,
 }
 
 /// The per-client state of the whole proxy. Lives across config reloads.
-pub struct Tracker {
-    clients: Cache<u64, ClientState>,
-    addrs: Cache<u64, Rate>,
-    fingerprints: Cache<u64, FingerprintEntry>,
+///
+/// Its entries count pages for this replica alone, or for a shared store
+/// as well ([`Tracker::with_shared_store`]); which one is fixed when it is
+/// made, as the store is started once, with the server.
+pub struct Tracker(Kind);
+
+enum Kind {
+    Local(Caches<Rate>),
+    Shared(Caches<SharedRate>),
+}
+
+/// The three caches, their entries counting with `C`.
+struct Caches<C> {
+    clients: Cache<u64, ClientState<C>>,
+    addrs: Cache<u64, C>,
+    fingerprints: Cache<u64, FingerprintEntry<C>>,
     hasher: std::hash::RandomState,
+}
+
+/// Calls the same generic method on either kind of caches.
+macro_rules! each {
+    ($tracker:expr, $c:ident => $call:expr) => {
+        match &$tracker.0 {
+            Kind::Local($c) => $call,
+            Kind::Shared($c) => $call,
+        }
+    };
 }
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker")
-            .field("clients", &self.clients.len())
-            .field("addrs", &self.addrs.len())
-            .field("fingerprints", &self.fingerprints.len())
-            .finish()
+        each!(self, c => f
+            .debug_struct("Tracker")
+            .field("shared", &matches!(self.0, Kind::Shared(_)))
+            .field("clients", &c.clients.len())
+            .field("addrs", &c.addrs.len())
+            .field("fingerprints", &c.fingerprints.len())
+            .finish())
     }
 }
 
@@ -269,13 +358,84 @@ pub fn subnet_of(ip: IpAddr) -> IpAddr {
 
 impl Tracker {
     /// A tracker for up to `max_clients` IP + user agent pairs (and as many
-    /// addresses and networks).
+    /// addresses and networks), counting for this replica alone.
     pub fn new(max_clients: usize) -> Self {
-        Self::sized(max_clients, max_clients.min(65_536))
+        Self(Kind::Local(Caches::sized(
+            max_clients,
+            max_clients.min(65_536),
+        )))
     }
 
-    /// A tracker sized by the `[behaviour]` settings.
+    /// A tracker sized by the `[behaviour]` settings, counting for this
+    /// replica alone.
     pub fn for_settings(s: &Settings) -> Self {
+        Self(Kind::Local(Caches::for_settings(s)))
+    }
+
+    /// A tracker sized by the `[behaviour]` settings whose entries also
+    /// hold a shared store's counts (the store applies them with
+    /// [`Tracker::apply_shared`]).
+    pub fn with_shared_store(s: &Settings) -> Self {
+        Self(Kind::Shared(Caches::for_settings(s)))
+    }
+
+    #[cfg(test)]
+    fn shared(max_clients: usize) -> Self {
+        Self(Kind::Shared(Caches::sized(
+            max_clients,
+            max_clients.min(65_536),
+        )))
+    }
+
+    /// Number of tracked clients and addresses.
+    pub fn len(&self) -> (usize, usize) {
+        each!(self, c => (c.clients.len(), c.addrs.len()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        each!(self, c => c.clients.is_empty() && c.addrs.is_empty())
+    }
+
+    /// Counts one request and returns the signals its client shows now.
+    /// `shared` receives the page increments for the shared store, if any
+    /// (a tracker made without one sends none).
+    pub fn observe(
+        &self,
+        s: &Settings,
+        o: &Observation<'_>,
+        shared: Option<&mut dyn FnMut(SharedIncrement)>,
+    ) -> Assessment {
+        match &self.0 {
+            Kind::Local(c) => c.observe(s, o, None),
+            Kind::Shared(c) => c.observe(s, o, shared),
+        }
+    }
+
+    /// Records that the client took a path robots.txt disallowed for it.
+    pub fn mark_robots_ignored(&self, s: &Settings, a: &mut Assessment, now_secs: u32) {
+        each!(self, c => c.mark_robots_ignored(a.client, now_secs));
+        a.signals.insert(Signal::RobotsIgnored);
+        a.score = s.weights.score(a.signals);
+    }
+
+    /// Records that the client was refused (402 or 403).
+    pub fn note_refusal(&self, client: u64) {
+        each!(self, c => c.note_refusal(client))
+    }
+
+    /// Applies a count from the shared store.
+    pub fn apply_shared(&self, kind: RateKind, key: u64, window: u32, total: u32, flushed: u32) {
+        each!(self, c => c.apply_shared(kind, key, window, total, flushed))
+    }
+
+    /// Bytes used by the caches' own structures (entries and index).
+    pub fn memory_used(&self) -> usize {
+        each!(self, c => c.memory_used())
+    }
+}
+
+impl<C: Counter> Caches<C> {
+    fn for_settings(s: &Settings) -> Self {
         Self::sized(s.max_clients, s.fingerprint.max_fingerprints)
     }
 
@@ -297,17 +457,8 @@ impl Tracker {
         h.finish()
     }
 
-    /// Number of tracked clients and addresses.
-    pub fn len(&self) -> (usize, usize) {
-        (self.clients.len(), self.addrs.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty() && self.addrs.is_empty()
-    }
-
     fn update_rate(&self, key: u64, clock: Clock, page: bool, shared: bool) -> u32 {
-        let step = |r: &mut Rate| {
+        let step = |r: &mut C| {
             r.roll(clock.window);
             if page {
                 r.add_page(shared);
@@ -320,10 +471,7 @@ impl Tracker {
         {
             EntryResult::Retained(n) => n,
             EntryResult::Vacant(guard) => {
-                let mut r = Rate {
-                    window: clock.window,
-                    ..Rate::default()
-                };
+                let mut r = C::started(clock.window);
                 let n = step(&mut r);
                 let _ = guard.insert(r);
                 n
@@ -378,9 +526,7 @@ impl Tracker {
         set
     }
 
-    /// Counts one request and returns the signals its client shows now.
-    /// `shared` receives the page increments for the shared store, if any.
-    pub fn observe(
+    fn observe(
         &self,
         s: &Settings,
         o: &Observation<'_>,
@@ -402,7 +548,7 @@ impl Tracker {
                 signals.insert(Signal::FingerprintSpike);
             }
         }
-        let step = |c: &mut ClientState| c.count(s, o, shared_on);
+        let step = |c: &mut ClientState<C>| c.count(s, o, shared_on);
         let state = match self
             .clients
             .entry(&client, None, |_, c| EntryAction::Retain(step(c)))
@@ -410,10 +556,7 @@ impl Tracker {
             EntryResult::Retained(c) => c,
             EntryResult::Vacant(guard) => {
                 let mut c = ClientState {
-                    rate: Rate {
-                        window: o.clock.window,
-                        ..Rate::default()
-                    },
+                    rate: C::started(o.clock.window),
                     ..ClientState::default()
                 };
                 let c = step(&mut c);
@@ -467,9 +610,9 @@ impl Tracker {
             addr_hash: self.key(3, o.ip, b""),
         };
         let shared_on = shared.is_some();
-        let step = |e: &mut FingerprintEntry| {
-            let done = if e.rate.window != o.clock.window {
-                e.rate.cur
+        let step = |e: &mut FingerprintEntry<C>| {
+            let done = if e.rate.local().window != o.clock.window {
+                e.rate.local().cur
             } else {
                 0
             };
@@ -488,10 +631,7 @@ impl Tracker {
             EntryResult::Retained(spikes) => spikes,
             EntryResult::Vacant(guard) => {
                 let mut e = FingerprintEntry {
-                    rate: Rate {
-                        window: o.clock.window,
-                        ..Rate::default()
-                    },
+                    rate: C::started(o.clock.window),
                     state: FingerprintState::new(o.clock.window),
                 };
                 let spikes = step(&mut e);
@@ -511,27 +651,22 @@ impl Tracker {
         spikes
     }
 
-    /// Records that the client took a path robots.txt disallowed for it.
-    pub fn mark_robots_ignored(&self, s: &Settings, a: &mut Assessment, now_secs: u32) {
-        let _ = self.clients.entry(&a.client, None, |_, c| {
+    fn mark_robots_ignored(&self, client: u64, now_secs: u32) {
+        let _ = self.clients.entry(&client, None, |_, c| {
             c.flags |= FLAG_ROBOTS_IGNORED;
             c.flag_at = now_secs;
             EntryAction::Retain(())
         });
-        a.signals.insert(Signal::RobotsIgnored);
-        a.score = s.weights.score(a.signals);
     }
 
-    /// Records that the client was refused (402 or 403).
-    pub fn note_refusal(&self, client: u64) {
+    fn note_refusal(&self, client: u64) {
         let _ = self.clients.entry(&client, None, |_, c| {
             c.refusals = c.refusals.saturating_add(1);
             EntryAction::Retain(())
         });
     }
 
-    /// Applies a count from the shared store.
-    pub fn apply_shared(&self, kind: RateKind, key: u64, window: u32, total: u32, flushed: u32) {
+    fn apply_shared(&self, kind: RateKind, key: u64, window: u32, total: u32, flushed: u32) {
         match kind {
             RateKind::Client => {
                 let _ = self.clients.entry(&key, None, |_, c| {
@@ -554,8 +689,7 @@ impl Tracker {
         }
     }
 
-    /// Bytes used by the caches' own structures (entries and index).
-    pub fn memory_used(&self) -> usize {
+    fn memory_used(&self) -> usize {
         let c = self.clients.memory_used();
         let a = self.addrs.memory_used();
         let f = self.fingerprints.memory_used();
@@ -595,8 +729,11 @@ mod tests {
 
     #[test]
     fn state_is_small() {
-        assert!(std::mem::size_of::<ClientState>() <= 48);
-        assert!(std::mem::size_of::<Rate>() <= 28);
+        // A client's and an address's entries, without and with a store.
+        assert!(std::mem::size_of::<ClientState<Rate>>() <= 32);
+        assert!(std::mem::size_of::<Rate>() <= 12);
+        assert!(std::mem::size_of::<ClientState<SharedRate>>() <= 48);
+        assert!(std::mem::size_of::<SharedRate>() <= 28);
     }
 
     #[test]
@@ -752,30 +889,33 @@ mod tests {
     }
 
     #[test]
-    fn shared_counts_raise_the_estimate() {
-        let t = Tracker::new(1000);
+    fn shared_counts_raise_the_estimate_of_a_tracker_made_for_a_store_only() {
         let s = settings();
-        let mut sent = Vec::new();
-        let mut sink = |i: SharedIncrement| sent.push(i);
-        let a = t.observe(
-            &s,
-            &obs("192.0.2.5", b"x", PathClass::Page, 1_000),
-            Some(&mut sink),
-        );
-        assert_eq!(sent.len(), 3);
-        assert!(sent[0]
-            .shared_key
-            .starts_with("rempart:10000:0:c:192.0.2.5:"));
-        // Another replica saw 30 pages of this client in the same window.
-        t.apply_shared(RateKind::Client, a.client, 0, 31, 1);
-        let b = t.observe(&s, &obs("192.0.2.5", b"x", PathClass::Asset, 1_100), None);
-        assert_eq!(b.page_rate, 31);
-        assert!(b.signals.contains(Signal::PageRate));
+        // (tracker, increments sent for one page, its page rate once another
+        // replica's 30 pages are applied)
+        for (t, increments, rate) in [(Tracker::shared(1000), 3, 31), (Tracker::new(1000), 0, 1)] {
+            let mut sent = Vec::new();
+            let mut sink = |i: SharedIncrement| sent.push(i);
+            let a = t.observe(
+                &s,
+                &obs("192.0.2.5", b"x", PathClass::Page, 1_000),
+                Some(&mut sink),
+            );
+            assert_eq!(sent.len(), increments, "{t:?}");
+            if let Some(first) = sent.first() {
+                assert!(first.shared_key.starts_with("rempart:10000:0:c:192.0.2.5:"));
+            }
+            // Another replica saw 30 pages of this client in the same window.
+            t.apply_shared(RateKind::Client, a.client, 0, 31, 1);
+            let b = t.observe(&s, &obs("192.0.2.5", b"x", PathClass::Asset, 1_100), None);
+            assert_eq!(b.page_rate, rate, "{t:?}");
+            assert_eq!(b.signals.contains(Signal::PageRate), rate > s.page_limit);
+        }
     }
 
     #[test]
     fn shared_counts_slide_across_a_window_boundary() {
-        let mut r = Rate::default();
+        let mut r = SharedRate::default();
         // 14 pages seen by all replicas in window 0, 8 in window 1.
         r.apply_shared(0, 14, 0);
         r.apply_shared(1, 8, 0);

@@ -204,17 +204,17 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
 /// (Redis) when `behaviour.store = "redis"`.
 fn behaviour_state(snap: &Snapshot) -> anyhow::Result<(Arc<Tracker>, Option<SharedStore>)> {
     let b = &snap.behaviour;
-    let tracker = Arc::new(Tracker::for_settings(b));
-    let shared = match b.store {
-        Store::Redis if b.enabled => Some(SharedStore::start(
-            &b.redis_url,
-            Duration::from_millis(b.flush_ms),
-            Duration::from_millis(b.window_ms),
-            tracker.clone(),
-        )?),
-        _ => None,
-    };
-    Ok((tracker, shared))
+    if !(b.enabled && b.store == Store::Redis) {
+        return Ok((Arc::new(Tracker::for_settings(b)), None));
+    }
+    let tracker = Arc::new(Tracker::with_shared_store(b));
+    let shared = SharedStore::start(
+        &b.redis_url,
+        Duration::from_millis(b.flush_ms),
+        Duration::from_millis(b.window_ms),
+        tracker.clone(),
+    )?;
+    Ok((tracker, Some(shared)))
 }
 
 /// The built-in demo origin, on the loopback port `prepare` found free.

@@ -7,7 +7,7 @@
 //! the old and swaps the pointer.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,17 +136,7 @@ impl Snapshot {
         let ranges_dir = config.resolve(&raw.catalog.ranges_dir);
         let state_dir = config.resolve(&raw.ranges.state_dir);
         let ranges = RangeTable::new(RangeSource::load_dir_overlay(&ranges_dir, &state_dir)?);
-        let agent_files: Vec<PathBuf> = raw
-            .catalog
-            .agents
-            .iter()
-            .map(|p| config.resolve(p))
-            .collect();
-        let mut catalogue = Catalogue::load(&agent_files, &ranges)?;
-        if let Some(path) = &raw.catalog.operator_domains {
-            let rule = crate::identify::selfdeclared::SelfDeclared::load(&config.resolve(path))?;
-            catalogue = catalogue.with_self_declared(rule);
-        }
+        let (catalogue, agent_files) = load_catalogue(config, &ranges)?;
         let referrers_file = referrers_file(config);
         let referrers = Referrals::new(match &referrers_file {
             Some(path) => Referrers::load(path)?,
@@ -165,18 +155,13 @@ impl Snapshot {
         let behaviour = BehaviourSettings::compile(&raw.behaviour)
             .map_err(|e| config.error_at(&format!("behaviour.{}", e.key), e.message))?;
         let templates = config.resolve(&raw.responses.templates_dir);
-        let pages = render_pages(
+        let pages = compile_pages(
+            config,
             &templates,
-            &raw.rights_holder,
-            raw.responses.offer_status,
             &catalogue,
             reservation.as_ref(),
-            behaviour.honeypot.as_deref().filter(|_| behaviour.enabled),
-        )
-        .map_err(|e| ConfigError::Template {
-            path: e.path,
-            message: e.message,
-        })?;
+            &behaviour,
+        )?;
         let tls_cert = load_tls(config)?;
         let challenge = crate::challenge::Settings::compile(
             &raw.challenge,
@@ -191,21 +176,13 @@ impl Snapshot {
             Some(files) => NetworkTable::load_shared(files)?,
             None => Arc::new(NetworkTable::empty()),
         };
-        let mut hashed = agent_files.clone();
-        hashed.extend(
-            raw.catalog
-                .operator_domains
-                .iter()
-                .map(|p| config.resolve(p)),
+        let hashed = data_files(
+            config,
+            agent_files,
+            referrers_file,
+            network_files.as_ref(),
+            &overrides.path,
         );
-        hashed.extend(referrers_file);
-        if let Some(f) = &network_files {
-            hashed.extend([f.ranges.clone(), f.names.clone(), f.hosting.clone()]);
-        }
-        if let Some(t) = &raw.tls {
-            hashed.extend([config.resolve(&t.cert_file), config.resolve(&t.key_file)]);
-        }
-        hashed.push(overrides.path.clone());
         let hash = content_hash(config, &hashed, &ranges, &templates);
         // One slot more than agents: the bots that declare themselves unlisted.
         let agent_counters = AgentCounters::new(catalogue.agents().len() + 1);
@@ -517,6 +494,78 @@ fn resolve_origin(
         sni,
         host_header,
     })
+}
+
+/// Every page rempart answers with, rendered once from the templates.
+fn compile_pages(
+    config: &Config,
+    templates: &Path,
+    catalogue: &Catalogue,
+    reservation: Option<&Reservation>,
+    behaviour: &BehaviourSettings,
+) -> Result<Pages, ConfigError> {
+    let raw = &config.raw;
+    render_pages(
+        templates,
+        &raw.rights_holder,
+        raw.responses.offer_status,
+        catalogue,
+        reservation,
+        behaviour.honeypot.as_deref().filter(|_| behaviour.enabled),
+    )
+    .map_err(|e| ConfigError::Template {
+        path: e.path,
+        message: e.message,
+    })
+}
+
+/// The catalogue from its agent files, with the operators' self-declared
+/// domains when the config names them; and the agent files, for the hash.
+fn load_catalogue(
+    config: &Config,
+    ranges: &RangeTable,
+) -> Result<(Catalogue, Vec<PathBuf>), ConfigError> {
+    let raw = &config.raw;
+    let agent_files: Vec<PathBuf> = raw
+        .catalog
+        .agents
+        .iter()
+        .map(|p| config.resolve(p))
+        .collect();
+    let mut catalogue = Catalogue::load(&agent_files, ranges)?;
+    if let Some(path) = &raw.catalog.operator_domains {
+        let rule = crate::identify::selfdeclared::SelfDeclared::load(&config.resolve(path))?;
+        catalogue = catalogue.with_self_declared(rule);
+    }
+    Ok((catalogue, agent_files))
+}
+
+/// Every file besides the config that the snapshot was compiled from: a
+/// change to any of them is a new configuration hash.
+fn data_files(
+    config: &Config,
+    agent_files: Vec<PathBuf>,
+    referrers_file: Option<PathBuf>,
+    network_files: Option<&NetworkFiles>,
+    overrides: &Path,
+) -> Vec<PathBuf> {
+    let raw = &config.raw;
+    let mut files = agent_files;
+    files.extend(
+        raw.catalog
+            .operator_domains
+            .iter()
+            .map(|p| config.resolve(p)),
+    );
+    files.extend(referrers_file);
+    if let Some(f) = network_files {
+        files.extend([f.ranges.clone(), f.names.clone(), f.hosting.clone()]);
+    }
+    if let Some(t) = &raw.tls {
+        files.extend([config.resolve(&t.cert_file), config.resolve(&t.key_file)]);
+    }
+    files.push(overrides.to_path_buf());
+    files
 }
 
 /// The written rules, then the operator's overrides as the policy's first

@@ -44,12 +44,36 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     if let Some(c) = o.document.and_then(|d| m.document_counters.get(d as usize)) {
         c.inc();
     }
+    if !licensing(snap, o) {
+        return;
+    }
+    let id = &o.identity;
+    m.count_request(o.action, id.purpose, id.verification);
+    if id.network.hosting {
+        m.count_hosting(o.action);
+    }
+    if let Some(r) = o.referred_by {
+        snap.referrers.count(r);
+    }
+    agent(snap, o);
+    if let Some((rule, would)) = o.decision.shadow {
+        m.log_only
+            .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
+            .inc();
+    }
+}
+
+/// The licence's counts: credentials refused, payments failed, charges,
+/// the licensee's requests. False for a request over its licence's quota,
+/// which is counted as that alone.
+fn licensing(snap: &Snapshot, o: &Outcome) -> bool {
+    let m = metrics();
     if o.credential == Credential::Invalid {
         m.licence_rejections.with_label_values(&["invalid"]).inc();
     }
     if o.over_quota {
         m.licence_rejections.with_label_values(&["quota"]).inc();
-        return;
+        return false;
     }
     if let Some(error) = o.payment_error {
         m.crawler_payment_errors.with_label_values(&[error]).inc();
@@ -67,14 +91,13 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
     if let Some(l) = o.licensee.and_then(|i| snap.licensees.get(i)) {
         l.count_request();
     }
+    true
+}
+
+/// The per-agent counts: a catalogue agent in its own slot, a bot that
+/// declares itself without a catalogue entry in the slot after them.
+fn agent(snap: &Snapshot, o: &Outcome) {
     let id = &o.identity;
-    m.count_request(o.action, id.purpose, id.verification);
-    if id.network.hosting {
-        m.count_hosting(o.action);
-    }
-    if let Some(r) = o.referred_by {
-        snap.referrers.count(r);
-    }
     if let Some(agent) = id.agent {
         let a = snap.catalogue.agent(agent);
         snap.agent_counters.inc(
@@ -85,15 +108,9 @@ pub fn outcome(snap: &Snapshot, o: &Outcome) {
             id.verification,
         );
     } else if let Some(name) = id.agent_name(&snap.catalogue) {
-        // A self-declared bot with no catalogue entry: the slot after the agents.
         let slot = snap.catalogue.agents().len();
         snap.agent_counters
             .inc(slot, name, "unknown", o.action, id.verification);
-    }
-    if let Some((rule, would)) = o.decision.shadow {
-        m.log_only
-            .with_label_values(&[snap.policy.rule_name(Some(rule)), would.as_str()])
-            .inc();
     }
 }
 

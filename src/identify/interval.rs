@@ -41,6 +41,7 @@ macro_rules! addr {
     };
 }
 addr!(u32);
+addr!(u64);
 addr!(u128);
 
 const BLOCKS: usize = 1 << 16;
@@ -106,12 +107,18 @@ impl<A: Addr, V: Copy> Ranges<A, V> {
         }
     }
 
-    /// Builds the block index (after the last push), and gives back the
-    /// vectors' spare room.
-    pub(crate) fn index(&mut self) {
+    /// Gives back the vectors' spare room (after the last push).
+    pub(crate) fn shrink(&mut self) {
         self.starts.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.values.shrink_to_fit();
+    }
+
+    /// Builds the block index (after the last push), and gives back the
+    /// vectors' spare room. A few hundred ranges need no index (256 KiB):
+    /// a search of them all is as short.
+    pub(crate) fn index(&mut self) {
+        self.shrink();
         let mut blocks = Vec::with_capacity(BLOCKS + 1);
         let mut i = 0;
         for b in 0..BLOCKS {

@@ -109,7 +109,12 @@ pub struct HostingAs {
 #[derive(Debug, Default)]
 pub struct NetworkTable {
     v4: Ranges<u32, u32>,
-    v6: Ranges<u128, u32>,
+    /// IPv6 ranges that start and end on /64 boundaries, by their /64
+    /// prefixes: all but 183 of the data set's 103,197, at 20 bytes a range
+    /// instead of 36.
+    v6: Ranges<u64, u32>,
+    /// The other IPv6 ranges, whole (unindexed: too few to need it).
+    v6_fine: Ranges<u128, u32>,
     names: AsNames,
     /// Hosting ASNs, sorted.
     hosting: Vec<u32>,
@@ -206,14 +211,39 @@ impl NetworkTable {
     fn add(&mut self, first: IpAddr, last: IpAddr, asn: u32) -> Result<(), String> {
         match (first, last) {
             (IpAddr::V4(a), IpAddr::V4(b)) => add_range(&mut self.v4, a.into(), b.into(), asn),
-            (IpAddr::V6(a), IpAddr::V6(b)) => add_range(&mut self.v6, a.into(), b.into(), asn),
+            (IpAddr::V6(a), IpAddr::V6(b)) => self.add_v6(a.into(), b.into(), asn),
             _ => Err(format!("{first} and {last} are not of one address family")),
         }
+    }
+
+    /// An IPv6 range, into the table of /64 prefixes when it is made of
+    /// whole /64s; sorted and disjoint across both tables.
+    fn add_v6(&mut self, first: u128, last: u128, asn: u32) -> Result<(), String> {
+        const LOW: u128 = u64::MAX as u128;
+        let coarse_end = self.v6.last().map(|(end, _)| u128::from(end) << 64 | LOW);
+        let fine_end = self.v6_fine.last().map(|(end, _)| end);
+        if first > last {
+            return Err(format!(
+                "range starts after it ends ({} > {})",
+                std::net::Ipv6Addr::from(first),
+                std::net::Ipv6Addr::from(last)
+            ));
+        }
+        if coarse_end.max(fine_end).is_some_and(|end| first <= end) {
+            return Err("ranges must be sorted and disjoint".into());
+        }
+        if first & LOW == 0 && last & LOW == LOW {
+            self.v6.push((first >> 64) as u64, (last >> 64) as u64, asn);
+        } else {
+            self.v6_fine.push(first, last, asn);
+        }
+        Ok(())
     }
 
     fn shrink(&mut self) {
         self.v4.index();
         self.v6.index();
+        self.v6_fine.shrink();
         self.names.asns.shrink_to_fit();
         self.names.ends.shrink_to_fit();
         self.names.text.shrink_to_fit();
@@ -223,7 +253,13 @@ impl NetworkTable {
     pub fn lookup(&self, ip: IpAddr) -> NetworkFacts {
         let asn = match ip.to_canonical() {
             IpAddr::V4(a) => self.v4.find(a.into()),
-            IpAddr::V6(a) => self.v6.find(a.into()),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                // Disjoint tables: at most one of them holds the address.
+                self.v6
+                    .find((a >> 64) as u64)
+                    .or_else(|| self.v6_fine.find(a))
+            }
         };
         let asn = asn.and_then(NonZeroU32::new);
         NetworkFacts {
@@ -239,13 +275,18 @@ impl NetworkTable {
 
     /// Ranges held (IPv4, IPv6), hosting ASNs listed.
     pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.v4.len(), self.v6.len(), self.hosting.len())
+        (
+            self.v4.len(),
+            self.v6.len() + self.v6_fine.len(),
+            self.hosting.len(),
+        )
     }
 
     /// Heap bytes held by the table (ranges, names, hosting list).
     pub fn heap_bytes(&self) -> usize {
         self.v4.bytes()
             + self.v6.bytes()
+            + self.v6_fine.bytes()
             + self.names.text.capacity()
             + self.names.asns.capacity() * 8
             + self.hosting.capacity() * 4
@@ -414,6 +455,42 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_ranges_of_whole_64s_and_the_others_answer_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        // Whole /64s, a range cut inside a /64 between two of them, one
+        // that starts on a boundary and ends inside, and a single address.
+        let rows = "2001:db8::,2001:db8:0:1:ffff:ffff:ffff:ffff,10\n\
+                    2001:db8:0:2::8,2001:db8:0:2::ff,20\n\
+                    2001:db8:0:3::,2001:db8:0:3:8000::,30\n\
+                    2001:db8:0:4::,2001:db8:0:5:ffff:ffff:ffff:ffff,40\n\
+                    2001:db8:0:6::1,2001:db8:0:6::1,50\n";
+        let t = NetworkTable::load(&files(dir.path(), rows)).unwrap();
+        assert_eq!((t.v6.len(), t.v6_fine.len()), (2, 3));
+        let asn = |s: &str| t.lookup(ip(s)).asn.map(NonZeroU32::get);
+        for (addr, want) in [
+            ("2001:db8::", Some(10)),
+            ("2001:db8:0:1:ffff:ffff:ffff:ffff", Some(10)),
+            ("2001:db8:0:2::", None),
+            ("2001:db8:0:2::7", None),
+            ("2001:db8:0:2::8", Some(20)),
+            ("2001:db8:0:2::ff", Some(20)),
+            ("2001:db8:0:2::100", None),
+            ("2001:db8:0:3::", Some(30)),
+            ("2001:db8:0:3:8000::", Some(30)),
+            ("2001:db8:0:3:8000::1", None),
+            ("2001:db8:0:4::", Some(40)),
+            ("2001:db8:0:5:ffff:ffff:ffff:ffff", Some(40)),
+            ("2001:db8:0:6::", None),
+            ("2001:db8:0:6::1", Some(50)),
+            ("2001:db8:0:6::2", None),
+            ("2001:db8:0:7::", None),
+        ] {
+            assert_eq!(asn(addr), want, "{addr}");
+        }
+        assert_eq!(t.sizes().1, 5);
+    }
+
+    #[test]
     fn the_empty_table_knows_nothing() {
         let t = NetworkTable::empty();
         assert_eq!(t.lookup(ip("3.0.0.1")), NetworkFacts::UNKNOWN);
@@ -436,6 +513,17 @@ mod tests {
         assert!(e.contains("r.csv.gz:1:") && e.contains("family"), "{e}");
         let e = err("1.0.0.9,1.0.0.1,1\n");
         assert!(e.contains("starts after it ends"), "{e}");
+        // IPv6: order and overlap checked across the tables of whole /64s
+        // and of the other ranges.
+        let e = err("2001:db8::,2001:db8::ffff:ffff:ffff:ffff,1\n2001:db8::5,2001:db8::6,2\n");
+        assert!(e.contains(":2: ranges must be sorted"), "{e}");
+        let e = err("2001:db8:0:1::5,2001:db8:0:1::6,1\n2001:db8:0:1::,2001:db8:0:1:ffff:ffff:ffff:ffff,2\n");
+        assert!(e.contains(":2: ranges must be sorted"), "{e}");
+        let e = err("2001:db8::9,2001:db8::1,1\n");
+        assert!(
+            e.contains("starts after it ends (2001:db8::9 > 2001:db8::1)"),
+            "{e}"
+        );
         let mut f = files(dir.path(), RANGES);
         f.ranges = dir.path().join("absent.csv.gz");
         let e = NetworkTable::load(&f).unwrap_err().to_string();

@@ -69,8 +69,8 @@ pub fn lookup(config: &Path, ips: &[IpAddr]) -> anyhow::Result<String> {
     let table = NetworkTable::load(&files)?;
     let (v4, v6, hosting) = table.sizes();
     let mut out = format!(
-        "{v4} IPv4 and {v6} IPv6 ranges, {hosting} hosting ASNs, {} MiB, loaded in {} ms\n",
-        table.heap_bytes() / (1 << 20),
+        "{v4} IPv4 and {v6} IPv6 ranges, {hosting} hosting ASNs, {:.1} MiB, loaded in {} ms\n",
+        table.heap_bytes() as f64 / f64::from(1 << 20),
         started.elapsed().as_millis()
     );
     for ip in ips {

@@ -52,7 +52,7 @@ impl RateKind {
 
 /// A sliding-window page counter of this replica.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Rate {
+struct Rate {
     window: u32,
     cur: u32,
     prev: u32,
@@ -72,9 +72,13 @@ impl Rate {
         self.window = idx;
     }
 
-    /// Pages in the sliding window ending now.
-    fn estimate(&self, frac_left: f32) -> u32 {
+    /// This replica's pages in the sliding window ending now.
+    fn sliding(&self, frac_left: f32) -> u32 {
         (self.prev as f32 * frac_left) as u32 + self.cur
+    }
+
+    fn count_page(&mut self) {
+        self.cur = self.cur.saturating_add(1);
     }
 }
 
@@ -82,7 +86,7 @@ impl Rate {
 /// store's counts for `shared_window` and the window before it, and the
 /// local pages not yet included in them.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SharedRate {
+struct SharedRate {
     local: Rate,
     shared: u32,
     shared_prev: u32,
@@ -93,7 +97,7 @@ pub struct SharedRate {
 /// A page rate, of this replica only or of every replica. The tracker holds
 /// one kind or the other, chosen when it is made: without a shared store,
 /// no entry carries the store's 16 bytes (a third of a client's state).
-pub trait Counter: Copy + Default + Send + Sync + 'static {
+trait Counter: Copy + Default + Send + Sync + 'static {
     fn local(&self) -> &Rate;
     fn local_mut(&mut self) -> &mut Rate;
     /// Counts a page; `unflushed` when it is also to be sent to the store.
@@ -124,11 +128,11 @@ impl Counter for Rate {
     }
 
     fn add_page(&mut self, _: bool) {
-        self.cur = self.cur.saturating_add(1);
+        self.count_page();
     }
 
     fn estimate(&self, _: u32, frac_left: f32) -> u32 {
-        Rate::estimate(self, frac_left)
+        self.sliding(frac_left)
     }
 
     /// Nothing to apply: a tracker without a store is never sent its counts.
@@ -145,7 +149,7 @@ impl Counter for SharedRate {
     }
 
     fn add_page(&mut self, unflushed: bool) {
-        self.local.add_page(false);
+        self.local.count_page();
         if unflushed {
             self.unflushed = self.unflushed.saturating_add(1);
         }
@@ -160,7 +164,7 @@ impl Counter for SharedRate {
         } else {
             0
         };
-        self.local.estimate(frac_left).max(shared + self.unflushed)
+        self.local.sliding(frac_left).max(shared + self.unflushed)
     }
 
     fn apply_shared(&mut self, idx: u32, total: u32, flushed: u32) {
@@ -360,10 +364,7 @@ impl Tracker {
     /// A tracker for up to `max_clients` IP + user agent pairs (and as many
     /// addresses and networks), counting for this replica alone.
     pub fn new(max_clients: usize) -> Self {
-        Self(Kind::Local(Caches::sized(
-            max_clients,
-            max_clients.min(65_536),
-        )))
+        Self(Kind::Local(Caches::for_clients(max_clients)))
     }
 
     /// A tracker sized by the `[behaviour]` settings, counting for this
@@ -381,10 +382,7 @@ impl Tracker {
 
     #[cfg(test)]
     fn shared(max_clients: usize) -> Self {
-        Self(Kind::Shared(Caches::sized(
-            max_clients,
-            max_clients.min(65_536),
-        )))
+        Self(Kind::Shared(Caches::for_clients(max_clients)))
     }
 
     /// Number of tracked clients and addresses.
@@ -437,6 +435,11 @@ impl Tracker {
 impl<C: Counter> Caches<C> {
     fn for_settings(s: &Settings) -> Self {
         Self::sized(s.max_clients, s.fingerprint.max_fingerprints)
+    }
+
+    /// Up to `max_clients` clients, and as many fingerprints up to 65,536.
+    fn for_clients(max_clients: usize) -> Self {
+        Self::sized(max_clients, max_clients.min(65_536))
     }
 
     fn sized(max_clients: usize, max_fingerprints: usize) -> Self {

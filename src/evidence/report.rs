@@ -222,8 +222,9 @@ impl Reading {
         let at = match &line.body {
             Body::Request(r) => r.requested_at.as_deref().unwrap_or(&line.ts),
             _ => &line.ts,
-        };
-        let in_range = parse_ts(at).is_some_and(|t| {
+        }
+        .to_owned();
+        let in_range = parse_ts(&at).is_some_and(|t| {
             self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
         });
         match line.body {
@@ -263,10 +264,7 @@ impl Reading {
             } if in_range => self
                 .referrals
                 .tally(&period_start, &referred, &crawled_allowed),
-            Body::Request(r) if in_range => {
-                let at = r.requested_at.clone().unwrap_or(line.ts);
-                self.request(&at, &r)
-            }
+            Body::Request(r) if in_range => self.request(&at, &r),
             _ => {}
         }
     }
